@@ -1,0 +1,517 @@
+package decider
+
+import (
+	"errors"
+	"slices"
+	"strconv"
+
+	"github.com/parti-io/parti/events"
+)
+
+// OutcomeKind says what Apply did with a record.
+type OutcomeKind uint8
+
+// Outcome kinds.
+const (
+	// Applied: the record changed (or confirmed) the state.
+	Applied OutcomeKind = iota + 1
+	// Ignored: a well-formed event that did not apply at its position.
+	Ignored
+	// Rejected: a decision invalid at its position (recorded in the state).
+	Rejected
+	// Skipped: garbage (undecodable, unknown type, not a log event).
+	Skipped
+	// Newer: a well-formed record of a newer protocol; the fold cannot go on
+	// meaningfully and a member stops acting.
+	Newer
+	// Partial: one part of a multi-part event, held until the last part.
+	Partial
+)
+
+func (k OutcomeKind) String() string {
+	return [...]string{"?", "applied", "ignored", "rejected", "skipped", "newer", "partial"}[k]
+}
+
+// Outcome is what Apply did and why. Reasons are constant strings so Apply
+// does not allocate for them.
+type Outcome struct {
+	Kind   OutcomeKind
+	Reason string
+}
+
+func applied() Outcome              { return Outcome{Kind: Applied} }
+func ignored(reason string) Outcome { return Outcome{Kind: Ignored, Reason: reason} }
+func skipped(reason string) Outcome { return Outcome{Kind: Skipped, Reason: reason} }
+
+// WorkerPrefix names the slots that claims without an ID are granted:
+// worker-0, worker-1, ...
+const WorkerPrefix = "worker-"
+
+// Apply folds one log record into s, mutating it. It reads no clock and never
+// compares timestamps: replaying the same records gives the same state. A
+// record must come from the log subject and have a sequence above s.LastSeq;
+// an older one is ignored (a duplicate delivery).
+//
+// Apply allocates nothing for a small record such as a one-partition release.
+func Apply(s *State, r events.Record) Outcome {
+	if r.Seq != 0 && r.Seq <= s.LastSeq {
+		s.Counters.Ignored++
+		return ignored("sequence already folded")
+	}
+	s.prevSeq = s.LastSeq
+	if r.Seq != 0 {
+		s.LastSeq = r.Seq
+	}
+	out := apply(s, r)
+	switch out.Kind {
+	case Applied, Partial:
+		s.Counters.Applied++
+	case Ignored:
+		s.Counters.Ignored++
+	case Skipped:
+		s.Counters.Skipped++
+	case Rejected:
+		s.Counters.Rejected++
+	}
+	return out
+}
+
+func apply(s *State, r events.Record) Outcome {
+	if r.Event == nil {
+		if errors.Is(r.Err, events.ErrNewerVersion) {
+			if s.NewerVersionAt == 0 {
+				s.NewerVersionAt = r.Seq
+			}
+			return Outcome{Kind: Newer, Reason: "newer protocol version"}
+		}
+		return skipped("undecodable")
+	}
+	if s.partial != nil {
+		if out, done := s.continuePartial(r); done {
+			return out
+		}
+	}
+	switch e := r.Event.(type) {
+	case *events.ProtocolVersionSet:
+		return s.applyVersion(e)
+	case *events.MemberClaimed:
+		return s.applyClaim(r.Seq, e)
+	case *events.MemberLeft:
+		return s.applyLeft(r.Seq, e)
+	case *events.MemberClosing:
+		return s.applyClosing(r.Seq, e)
+	case *events.GraceEnded:
+		m := s.Incarnation(e.Member, e.Incarnation)
+		if m == nil || !m.Closing {
+			return ignored("grace end for an incarnation that is not closing")
+		}
+		s.remove(r.Seq, m)
+		return applied()
+	case *events.MemberRemoved:
+		m := s.Incarnation(e.Member, e.Incarnation)
+		if m == nil {
+			return ignored("removal of an incarnation that is not a member")
+		}
+		s.remove(r.Seq, m)
+		return applied()
+	case *events.PartitionsDeclared:
+		return s.applyDeclared(r.Seq, e)
+	case *events.WindowClosed:
+		if !s.Window {
+			return ignored("no window open")
+		}
+		s.Window = false
+		s.WindowReason = ""
+		s.WindowSince = 0
+		return applied()
+	case *events.AssignmentDecided:
+		return s.applyDecision(r.Seq, e)
+	case *events.PartitionsReleased:
+		return s.applyReleased(r.Seq, e)
+	case *events.OperatorAction:
+		return s.applyOperator(r.Seq, e)
+	}
+	return skipped("not a log event")
+}
+
+func (s *State) applyVersion(e *events.ProtocolVersionSet) Outcome {
+	if e.Version == 0 || e.Version > events.MaxVersion {
+		return ignored("protocol version out of range")
+	}
+	if e.Version < s.Protocol {
+		return ignored("protocol version cannot go down")
+	}
+	for _, id := range s.Order {
+		if m := s.Members[id]; m.Live() && m.MaxProtocol < e.Version {
+			return ignored("a live member does not support the version")
+		}
+	}
+	s.Protocol = e.Version
+	return applied()
+}
+
+func (s *State) applyClaim(seq uint64, e *events.MemberClaimed) Outcome {
+	if e.Nonce == "" {
+		return ignored("claim without nonce")
+	}
+	if e.ID != "" && events.ValidID(e.ID) != nil {
+		return ignored("claim of an invalid ID")
+	}
+	if s.GrantedTo(e.Nonce) != nil {
+		return ignored("nonce already granted")
+	}
+	for _, c := range s.Pending {
+		if c.Nonce == e.Nonce {
+			return ignored("nonce already waiting")
+		}
+	}
+	c := PendingClaim{ID: e.ID, Nonce: e.Nonce, Seq: seq, MaxProtocol: e.MaxProtocol}
+	if c.ID == "" {
+		c.ID = s.freeSlot()
+	}
+	if m := s.Members[c.ID]; m != nil && !m.Closing {
+		s.Pending = append(s.Pending, c)
+		return applied()
+	}
+	s.grant(seq, c)
+	return applied()
+}
+
+// freeSlot returns the lowest worker slot not held by a live or leaving member
+// and not waited for by a pending claim. A closing incarnation's slot counts as
+// free: the new process takes its partitions over.
+func (s *State) freeSlot() string {
+	for k := 0; ; k++ {
+		id := WorkerPrefix + strconv.Itoa(k)
+		if m := s.Members[id]; m != nil && !m.Closing {
+			continue
+		}
+		waiting := false
+		for _, c := range s.Pending {
+			if c.ID == id {
+				waiting = true
+				break
+			}
+		}
+		if !waiting {
+			return id
+		}
+	}
+}
+
+// grant makes claim c an incarnation at log position seq. A closing
+// incarnation of the same ID hands its partitions to the new one: zero moves.
+func (s *State) grant(seq uint64, c PendingClaim) {
+	inc := s.LastInc[c.ID] + 1
+	s.LastInc[c.ID] = inc
+	planned := true
+	if old := s.Members[c.ID]; old != nil {
+		// Only a closing incarnation can be superseded (callers check).
+		planned = false
+		for i := range s.Owners {
+			o := &s.Owners[i]
+			if o.Owner == old.ID && o.Inc == old.Incarnation {
+				o.Inc = inc
+				o.Token = seq
+			}
+			if o.Target == old.ID && o.TargetInc == old.Incarnation {
+				o.TargetInc = inc
+			}
+		}
+		s.dropOrder(old.ID)
+	}
+	s.Members[c.ID] = &Member{ID: c.ID, Incarnation: inc, Nonce: c.Nonce, JoinSeq: seq, MaxProtocol: c.MaxProtocol}
+	s.Order = append(s.Order, c.ID)
+	if planned && !s.Window {
+		s.Window = true
+		s.WindowSince = seq
+		if s.Generation == 0 {
+			s.WindowReason = "cold-start"
+		} else {
+			s.WindowReason = "scale"
+		}
+	}
+}
+
+func (s *State) dropOrder(id string) {
+	if i := slices.Index(s.Order, id); i >= 0 {
+		s.Order = slices.Delete(s.Order, i, i+1)
+	}
+}
+
+// remove takes incarnation m out of the group at position seq: moves away from
+// it complete, its other partitions become unowned, moves to it are
+// cancelled, and the oldest claim waiting for its ID is granted.
+func (s *State) remove(seq uint64, m *Member) {
+	for i := range s.Owners {
+		o := &s.Owners[i]
+		if o.Owner == m.ID && o.Inc == m.Incarnation {
+			if o.Target != "" {
+				o.Owner, o.Inc, o.Token = o.Target, o.TargetInc, seq
+				o.Target, o.TargetInc = "", 0
+			} else {
+				*o = Ownership{}
+			}
+		} else if o.Target == m.ID && o.TargetInc == m.Incarnation {
+			o.Target, o.TargetInc = "", 0
+		}
+	}
+	delete(s.Members, m.ID)
+	s.dropOrder(m.ID)
+	s.grantWaiting(seq, m.ID)
+}
+
+// grantWaiting grants the oldest claim waiting for id, if the ID is free.
+func (s *State) grantWaiting(seq uint64, id string) {
+	if m := s.Members[id]; m != nil && !m.Closing {
+		return
+	}
+	for i, c := range s.Pending {
+		if c.ID == id {
+			s.Pending = slices.Delete(s.Pending, i, i+1)
+			s.grant(seq, c)
+			return
+		}
+	}
+}
+
+func (s *State) applyLeft(seq uint64, e *events.MemberLeft) Outcome {
+	m := s.Incarnation(e.Member, e.Incarnation)
+	if m == nil || m.Leaving {
+		return ignored("leave of an incarnation that is not live")
+	}
+	m.Leaving = true
+	m.Closing = false
+	s.cancelMovesTo(m)
+	s.finishLeave(seq, m)
+	return applied()
+}
+
+// finishLeave removes a leaving member once it owns nothing.
+func (s *State) finishLeave(seq uint64, m *Member) {
+	for i := range s.Owners {
+		if o := &s.Owners[i]; o.Owner == m.ID && o.Inc == m.Incarnation {
+			return
+		}
+	}
+	delete(s.Members, m.ID)
+	s.dropOrder(m.ID)
+	s.grantWaiting(seq, m.ID)
+}
+
+func (s *State) cancelMovesTo(m *Member) {
+	for i := range s.Owners {
+		if o := &s.Owners[i]; o.Target == m.ID && o.TargetInc == m.Incarnation {
+			o.Target, o.TargetInc = "", 0
+		}
+	}
+}
+
+func (s *State) applyClosing(seq uint64, e *events.MemberClosing) Outcome {
+	m := s.Incarnation(e.Member, e.Incarnation)
+	if m == nil || !m.Live() {
+		return ignored("close of an incarnation that is not live")
+	}
+	m.Closing = true
+	s.cancelMovesTo(m)
+	if len(s.Owned(m.ID, m.Incarnation)) == 0 {
+		// Nothing to keep for a restart: it is simply gone.
+		delete(s.Members, m.ID)
+		s.dropOrder(m.ID)
+	}
+	s.grantWaiting(seq, m.ID)
+	return applied()
+}
+
+func (s *State) applyReleased(seq uint64, e *events.PartitionsReleased) Outcome {
+	m := s.Incarnation(e.Member, e.Incarnation)
+	if m == nil {
+		return ignored("release by an incarnation that is not a member")
+	}
+	n := 0
+	for _, rel := range e.Released {
+		if uint64(rel.Partition) >= uint64(len(s.Owners)) {
+			continue
+		}
+		o := &s.Owners[rel.Partition]
+		if o.Owner != e.Member || o.Inc != e.Incarnation || o.Token != rel.Token {
+			continue
+		}
+		n++
+		if o.Target != "" {
+			o.Owner, o.Inc, o.Token = o.Target, o.TargetInc, seq
+			o.Target, o.TargetInc = "", 0
+		} else {
+			*o = Ownership{}
+		}
+	}
+	if m.Leaving {
+		s.finishLeave(seq, m)
+	}
+	if n == 0 {
+		return ignored("release matched no ownership")
+	}
+	return applied()
+}
+
+func (s *State) applyDeclared(seq uint64, e *events.PartitionsDeclared) Outcome {
+	parts := max(e.Parts, 1)
+	if e.Part != 0 {
+		return ignored("declaration part out of order")
+	}
+	if parts == 1 {
+		return s.declare(seq, e)
+	}
+	d := *e
+	d.IDs = slices.Clone(e.IDs)
+	d.Weights = slices.Clone(e.Weights)
+	s.partial = &partial{firstSeq: seq, decl: &d, next: 1, parts: parts}
+	return Outcome{Kind: Partial}
+}
+
+// continuePartial feeds r to a multi-part event in progress. done is false
+// when r is not a continuation: the partial event is then abandoned (it was
+// interleaved, so it was not one atomic batch) and r is applied normally.
+func (s *State) continuePartial(r events.Record) (Outcome, bool) {
+	p := s.partial
+	switch e := r.Event.(type) {
+	case *events.PartitionsDeclared:
+		if p.decl != nil && e.Part == p.next && e.Version == p.decl.Version && max(e.Parts, 1) == p.parts {
+			p.decl.IDs = append(p.decl.IDs, e.IDs...)
+			p.decl.Weights = append(p.decl.Weights, e.Weights...)
+			p.next++
+			if p.next < p.parts {
+				return Outcome{Kind: Partial}, true
+			}
+			s.partial = nil
+			return s.declare(p.firstSeq, p.decl), true
+		}
+	case *events.AssignmentDecided:
+		if p.decision != nil && e.Part == p.next && e.Generation == p.decision.Generation && max(e.Parts, 1) == p.parts {
+			p.decision.Moves = append(p.decision.Moves, e.Moves...)
+			p.next++
+			if p.next < p.parts {
+				return Outcome{Kind: Partial}, true
+			}
+			s.partial = nil
+			return s.validateAndApplyDecision(p.firstSeq, p.decision), true
+		}
+	}
+	s.partial = nil
+	s.Counters.Ignored++
+	return Outcome{}, false
+}
+
+func (s *State) declare(seq uint64, e *events.PartitionsDeclared) Outcome {
+	if len(s.Order) == 0 || !s.isLeaderName(e.By) {
+		return ignored("declaration not by the leader")
+	}
+	if e.Version <= s.DeclVersion {
+		return ignored("declaration version not newer")
+	}
+	if len(e.Weights) != 0 && len(e.Weights) != len(e.IDs) {
+		return ignored("declaration weights do not match IDs")
+	}
+	seen := make(map[string]uint32, len(e.IDs))
+	for i, id := range e.IDs {
+		if events.ValidPartitionID(id) != nil {
+			return ignored("declaration has an invalid partition ID")
+		}
+		if _, dup := seen[id]; dup {
+			return ignored("declaration has a duplicate partition ID")
+		}
+		if len(e.Weights) != 0 && e.Weights[i] == 0 {
+			return ignored("declaration has a zero weight")
+		}
+		seen[id] = uint32(i)
+	}
+	owners := make([]Ownership, len(e.IDs))
+	for i, id := range e.IDs {
+		if j, ok := s.index[id]; ok {
+			o := s.Owners[j]
+			// A move in flight survives the re-declaration.
+			owners[i] = o
+		}
+	}
+	s.DeclVersion = e.Version
+	s.Partitions = slices.Clone(e.IDs)
+	if len(e.Weights) != 0 {
+		s.Weights = slices.Clone(e.Weights)
+	} else {
+		s.Weights = nil
+	}
+	if e.Strategy != "" {
+		s.Strategy = e.Strategy
+	}
+	s.Owners = owners
+	s.index = seen
+	// Leaving members whose partitions were dropped may now be done.
+	for _, id := range slices.Clone(s.Order) {
+		if m := s.Members[id]; m != nil && m.Leaving {
+			s.finishLeave(seq, m)
+		}
+	}
+	return applied()
+}
+
+// isLeaderName reports whether by names the current leader (ID only: the
+// declaring leader is checked by ID; decisions are checked by incarnation).
+func (s *State) isLeaderName(by string) bool {
+	l, ok := s.Leader()
+	return ok && l.ID == by
+}
+
+func (s *State) applyOperator(seq uint64, e *events.OperatorAction) Outcome {
+	switch e.Action {
+	case events.OpPause:
+		s.Paused = true
+		return applied()
+	case events.OpResume:
+		s.Paused = false
+		return applied()
+	case events.OpMove:
+		return s.operatorMove(seq, e)
+	}
+	m := s.Members[e.Member]
+	if m == nil {
+		return ignored("operator action on an unknown member")
+	}
+	switch e.Action {
+	case events.OpDrain:
+		m.Draining = true
+		s.cancelMovesTo(m)
+	case events.OpCordon:
+		m.Cordoned = true
+		s.cancelMovesTo(m)
+	case events.OpUncordon:
+		m.Cordoned, m.Draining = false, false
+	case events.OpForceExpire:
+		s.remove(seq, m)
+	default:
+		return ignored("unknown operator action")
+	}
+	return applied()
+}
+
+// operatorMove moves one partition to a member: at once when it is unowned,
+// through the owner's release otherwise.
+func (s *State) operatorMove(seq uint64, e *events.OperatorAction) Outcome {
+	i, ok := s.index[e.Partition]
+	if !ok {
+		return ignored("operator move of an unknown partition")
+	}
+	t := s.Members[e.Target]
+	if t == nil || !t.Eligible() {
+		return ignored("operator move to an ineligible member")
+	}
+	o := &s.Owners[i]
+	switch {
+	case o.Owner == t.ID && o.Inc == t.Incarnation:
+		o.Target, o.TargetInc = "", 0
+	case o.Owner == "":
+		o.Owner, o.Inc, o.Token = t.ID, t.Incarnation, seq
+	default:
+		o.Target, o.TargetInc = t.ID, t.Incarnation
+	}
+	return applied()
+}

@@ -1,0 +1,760 @@
+// Package rawmember is the pure state machine of one group member: what a
+// member does, given what it has folded, what its own clock reads and what the
+// stream answered. It performs no I/O, reads no clock and starts no goroutine:
+// every input arrives as a method call, every output is an [Action] the caller
+// carries out and reports back. The runtime (package parti) drives it over a
+// real JetStream stream; the simulator (test/sim) drives it over a modelled
+// one. Both therefore test the same code.
+//
+// The pattern is etcd's RawNode: a single-threaded, clock-free core wrapped by
+// a driver that owns timers and I/O.
+//
+// A member goes through: claiming its ID (a [ActAppend] of the claim), granted
+// (the fold names its nonce), heartbeating (fenced, only while its fold has
+// caught up), judging its ring neighbour, leading when the fold says it is the
+// leader, and finally stopped (left, closed, removed, expired, or a newer
+// protocol met). A stopped member stays stopped: rejoin with a new Member.
+package rawmember
+
+import (
+	"errors"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/parti-io/parti/decider"
+	"github.com/parti-io/parti/events"
+	"github.com/parti-io/parti/liveness"
+)
+
+// Config configures a member. Durations are measured on the member's own
+// boot clock.
+type Config struct {
+	// ID is the member ID to claim; empty claims the lowest free worker slot.
+	ID string
+	// Nonce is the process's random nonce (required, unique per process).
+	Nonce string
+	// Timings are the liveness timings (validated by the caller).
+	Timings liveness.Timings
+	// Window is how long the leader batches planned joins before one
+	// rebalance.
+	Window time.Duration
+	// ExpectedMembers closes a window early once that many members are live
+	// (0: never early).
+	ExpectedMembers int
+	// Grace is how long a closed (restarting) incarnation keeps its ID and
+	// partitions.
+	Grace time.Duration
+	// Partitions, Weights and Strategy are what this member declares when it
+	// leads. Declare is false for members that never declare.
+	Declare    bool
+	Partitions []string
+	Weights    []uint32
+	Strategy   string
+	// MaxIDsPerPart and MaxRangesPerPart split large declarations and
+	// decisions into parts of one atomic batch (0: defaults).
+	MaxIDsPerPart    int
+	MaxRangesPerPart int
+	// JudgeRule is the expiry rule; only tests set anything but the default.
+	JudgeRule liveness.JudgeRule
+	// Broken selects deliberately broken behaviour for the simulator's
+	// tests of its own teeth. Never set it elsewhere.
+	Broken Broken
+}
+
+// Broken lists deliberately wrong behaviours a simulator must catch.
+type Broken struct {
+	// IgnoreLease makes the member act on partitions without a valid lease.
+	IgnoreLease bool
+	// UnfencedHeartbeats appends heartbeats without the expected-sequence
+	// check.
+	UnfencedHeartbeats bool
+	// AssignBeforeRelease acts on a partition as soon as the fold names the
+	// member as a move's target, before the source released it.
+	AssignBeforeRelease bool
+}
+
+// DefaultMaxRangesPerPart keeps one decision part well under 1 MiB.
+const DefaultMaxRangesPerPart = 20000
+
+// ActionKind says what an Action asks the driver to do.
+type ActionKind int
+
+// Action kinds.
+const (
+	// ActAppend appends Events to the log subject: one event alone, several
+	// as one atomic batch. Fenced appends carry Fence (the expected last
+	// sequence of the log subject); Report with Done.
+	ActAppend ActionKind = iota + 1
+	// ActHeartbeat appends Heartbeat on the member's heartbeat subject,
+	// fenced on Fence unless Unfenced; report with HeartbeatAcked or
+	// HeartbeatFailed.
+	ActHeartbeat
+	// ActVerdict appends Verdict on the victim's heartbeat subject, fenced
+	// on Fence; report with VerdictDone.
+	ActVerdict
+	// ActWatch starts watching the heartbeat subject of (Member, Inc) and
+	// stops watching the previous one; report with VictimMessage.
+	ActWatch
+	// ActUnwatch stops watching any heartbeat subject.
+	ActUnwatch
+	// ActReadLast reads the last message of the member's own heartbeat
+	// subject; report with HeartbeatResolved.
+	ActReadLast
+)
+
+// Action is one thing the driver must do.
+type Action struct {
+	Kind ActionKind
+	// ID identifies the action in the report (ActAppend, ActHeartbeat,
+	// ActVerdict).
+	ID uint64
+	// Events to append (ActAppend).
+	Events []events.Event
+	// Fenced and Fence: append only if the subject's last sequence is Fence.
+	Fenced bool
+	Fence  uint64
+	// Heartbeat to append (ActHeartbeat), with SentAt the reading it was
+	// sent at.
+	Heartbeat *events.Heartbeat
+	SentAt    time.Duration
+	// Verdict to append (ActVerdict).
+	Verdict *events.ExpiryVerdict
+	// Member and Inc name the subject's incarnation (ActWatch, ActVerdict,
+	// ActHeartbeat).
+	Member string
+	Inc    uint64
+}
+
+// StopReason says why a member stopped.
+type StopReason int
+
+// Stop reasons.
+const (
+	NotStopped        StopReason = iota
+	StopLeft                     // a graceful leave completed
+	StopClosed                   // closed for a restart
+	StopRemoved                  // the fold shows its incarnation removed
+	StopExpired                  // its heartbeat subject holds a verdict (or another process's heartbeat)
+	StopNewerProtocol            // the log holds a record of a newer protocol
+	StopNotGranted               // (unused by the core; for drivers)
+)
+
+func (r StopReason) String() string {
+	return [...]string{"running", "left", "closed", "removed", "expired", "newer-protocol", "not-granted"}[r]
+}
+
+// Owned is one partition the member owns and may act on.
+type Owned struct {
+	Index uint32
+	ID    string
+	Token events.Token
+}
+
+// ErrConflict is what a driver reports (wrapped or as is) when a fenced
+// append was refused because the subject's last sequence differed.
+var ErrConflict = errors.New("rawmember: fence conflict")
+
+// Member is the state machine. It is not safe for concurrent use.
+type Member struct {
+	cfg Config
+
+	// identity
+	granted  bool
+	id       string
+	inc      uint64
+	claimSeq uint64
+	stopped  StopReason
+	leaving  bool
+	closing  bool
+
+	// liveness
+	hb         *liveness.Heartbeater
+	lease      *liveness.Lease
+	judge      *liveness.Judge
+	catchUp    liveness.CatchUp
+	hbOut      uint64 // outstanding heartbeat action
+	hbSentAt   time.Duration
+	hbResolve  bool // waiting for HeartbeatResolved
+	lastHB     time.Duration
+	sentAny    bool
+	watching   string
+	watchInc   uint64
+	verdictOut uint64
+	verdictFor string
+
+	// fold view (refreshed by Step)
+	lastSeq  uint64
+	view     []Owned
+	revoking []uint32
+	tokens   map[uint32]uint64
+	ready    map[uint32]bool
+	released map[uint32]uint64 // release appended: partition -> token
+
+	// leader bookkeeping
+	leader      bool
+	windowAt    uint64
+	windowSince time.Duration
+	closingSeen map[string]time.Duration
+	leaderOut   uint64
+	leaderWait  uint64
+
+	// member appends in flight, by purpose
+	out      map[string]uint64
+	outEv    map[string][]events.Event
+	retry    map[string][]events.Event
+	removals map[string]bool
+
+	nextID uint64
+	acts   []Action
+}
+
+// New returns a member that has not claimed yet; call Start. It panics if
+// cfg.Nonce is empty or the timings do not make a valid judge.
+func New(cfg Config) *Member {
+	j, err := liveness.NewJudge(liveness.JudgeConfig{
+		Expiry: cfg.Timings.Expiry,
+		MaxGap: cfg.Timings.Heartbeat + cfg.Timings.AckBudget,
+		Rule:   cfg.JudgeRule,
+	})
+	if err != nil {
+		panic("rawmember: invalid timings: " + err.Error())
+	}
+	return &Member{
+		cfg:         cfg,
+		hb:          liveness.NewHeartbeater(cfg.Nonce),
+		lease:       liveness.NewLease(cfg.Timings.Lease),
+		judge:       j,
+		tokens:      map[uint32]uint64{},
+		ready:       map[uint32]bool{},
+		released:    map[uint32]uint64{},
+		closingSeen: map[string]time.Duration{},
+		out:         map[string]uint64{},
+		outEv:       map[string][]events.Event{},
+		retry:       map[string][]events.Event{},
+		removals:    map[string]bool{},
+	}
+}
+
+func (m *Member) emit(a Action) uint64 {
+	m.nextID++
+	a.ID = m.nextID
+	m.acts = append(m.acts, a)
+	return a.ID
+}
+
+func (m *Member) appendLog(purpose string, evs ...events.Event) {
+	m.out[purpose] = m.emit(Action{Kind: ActAppend, Events: evs})
+	m.outEv[purpose] = evs
+}
+
+// Actions returns and clears the actions emitted since the last call.
+func (m *Member) Actions() []Action {
+	a := m.acts
+	m.acts = nil
+	return a
+}
+
+// Start emits the claim.
+func (m *Member) Start() {
+	c, err := decider.Claim(m.cfg.ID, m.cfg.Nonce, events.MaxVersion)
+	if err != nil {
+		panic("rawmember: " + err.Error())
+	}
+	m.appendLog("claim", c)
+}
+
+// Identity returns the granted ID and incarnation; ok is false before the
+// grant.
+func (m *Member) Identity() (id string, inc uint64, ok bool) { return m.id, m.inc, m.granted }
+
+// Nonce returns the process nonce.
+func (m *Member) Nonce() string { return m.cfg.Nonce }
+
+// Stopped returns why the member stopped, or NotStopped.
+func (m *Member) Stopped() StopReason { return m.stopped }
+
+// IsLeader reports whether the member's fold says it leads.
+func (m *Member) IsLeader() bool { return m.leader && m.stopped == NotStopped }
+
+// LeaseDeadline returns the reading until which the member may act.
+func (m *Member) LeaseDeadline() time.Duration { return m.lease.Deadline() }
+
+// LeaseValid reports whether the member may act at now.
+func (m *Member) LeaseValid(now time.Duration) bool {
+	if m.stopped != NotStopped || !m.granted {
+		return false
+	}
+	return m.lease.Valid(now) || m.cfg.Broken.IgnoreLease
+}
+
+// Owned returns the partitions the member may act on at now: owned in its
+// fold, not being moved away, covered by a valid lease. Empty once stopped,
+// leaving or closing.
+func (m *Member) Owned(now time.Duration) []Owned {
+	if !m.LeaseValid(now) || m.closing || m.leaving {
+		return nil
+	}
+	return slices.Clone(m.view)
+}
+
+// Revoking returns the partitions the member's fold says it must give up and
+// that the application has not let go of yet.
+func (m *Member) Revoking() []uint32 {
+	var out []uint32
+	for _, p := range m.revoking {
+		if !m.ready[p] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// LetGo records that the application stopped acting on partition p; the
+// release is appended by the next Step.
+func (m *Member) LetGo(p uint32) { m.ready[p] = true }
+
+// SetPartitions changes what the member declares when it leads (nil IDs:
+// declare nothing). The leader appends the new declaration on its next Step.
+func (m *Member) SetPartitions(ids []string, weights []uint32, strategy string) {
+	m.cfg.Declare = ids != nil
+	m.cfg.Partitions, m.cfg.Weights = slices.Clone(ids), slices.Clone(weights)
+	if strategy != "" {
+		m.cfg.Strategy = strategy
+	}
+}
+
+// Leave starts a graceful leave: the partitions are handed off, then the
+// member stops with StopLeft.
+func (m *Member) Leave() {
+	if m.stopped != NotStopped || m.leaving || !m.granted {
+		return
+	}
+	m.leaving = true
+	m.appendLog("leave", &events.MemberLeft{Member: m.id, Incarnation: m.inc})
+}
+
+// Close closes for a restart: the member stops acting at once and appends its
+// close; a new process claiming the same ID within the grace takes the
+// partitions over with zero moves.
+func (m *Member) Close() {
+	if m.stopped != NotStopped || !m.granted {
+		m.stop(StopClosed)
+		return
+	}
+	m.closing = true
+	m.appendLog("close", &events.MemberClosing{Member: m.id, Incarnation: m.inc})
+}
+
+func (m *Member) stop(r StopReason) {
+	if m.stopped != NotStopped {
+		return
+	}
+	m.stopped = r
+	m.lease.Revoke()
+	m.view = nil
+	if m.watching != "" {
+		m.watching = ""
+		m.emit(Action{Kind: ActUnwatch})
+	}
+}
+
+func key(id string, inc uint64) string { return id + "/" + strconv.FormatUint(inc, 10) }
+
+// Learned records that the log is known to hold sequence seq at reading now
+// (from a publish ack, a stream info): heartbeats stop while the fold stays
+// behind a known sequence for longer than the expiry.
+func (m *Member) Learned(seq uint64, now time.Duration) { m.catchUp.Learned(seq, now) }
+
+// Step gives the member the state its fold reached and the reading of its
+// clock, and lets it act: heartbeat, judge, release, lead. Call it after the
+// fold advanced and whenever a timer fires (at least every heartbeat
+// interval / 4). s is only read during the call; it must not be mutated
+// concurrently.
+func (m *Member) Step(s *decider.State, now time.Duration) {
+	if m.stopped != NotStopped {
+		return
+	}
+	m.observe(s, now)
+	if m.stopped != NotStopped {
+		return
+	}
+	for _, purpose := range sortedKeys(m.retry) {
+		if _, busy := m.out[purpose]; !busy {
+			m.appendLog(purpose, m.retry[purpose]...)
+		}
+		delete(m.retry, purpose)
+	}
+	if !m.granted {
+		return
+	}
+	m.heartbeat(now)
+	m.judgeStep(now)
+	m.release()
+	if m.leader && !m.leaving && !m.closing {
+		m.lead(s, now)
+	}
+}
+
+func (m *Member) observe(s *decider.State, now time.Duration) {
+	m.lastSeq = s.LastSeq
+	m.catchUp.Applied(s.LastSeq)
+	if s.NewerVersionAt != 0 {
+		m.stop(StopNewerProtocol)
+		return
+	}
+	if !m.granted {
+		if mem := s.GrantedTo(m.cfg.Nonce); mem != nil {
+			m.granted, m.id, m.inc = true, mem.ID, mem.Incarnation
+		} else {
+			if m.claimSeq != 0 && s.LastSeq >= m.claimSeq && s.PhaseOf(m.cfg.Nonce) == decider.MemberUnknown {
+				// Granted and gone again before this fold saw it, or the
+				// claim was refused: this process is no incarnation.
+				m.stop(StopRemoved)
+			}
+			return
+		}
+	}
+	me := s.Incarnation(m.id, m.inc)
+	if me == nil {
+		switch {
+		case m.leaving:
+			m.stop(StopLeft)
+		case m.closing:
+			m.stop(StopClosed)
+		default:
+			m.stop(StopRemoved)
+		}
+		return
+	}
+	m.leader = s.IsLeader(m.id, m.inc)
+
+	m.view = m.view[:0]
+	m.revoking = m.revoking[:0]
+	clear(m.tokens)
+	for i := range s.Owners {
+		o := &s.Owners[i]
+		if m.cfg.Broken.AssignBeforeRelease && o.Target == m.id && o.TargetInc == m.inc {
+			m.view = append(m.view, Owned{Index: uint32(i), ID: s.Partitions[i], Token: events.Token{Seq: s.LastSeq, Incarnation: m.inc}})
+		}
+		if o.Owner != m.id || o.Inc != m.inc {
+			continue
+		}
+		p := uint32(i)
+		m.tokens[p] = o.Token
+		if o.Target != "" || me.Leaving {
+			m.revoking = append(m.revoking, p)
+			continue
+		}
+		m.view = append(m.view, Owned{Index: p, ID: s.Partitions[i], Token: o.FencingToken()})
+	}
+	for p := range m.ready {
+		if _, ok := m.tokens[p]; !ok {
+			delete(m.ready, p)
+		}
+	}
+	for p, tok := range m.released {
+		if m.tokens[p] != tok {
+			delete(m.released, p)
+		}
+	}
+
+	if v, ok := s.Victim(m.id, m.inc); ok && me.Live() && !m.closing && !m.leaving {
+		if v.ID != m.watching || v.Incarnation != m.watchInc {
+			m.watching, m.watchInc = v.ID, v.Incarnation
+			m.judge.Watch(v.ID, v.Incarnation, now)
+			m.emit(Action{Kind: ActWatch, Member: v.ID, Inc: v.Incarnation})
+		}
+	} else if m.watching != "" {
+		m.watching, m.watchInc = "", 0
+		m.judge.Unwatch()
+		m.emit(Action{Kind: ActUnwatch})
+	}
+
+	if !m.leader {
+		m.windowAt = 0
+		clear(m.closingSeen)
+		return
+	}
+	if s.Window && s.WindowSince != m.windowAt {
+		m.windowAt, m.windowSince = s.WindowSince, now
+	}
+	live := map[string]bool{}
+	for _, id := range s.Order {
+		mm := s.Members[id]
+		if mm.Closing {
+			k := key(mm.ID, mm.Incarnation)
+			live[k] = true
+			if _, ok := m.closingSeen[k]; !ok {
+				m.closingSeen[k] = now
+			}
+		}
+	}
+	for k := range m.closingSeen {
+		if !live[k] {
+			delete(m.closingSeen, k)
+		}
+	}
+}
+
+func (m *Member) heartbeat(now time.Duration) {
+	if m.closing || m.hbOut != 0 || m.hbResolve {
+		return
+	}
+	if m.sentAny && now-m.lastHB < m.cfg.Timings.Heartbeat {
+		return
+	}
+	if !m.catchUp.MayHeartbeat(now, m.cfg.Timings.Expiry) {
+		return
+	}
+	m.lastHB, m.sentAny = now, true
+	m.hbSentAt = now
+	m.hbOut = m.emit(Action{
+		Kind: ActHeartbeat, Member: m.id, Inc: m.inc,
+		Heartbeat: &events.Heartbeat{Nonce: m.cfg.Nonce, Applied: m.lastSeq},
+		Fenced:    !m.cfg.Broken.UnfencedHeartbeats, Fence: m.hb.Prev(), SentAt: now,
+	})
+}
+
+// HeartbeatAcked reports that heartbeat action id was stored at sequence seq,
+// acknowledged at reading now. The lease runs from when it was sent.
+func (m *Member) HeartbeatAcked(id, seq uint64, now time.Duration) {
+	if id != m.hbOut {
+		return
+	}
+	m.hbOut = 0
+	if m.stopped != NotStopped {
+		return
+	}
+	m.hb.Acked(seq)
+	m.lease.Acked(m.hbSentAt)
+	m.judge.OwnAck(m.hbSentAt, now)
+}
+
+// HeartbeatFailed reports that heartbeat action id failed at reading now. A
+// fence conflict or a timeout (unknown outcome) needs the subject's last
+// message: the member emits ActReadLast and waits for HeartbeatResolved. Any
+// other failure (no connection) just counts as a gap.
+func (m *Member) HeartbeatFailed(id uint64, now time.Duration, conflictOrTimeout bool) {
+	if id != m.hbOut {
+		return
+	}
+	m.hbOut = 0
+	m.judge.OwnFailure(now)
+	if conflictOrTimeout && m.stopped == NotStopped {
+		m.hbResolve = true
+		m.emit(Action{Kind: ActReadLast, Member: m.id, Inc: m.inc})
+	}
+}
+
+// HeartbeatResolved reports the last message of the member's heartbeat
+// subject after a conflict or timeout (or that reading it failed: ok false,
+// and the member will read again after its next heartbeat attempt).
+func (m *Member) HeartbeatResolved(last liveness.LastMessage, ok bool) {
+	m.hbResolve = false
+	if !ok || m.stopped != NotStopped {
+		return
+	}
+	if out := m.hb.Resolve(last); out.Stop() {
+		m.stop(StopExpired)
+	}
+}
+
+func (m *Member) judgeStep(now time.Duration) {
+	if m.watching == "" || m.verdictOut != 0 {
+		return
+	}
+	k := key(m.watching, m.watchInc)
+	if m.verdictFor == k {
+		return
+	}
+	due, span, fence := m.judge.Due(now)
+	if !due {
+		return
+	}
+	m.verdictFor = k
+	m.verdictOut = m.emit(Action{
+		Kind: ActVerdict, Member: m.watching, Inc: m.watchInc, Fenced: true, Fence: fence,
+		Verdict: &events.ExpiryVerdict{
+			Member: m.watching, Incarnation: m.watchInc, Judge: m.id, JudgeInc: m.inc,
+			LastSeen: fence, SpanMillis: span.Milliseconds(),
+		},
+	})
+}
+
+// VerdictDone reports verdict action id: stored at seq (err nil), refused
+// because the victim heartbeated meanwhile (ErrConflict), or failed.
+func (m *Member) VerdictDone(id, seq uint64, err error) {
+	if id != m.verdictOut {
+		return
+	}
+	m.verdictOut = 0
+	v := m.verdictFor
+	if err != nil {
+		m.verdictFor = "" // judge again: the count goes on
+		return
+	}
+	m.appendRemoval(v, seq)
+}
+
+func (m *Member) appendRemoval(k string, verdictSeq uint64) {
+	if m.removals[k] || m.stopped != NotStopped {
+		return
+	}
+	m.removals[k] = true
+	id, incs, _ := cut(k)
+	inc, _ := strconv.ParseUint(incs, 10, 64)
+	m.appendLog("remove-"+k, &events.MemberRemoved{
+		Member: id, Incarnation: inc, Reason: events.ReasonExpired,
+		VerdictSeq: verdictSeq, Judge: m.id,
+	})
+}
+
+func cut(k string) (string, string, bool) {
+	for i := len(k) - 1; i >= 0; i-- {
+		if k[i] == '/' {
+			return k[:i], k[i+1:], true
+		}
+	}
+	return k, "", false
+}
+
+// VictimMessage reports a message on the watched heartbeat subject, seen at
+// reading now: the victim's heartbeat (verdict nil) or a verdict against it.
+func (m *Member) VictimMessage(member string, inc, seq uint64, verdict *events.ExpiryVerdict, now time.Duration) {
+	if m.stopped != NotStopped || member != m.watching || inc != m.watchInc {
+		return
+	}
+	if verdict != nil {
+		if verdict.Member == member && verdict.Incarnation == inc {
+			m.appendRemoval(key(member, inc), seq)
+		}
+		return
+	}
+	m.judge.ObserveVictim(seq, now)
+}
+
+func (m *Member) release() {
+	var rel []events.Released
+	for _, p := range m.revoking {
+		tok := m.tokens[p]
+		if !m.ready[p] || m.released[p] == tok {
+			continue
+		}
+		rel = append(rel, events.Released{Partition: p, Token: tok})
+	}
+	if len(rel) == 0 {
+		return
+	}
+	for _, r := range rel {
+		m.released[r.Partition] = r.Token
+	}
+	m.appendLog("release", &events.PartitionsReleased{Member: m.id, Incarnation: m.inc, Released: rel})
+}
+
+// Done reports the outcome of append action id: stored with the last event at
+// sequence seq, or failed with err (ErrConflict for a fence conflict).
+func (m *Member) Done(id, seq uint64, err error, now time.Duration) {
+	if err == nil && seq > 0 {
+		m.catchUp.Learned(seq, now)
+	}
+	if id == m.leaderOut {
+		m.leaderOut = 0
+		if err == nil {
+			m.leaderWait = seq
+		}
+		return
+	}
+	for purpose, aid := range m.out {
+		if aid != id {
+			continue
+		}
+		evs := m.outEv[purpose]
+		delete(m.out, purpose)
+		delete(m.outEv, purpose)
+		if err != nil {
+			if purpose == "release" {
+				clear(m.released) // the next Step releases again
+			} else {
+				m.retry[purpose] = evs // unfenced and idempotent: append again
+			}
+		} else if purpose == "claim" {
+			m.claimSeq = seq
+		}
+		return
+	}
+}
+
+// lead does the leader's duties: declare, close windows, end graces, decide.
+// One leader append is in flight at a time, and the next waits until the fold
+// has applied the previous one.
+func (m *Member) lead(s *decider.State, now time.Duration) {
+	if m.leaderOut != 0 || s.LastSeq < m.leaderWait {
+		return
+	}
+	if _, _, behind := m.catchUp.Behind(); behind {
+		return // decide only on the newest log known
+	}
+	fence := func(evs ...events.Event) {
+		m.leaderOut = m.emit(Action{Kind: ActAppend, Events: evs, Fenced: true, Fence: s.LastSeq})
+	}
+	if m.cfg.Declare {
+		ds, err := decider.Declare(s, m.id, m.inc, m.cfg.Partitions, m.cfg.Weights, m.cfg.Strategy, m.cfg.MaxIDsPerPart)
+		if err == nil && ds != nil {
+			evs := make([]events.Event, len(ds))
+			for i, d := range ds {
+				evs[i] = d
+			}
+			fence(evs...)
+			return
+		}
+	}
+	if s.Window {
+		live := len(s.LiveMembers())
+		early := m.cfg.ExpectedMembers > 0 && live >= m.cfg.ExpectedMembers
+		if early || now-m.windowSince >= m.cfg.Window {
+			if w, err := decider.CloseWindow(s, m.id, m.inc, (now - m.windowSince).Milliseconds()); err == nil {
+				fence(w)
+				return
+			}
+		}
+	}
+	for _, k := range sortedKeys(m.closingSeen) {
+		since := m.closingSeen[k]
+		if now-since < m.cfg.Grace {
+			continue
+		}
+		id, incs, _ := cut(k)
+		inc, _ := strconv.ParseUint(incs, 10, 64)
+		if g, err := decider.EndGrace(s, m.id, m.inc, id, inc, (now - since).Milliseconds()); err == nil {
+			fence(g)
+			return
+		}
+	}
+	d, err := decider.Decide(s, m.id, m.inc)
+	if err != nil || d == nil {
+		return
+	}
+	parts := decider.SplitDecision(d, cmpOr(m.cfg.MaxRangesPerPart, DefaultMaxRangesPerPart))
+	evs := make([]events.Event, len(parts))
+	for i, p := range parts {
+		evs[i] = p
+	}
+	fence(evs...)
+}
+
+func cmpOr(a, b int) int {
+	if a > 0 {
+		return a
+	}
+	return b
+}
+
+func sortedKeys[V any](mp map[string]V) []string {
+	ks := make([]string, 0, len(mp))
+	for k := range mp {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
