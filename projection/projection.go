@@ -1,0 +1,654 @@
+package projection
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/parti-io/parti/decider"
+	"github.com/parti-io/parti/events"
+)
+
+// ErrStopped is returned by WaitFor when the projection ended before
+// reaching the sequence. If it ended on its own, the error also wraps Err().
+var ErrStopped = errors.New("parti: projection: stopped")
+
+// Config configures a Projection. The zero value of every field but Group
+// is a usable default.
+type Config struct {
+	// Group is the group's ID. Required. The group's stream must exist
+	// (Provision).
+	Group string
+	// Logger receives what the projection does not hand to its caller:
+	// garbage skipped, reconnects, refolds. Nil discards.
+	Logger *slog.Logger
+	// SkipSnapshot makes Start fold from sequence 1 instead of starting
+	// from the newest snapshot.
+	SkipSnapshot bool
+	// OnRecord, if set, is called on the fold goroutine after each log
+	// record was folded, with what Apply did. No lock is held: the hook may
+	// call View, State and the other getters, which then show the state
+	// exactly as of this record. It must not block for long (the fold
+	// waits for it) and must not call Stop.
+	OnRecord func(events.Record, decider.Outcome)
+}
+
+// Stats counts what a projection did. Applied, Skipped, Ignored and Rejected
+// come from the state's counters (decider.Counters), so they describe the
+// fold of the log (and survive snapshots); the others describe this process.
+type Stats struct {
+	// Applied, Skipped, Ignored and Rejected are the state's counters.
+	Applied, Skipped, Ignored, Rejected uint64
+	// Garbage counts undecodable records this projection met (they are also
+	// in Skipped); each is logged with its sequence.
+	Garbage uint64
+	// Reconnects counts consumer sessions that ended (a lost connection, a
+	// consumer error) and were resumed from LastApplied+1.
+	Reconnects uint64
+	// Refolds counts the times the log was found to have gone backwards and
+	// the state was rebuilt from sequence 1.
+	Refolds uint64
+	// Lag is the number of log records the server had not yet delivered
+	// when the last folded record was delivered (its NumPending).
+	Lag uint64
+	// LastApplied is the sequence of the last folded log record.
+	LastApplied uint64
+}
+
+// Projection folds a group's log subject into a decider.State, live: it
+// starts from the newest snapshot (or from sequence 1), tails the log subject
+// with an ordered consumer and applies every record with decider.Apply on one
+// goroutine. Only the log subject is read: heartbeats and snapshots never
+// enter the state.
+//
+// A session that ends — a lost connection, a consumer error — is resumed
+// from LastApplied+1: no record is skipped or folded twice. Whenever a
+// session starts, the projection checks that the log did not go backwards
+// (a single-server file store can lose acknowledged writes in a host crash,
+// DESIGN rule 9): if the log subject now ends below LastApplied, or the
+// record at LastApplied is not the one folded, it logs it, counts a refold,
+// resets the state to decider.New() and folds again from sequence 1.
+//
+// All methods are safe for concurrent use.
+type Projection struct {
+	js       jetstream.JetStream
+	nc       *nats.Conn
+	stream   jetstream.Stream
+	subjects events.Subjects
+	log      *slog.Logger
+	onRecord func(events.Record, decider.Outcome)
+
+	mu    sync.RWMutex
+	state *decider.State
+
+	lastApplied atomic.Uint64
+	garbage     atomic.Uint64
+	reconnects  atomic.Uint64
+	refolds     atomic.Uint64
+	lag         atomic.Uint64
+
+	cmu     sync.Mutex
+	changed chan struct{} // closed and replaced after each batch
+	subs    map[chan struct{}]struct{}
+
+	// Owned by the fold goroutine (and by Start before it runs).
+	last     lastRecord
+	statusCh chan nats.Status
+	sess     *session
+	sessions uint64
+
+	cancel context.CancelFunc // ends the fold goroutine's context
+	done   chan struct{}
+	err    error // set before done is closed
+}
+
+// lastRecord identifies the last folded record, to recognise it on the
+// stream after a reconnect.
+type lastRecord struct {
+	ok   bool
+	seq  uint64
+	time time.Time
+	body []byte
+}
+
+// Start starts a projection of cfg.Group's log. It loads the newest snapshot
+// (unless cfg.SkipSnapshot; any problem with it — missing chunks, a hash or
+// invariant mismatch — is logged and the fold starts from sequence 1), checks
+// the log against it, creates the ordered consumer and returns; the fold then
+// runs on its own goroutine. Use WaitFor(ctx, Newest) to wait until it has
+// caught up.
+//
+// ctx bounds the start and the projection's life: cancelling it stops the
+// projection as Stop does.
+func Start(ctx context.Context, js jetstream.JetStream, cfg Config) (*Projection, error) {
+	subjects, err := events.NewSubjects(cfg.Group)
+	if err != nil {
+		return nil, fmt.Errorf("parti: projection: Config.Group: %w", err)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("group", cfg.Group)
+	st, err := js.Stream(ctx, StreamName(cfg.Group))
+	if err != nil {
+		return nil, fmt.Errorf("parti: projection: stream %s: %w", StreamName(cfg.Group), err)
+	}
+	p := &Projection{
+		js:       js,
+		nc:       js.Conn(),
+		stream:   st,
+		subjects: subjects,
+		log:      log,
+		onRecord: cfg.OnRecord,
+		state:    decider.New(),
+		changed:  make(chan struct{}),
+		subs:     map[chan struct{}]struct{}{},
+		done:     make(chan struct{}),
+	}
+	if !cfg.SkipSnapshot {
+		s, err := loadSnapshot(ctx, st, subjects)
+		switch {
+		case errors.Is(err, errNoSnapshot):
+			log.Debug("parti: projection: no snapshot; folding from sequence 1")
+		case err != nil:
+			log.Warn("parti: projection: snapshot unusable; folding from sequence 1", "err", err)
+		default:
+			p.state = s
+			p.lastApplied.Store(s.LastSeq)
+			log.Info("parti: projection: started from a snapshot", "up_to", s.LastSeq)
+		}
+	}
+	p.statusCh = p.nc.StatusChanged(nats.CONNECTED, nats.RECONNECTING, nats.CLOSED)
+	if err := p.connect(ctx); err != nil {
+		p.nc.RemoveStatusListener(p.statusCh)
+		return nil, err
+	}
+	ctx, p.cancel = context.WithCancel(ctx)
+	go p.run(ctx)
+	return p, nil
+}
+
+// Subjects returns the group's subject map.
+func (p *Projection) Subjects() events.Subjects { return p.subjects }
+
+// State returns a deep copy of the state as folded so far.
+func (p *Projection) State() *decider.State {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.state.Clone()
+}
+
+// View calls fn with the state under the projection's read lock, without
+// copying it. fn must not retain or modify the state (or anything in it), and
+// must return quickly: the fold waits for it.
+func (p *Projection) View(fn func(*decider.State)) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	fn(p.state)
+}
+
+// LastApplied returns the sequence of the last log record folded (0 before
+// the first). It can go down only when a refold starts.
+func (p *Projection) LastApplied() uint64 { return p.lastApplied.Load() }
+
+// WaitFor returns nil once LastApplied is at least seq, ctx's error if ctx
+// ends first, or an error wrapping ErrStopped if the projection ends first.
+func (p *Projection) WaitFor(ctx context.Context, seq uint64) error {
+	for {
+		if p.lastApplied.Load() >= seq {
+			return nil
+		}
+		p.cmu.Lock()
+		ch := p.changed
+		p.cmu.Unlock()
+		if p.lastApplied.Load() >= seq {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-p.done:
+			if p.lastApplied.Load() >= seq {
+				return nil
+			}
+			if p.err != nil {
+				return fmt.Errorf("%w at %d waiting for %d: %w", ErrStopped, p.lastApplied.Load(), seq, p.err)
+			}
+			return fmt.Errorf("%w at %d waiting for %d", ErrStopped, p.lastApplied.Load(), seq)
+		}
+	}
+}
+
+// Notify returns a channel that receives a signal after each batch of
+// folded records (and after a refold), and a function that unsubscribes.
+// Signals coalesce: the channel holds at most one, so a slow reader sees one
+// signal for many batches and reads the state itself. The channel is never
+// closed; watch Done for the end of the projection.
+func (p *Projection) Notify() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	p.cmu.Lock()
+	p.subs[ch] = struct{}{}
+	p.cmu.Unlock()
+	return ch, func() {
+		p.cmu.Lock()
+		delete(p.subs, ch)
+		p.cmu.Unlock()
+	}
+}
+
+// Stats returns the projection's counters.
+func (p *Projection) Stats() Stats {
+	p.mu.RLock()
+	c := p.state.Counters
+	p.mu.RUnlock()
+	return Stats{
+		Applied:     c.Applied,
+		Skipped:     c.Skipped,
+		Ignored:     c.Ignored,
+		Rejected:    c.Rejected,
+		Garbage:     p.garbage.Load(),
+		Reconnects:  p.reconnects.Load(),
+		Refolds:     p.refolds.Load(),
+		Lag:         p.lag.Load(),
+		LastApplied: p.lastApplied.Load(),
+	}
+}
+
+// Newest returns the sequence of the last message on the log subject now (0
+// for an empty log): the projection has caught up once LastApplied reaches
+// it.
+func (p *Projection) Newest(ctx context.Context) (uint64, error) {
+	rec, found, err := lastOnSubject(ctx, p.stream, p.subjects.Log())
+	if err != nil || !found {
+		return 0, err
+	}
+	return rec.Seq, nil
+}
+
+// Stop stops the projection and waits for its goroutine to end. It is
+// idempotent. The state stays readable.
+func (p *Projection) Stop() {
+	p.cancel()
+	<-p.done
+}
+
+// Done returns a channel closed when the projection has ended: after Stop,
+// after the context given to Start ended, or on a failure reported by Err.
+func (p *Projection) Done() <-chan struct{} { return p.done }
+
+// Err returns why the projection ended on its own (the connection was
+// closed), or nil while it runs and after a requested stop.
+func (p *Projection) Err() error {
+	select {
+	case <-p.done:
+		return p.err
+	default:
+		return nil
+	}
+}
+
+// session is one ordered consumer tailing the log subject.
+type session struct {
+	id      uint64
+	cons    jetstream.Consumer
+	cc      jetstream.ConsumeContext
+	msgs    chan jetstream.Msg
+	errs    chan error
+	done    chan struct{}
+	started time.Time
+}
+
+// sessionBuffer is how many delivered records wait for the fold.
+const sessionBuffer = 1024
+
+// consumerInactive is how long the server keeps an abandoned consumer.
+const consumerInactive = time.Minute
+
+func (s *session) handle(m jetstream.Msg) {
+	select {
+	case s.msgs <- m:
+	case <-s.done:
+	}
+}
+
+func (s *session) onErr(_ jetstream.ConsumeContext, err error) {
+	select {
+	case s.errs <- err:
+	default:
+	}
+}
+
+// connect checks the log against the folded state and starts a session from
+// LastApplied+1. Each attempt is bounded by defaultTimeout: a request sent
+// while the client has not yet noticed a lost connection waits in its
+// reconnect buffer. Fold goroutine (or Start) only.
+func (p *Projection) connect(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, defaultTimeout)
+	defer cancel()
+	if err := p.checkLog(ctx); err != nil {
+		return err
+	}
+	start := p.lastApplied.Load() + 1
+	cons, err := p.js.OrderedConsumer(ctx, StreamName(p.subjects.Group), jetstream.OrderedConsumerConfig{
+		FilterSubjects:    []string{p.subjects.Log()},
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       start,
+		InactiveThreshold: consumerInactive,
+	})
+	if err != nil {
+		return fmt.Errorf("parti: projection: consumer on %s from %d: %w", p.subjects.Log(), start, err)
+	}
+	p.sessions++
+	s := &session{
+		id:      p.sessions,
+		cons:    cons,
+		msgs:    make(chan jetstream.Msg, sessionBuffer),
+		errs:    make(chan error, 1),
+		done:    make(chan struct{}),
+		started: time.Now(),
+	}
+	cc, err := cons.Consume(s.handle, jetstream.ConsumeErrHandler(s.onErr))
+	if err != nil {
+		p.deleteConsumer(cons)
+		return fmt.Errorf("parti: projection: consume %s from %d: %w", p.subjects.Log(), start, err)
+	}
+	s.cc = cc
+	p.sess = s
+	p.log.Debug("parti: projection: tailing the log", "from", start, "session", s.id)
+	return nil
+}
+
+// endSession stops the current session, if any.
+func (p *Projection) endSession() {
+	s := p.sess
+	if s == nil {
+		return
+	}
+	p.sess = nil
+	close(s.done)
+	s.cc.Stop()
+	p.deleteConsumer(s.cons)
+}
+
+// deleteConsumer removes an abandoned consumer from the server, best effort;
+// the server drops it by itself after consumerInactive anyway.
+func (p *Projection) deleteConsumer(cons jetstream.Consumer) {
+	info := cons.CachedInfo()
+	if info == nil || !p.nc.IsConnected() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = p.js.DeleteConsumer(ctx, info.Stream, info.Name)
+}
+
+// checkLog makes sure the log did not go backwards under the folded state:
+// the log subject must end at or after LastApplied, and the record at
+// LastApplied must be the one folded (for a state restored from a snapshot:
+// a record on the log subject). Otherwise it refolds from sequence 1.
+func (p *Projection) checkLog(ctx context.Context) error {
+	la := p.lastApplied.Load()
+	if la == 0 {
+		return nil
+	}
+	logSubj := p.subjects.Log()
+	newest, found, err := lastOnSubject(ctx, p.stream, logSubj)
+	if err != nil {
+		return err
+	}
+	if !found || newest.Seq < la {
+		p.refold(fmt.Sprintf("the log subject ends at %d, below the folded sequence %d", newest.Seq, la))
+		return nil
+	}
+	at := newest
+	if newest.Seq != la {
+		m, err := p.stream.GetMsg(ctx, la)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			p.refold(fmt.Sprintf("the folded record %d is gone from the stream", la))
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("parti: projection: read record %d: %w", la, err)
+		}
+		at = rawRecord(m)
+	}
+	switch {
+	case at.Subject != logSubj:
+		p.refold(fmt.Sprintf("the folded record %d is now on %s", la, at.Subject))
+	case p.last.ok && p.last.seq == la && (!at.Time.Equal(p.last.time) || !bytes.Equal(at.Body, p.last.body)):
+		p.refold(fmt.Sprintf("the record at %d is not the one folded", la))
+	}
+	return nil
+}
+
+// refold resets the state to decider.New(): the next session folds from
+// sequence 1.
+func (p *Projection) refold(reason string) {
+	p.log.Warn("parti: projection: the log went backwards; refolding from sequence 1",
+		"reason", reason, "last_applied", p.lastApplied.Load())
+	p.refolds.Add(1)
+	p.mu.Lock()
+	p.state = decider.New()
+	p.mu.Unlock()
+	p.lastApplied.Store(0)
+	p.lag.Store(0)
+	p.last = lastRecord{}
+	p.broadcast()
+}
+
+// broadcast wakes WaitFor callers and signals Notify subscribers.
+func (p *Projection) broadcast() {
+	p.cmu.Lock()
+	defer p.cmu.Unlock()
+	close(p.changed)
+	p.changed = make(chan struct{})
+	for ch := range p.subs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// maxFoldBatch bounds how many records are folded between notifications.
+const maxFoldBatch = 512
+
+// Backoff between attempts to resume a session.
+const (
+	minBackoff = 50 * time.Millisecond
+	maxBackoff = 5 * time.Second
+)
+
+// run is the fold goroutine.
+func (p *Projection) run(ctx context.Context) {
+	var (
+		retry   = time.NewTimer(time.Hour)
+		backoff = minBackoff
+	)
+	retry.Stop()
+	defer func() {
+		retry.Stop()
+		p.endSession()
+		p.nc.RemoveStatusListener(p.statusCh)
+		close(p.done)
+	}()
+	schedule := func(d time.Duration) { retry.Reset(d) }
+	// resume tries to start a session now, or schedules another try.
+	resume := func() {
+		if !p.nc.IsConnected() {
+			schedule(backoff) // CONNECTED will come first, normally
+			backoff = min(2*backoff, maxBackoff)
+			return
+		}
+		if err := p.connect(ctx); err != nil {
+			p.log.Warn("parti: projection: resuming failed; retrying", "err", err, "in", backoff)
+			schedule(backoff)
+			backoff = min(2*backoff, maxBackoff)
+			return
+		}
+		retry.Stop()
+	}
+	// lost ends the current session after a disconnect or a consumer error.
+	lost := func(why string, err error) {
+		if p.sess == nil {
+			return
+		}
+		if time.Since(p.sess.started) > 2*time.Second {
+			backoff = minBackoff
+		}
+		p.endSession()
+		p.reconnects.Add(1)
+		p.log.Info("parti: projection: session ended; resuming from the last folded record",
+			"why", why, "err", err, "last_applied", p.lastApplied.Load())
+	}
+	// onStatus handles a connection status change; false means stop.
+	onStatus := func(st nats.Status) bool {
+		switch st {
+		case nats.RECONNECTING:
+			lost("disconnected", nil)
+		case nats.CONNECTED:
+			lost("reconnected", nil)
+			backoff = minBackoff
+			resume()
+		case nats.CLOSED:
+			p.err = fmt.Errorf("parti: projection: %w", nats.ErrConnectionClosed)
+			return false
+		}
+		return true
+	}
+	// drainStatus handles pending status changes before anything else.
+	drainStatus := func() bool {
+		for len(p.statusCh) > 0 {
+			if !onStatus(<-p.statusCh) {
+				return false
+			}
+		}
+		return true
+	}
+
+	for {
+		if !drainStatus() {
+			return
+		}
+		var (
+			msgs chan jetstream.Msg
+			errs chan error
+		)
+		if s := p.sess; s != nil {
+			msgs, errs = s.msgs, s.errs
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case st, ok := <-p.statusCh:
+			if !ok {
+				p.err = fmt.Errorf("parti: projection: %w", nats.ErrConnectionClosed)
+				return
+			}
+			if !onStatus(st) {
+				return
+			}
+		case err := <-errs:
+			if errors.Is(err, jetstream.ErrConnectionClosed) {
+				continue // CLOSED follows
+			}
+			lost("consumer error", err)
+			if errors.Is(err, jetstream.ErrServerShutdown) {
+				// The connection drops next: resume on CONNECTED
+				// rather than send requests into a dying one.
+				schedule(maxBackoff)
+				continue
+			}
+			schedule(backoff)
+			backoff = min(2*backoff, maxBackoff)
+		case <-retry.C:
+			if p.sess == nil {
+				resume()
+			}
+		case m := <-msgs:
+			s := p.sess
+			if !drainStatus() {
+				return
+			}
+			if p.sess != s {
+				continue // the session ended: m belongs to it
+			}
+			if err := p.foldBatch(m, s); err != nil {
+				lost("bad delivery", err)
+				resume()
+			}
+			p.broadcast()
+		}
+	}
+}
+
+// foldBatch folds m and whatever else the session has ready, up to
+// maxFoldBatch records, stopping early when a status change is pending.
+func (p *Projection) foldBatch(m jetstream.Msg, s *session) error {
+	if err := p.fold(m); err != nil {
+		return err
+	}
+	for range maxFoldBatch - 1 {
+		if len(p.statusCh) > 0 {
+			return nil
+		}
+		select {
+		case m := <-s.msgs:
+			if err := p.fold(m); err != nil {
+				return err
+			}
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+// fold applies one delivered message. Fold goroutine only.
+func (p *Projection) fold(m jetstream.Msg) error {
+	meta, err := m.Metadata()
+	if err != nil {
+		return fmt.Errorf("parti: projection: message metadata: %w", err)
+	}
+	seq := meta.Sequence.Stream
+	if seq <= p.lastApplied.Load() {
+		return nil // already folded: never apply twice
+	}
+	if m.Subject() != p.subjects.Log() {
+		p.log.Error("parti: projection: delivery from outside the log subject ignored", "seq", seq, "subject", m.Subject())
+		return nil
+	}
+	var hdr map[string][]string
+	if h := m.Headers(); len(h) > 0 {
+		hdr = h
+	}
+	rec := events.NewRecord(seq, meta.Timestamp, m.Subject(), hdr, m.Data())
+	p.mu.Lock()
+	out := decider.Apply(p.state, rec)
+	p.mu.Unlock()
+	p.lastApplied.Store(seq)
+	p.lag.Store(meta.NumPending)
+	p.last = lastRecord{ok: true, seq: seq, time: meta.Timestamp, body: rec.Body}
+	if rec.Err != nil {
+		if errors.Is(rec.Err, events.ErrNewerVersion) {
+			p.log.Warn("parti: projection: record of a newer protocol version", "seq", seq, "version", rec.Version)
+		} else {
+			p.garbage.Add(1)
+			p.log.Warn("parti: projection: skipping garbage on the log", "seq", seq, "err", rec.Err)
+		}
+	}
+	if p.onRecord != nil {
+		p.onRecord(rec, out)
+	}
+	return nil
+}
