@@ -180,21 +180,25 @@ func (s *State) applyClaim(seq uint64, e *events.MemberClaimed) Outcome {
 // freeSlot returns the lowest worker slot not held by a live or leaving member
 // and not waited for by a pending claim. A closing incarnation's slot counts as
 // free: the new process takes its partitions over.
+//
+// It builds each candidate in a stack buffer and allocates only the ID it
+// returns: a claim without an ID probes every slot below the free one.
 func (s *State) freeSlot() string {
+	var buf [len(WorkerPrefix) + 20]byte
 	for k := 0; ; k++ {
-		id := WorkerPrefix + strconv.Itoa(k)
-		if m := s.Members[id]; m != nil && !m.Closing {
+		id := strconv.AppendInt(append(buf[:0], WorkerPrefix...), int64(k), 10)
+		if m := s.Members[string(id)]; m != nil && !m.Closing {
 			continue
 		}
 		waiting := false
 		for _, c := range s.Pending {
-			if c.ID == id {
+			if c.ID == string(id) {
 				waiting = true
 				break
 			}
 		}
 		if !waiting {
-			return id
+			return string(id)
 		}
 	}
 }
@@ -210,11 +214,11 @@ func (s *State) grant(seq uint64, c PendingClaim) {
 		planned = false
 		for i := range s.Owners {
 			o := &s.Owners[i]
-			if o.Owner == old.ID && o.Inc == old.Incarnation {
+			if o.Inc == old.Incarnation && o.Owner == old.ID {
 				o.Inc = inc
 				o.Token = seq
 			}
-			if o.Target == old.ID && o.TargetInc == old.Incarnation {
+			if o.TargetInc == old.Incarnation && o.Target == old.ID {
 				o.TargetInc = inc
 			}
 		}
@@ -245,14 +249,14 @@ func (s *State) dropOrder(id string) {
 func (s *State) remove(seq uint64, m *Member) {
 	for i := range s.Owners {
 		o := &s.Owners[i]
-		if o.Owner == m.ID && o.Inc == m.Incarnation {
+		if o.Inc == m.Incarnation && o.Owner == m.ID {
 			if o.Target != "" {
 				o.Owner, o.Inc, o.Token = o.Target, o.TargetInc, seq
 				o.Target, o.TargetInc = "", 0
 			} else {
 				*o = Ownership{}
 			}
-		} else if o.Target == m.ID && o.TargetInc == m.Incarnation {
+		} else if o.TargetInc == m.Incarnation && o.Target == m.ID {
 			o.Target, o.TargetInc = "", 0
 		}
 	}
@@ -287,12 +291,21 @@ func (s *State) applyLeft(seq uint64, e *events.MemberLeft) Outcome {
 	return applied()
 }
 
+// ownsAny reports whether m owns at least one partition (stopping at the
+// first): Owned without the slice.
+func (s *State) ownsAny(m *Member) bool {
+	for i := range s.Owners {
+		if o := &s.Owners[i]; o.Inc == m.Incarnation && o.Owner == m.ID {
+			return true
+		}
+	}
+	return false
+}
+
 // finishLeave removes a leaving member once it owns nothing.
 func (s *State) finishLeave(seq uint64, m *Member) {
-	for i := range s.Owners {
-		if o := &s.Owners[i]; o.Owner == m.ID && o.Inc == m.Incarnation {
-			return
-		}
+	if s.ownsAny(m) {
+		return
 	}
 	delete(s.Members, m.ID)
 	s.dropOrder(m.ID)
@@ -301,7 +314,7 @@ func (s *State) finishLeave(seq uint64, m *Member) {
 
 func (s *State) cancelMovesTo(m *Member) {
 	for i := range s.Owners {
-		if o := &s.Owners[i]; o.Target == m.ID && o.TargetInc == m.Incarnation {
+		if o := &s.Owners[i]; o.TargetInc == m.Incarnation && o.Target == m.ID {
 			o.Target, o.TargetInc = "", 0
 		}
 	}
@@ -314,7 +327,7 @@ func (s *State) applyClosing(seq uint64, e *events.MemberClosing) Outcome {
 	}
 	m.Closing = true
 	s.cancelMovesTo(m)
-	if len(s.Owned(m.ID, m.Incarnation)) == 0 {
+	if !s.ownsAny(m) {
 		// Nothing to keep for a restart: it is simply gone.
 		delete(s.Members, m.ID)
 		s.dropOrder(m.ID)

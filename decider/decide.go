@@ -75,11 +75,10 @@ func Decide(s *State, self string, selfInc uint64) (*events.AssignmentDecided, e
 	restricted := s.Window || s.Paused
 
 	// Partitions the strategy may place, and their previous owners.
+	// A partition in flight counts as its target's (so the strategy sees
+	// the load it will have) but is not moved again until it lands.
 	held := func(o *Ownership) bool {
-		if o.Target != "" {
-			return true
-		}
-		if o.Owner == "" {
+		if o.Owner == "" || o.Target != "" {
 			return false
 		}
 		m := s.Members[o.Owner]
@@ -105,7 +104,7 @@ func Decide(s *State, self string, selfInc uint64) (*events.AssignmentDecided, e
 		in.Weights = s.Weights
 		in.Previous = make([]string, n)
 		for i := range s.Owners {
-			in.Previous[i] = s.Owners[i].Owner
+			in.Previous[i] = effectiveOwner(&s.Owners[i])
 		}
 	} else {
 		in.Partitions = make([]string, len(idx))
@@ -115,7 +114,7 @@ func Decide(s *State, self string, selfInc uint64) (*events.AssignmentDecided, e
 		}
 		for k, i := range idx {
 			in.Partitions[k] = s.Partitions[i]
-			in.Previous[k] = s.Owners[i].Owner
+			in.Previous[k] = effectiveOwner(&s.Owners[i])
 			if s.Weights != nil {
 				in.Weights[k] = s.Weights[i]
 			}
@@ -138,7 +137,7 @@ func Decide(s *State, self string, selfInc uint64) (*events.AssignmentDecided, e
 			continue
 		}
 		to := eligible[res[k]]
-		if to == o.Owner {
+		if to == o.Owner || o.Target != "" {
 			continue
 		}
 		if restricted && !mustMove(o) {
@@ -232,4 +231,12 @@ func SplitDecision(d *events.AssignmentDecided, maxRanges int) []*events.Assignm
 		p.Part, p.Parts = i, len(out)
 	}
 	return out
+}
+
+// effectiveOwner is where a partition will be once its move in flight lands.
+func effectiveOwner(o *Ownership) string {
+	if o.Target != "" {
+		return o.Target
+	}
+	return o.Owner
 }

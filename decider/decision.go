@@ -1,6 +1,8 @@
 package decider
 
 import (
+	"sync"
+
 	"github.com/parti-io/parti/events"
 )
 
@@ -66,7 +68,9 @@ func (s *State) reject(seq, gen uint64, reason string) Outcome {
 // them, or none.
 func (s *State) validateAndApplyDecision(seq uint64, e *events.AssignmentDecided) Outcome {
 	n := len(s.Owners)
-	seen := make(map[uint32]struct{})
+	scratch := getBitset(n)
+	defer putBitset(scratch)
+	seen := *scratch
 	for i := range e.Moves {
 		mv := &e.Moves[i]
 		if err := mv.Parts.Valid(n); err != nil || len(mv.Parts) == 0 {
@@ -78,11 +82,11 @@ func (s *State) validateAndApplyDecision(seq uint64, e *events.AssignmentDecided
 		}
 		reason := ""
 		mv.Parts.Each(func(p uint32) bool {
-			if _, dup := seen[p]; dup {
+			if seen.has(p) {
 				reason = rejDuplicate
 				return false
 			}
-			seen[p] = struct{}{}
+			seen.add(p)
 			o := &s.Owners[p]
 			if o.Owner != mv.From || (mv.From != "" && o.Inc != mv.FromInc) {
 				reason = rejSource
@@ -116,4 +120,34 @@ func (s *State) validateAndApplyDecision(seq uint64, e *events.AssignmentDecided
 	}
 	s.Generation = e.Generation
 	return applied()
+}
+
+// bitset is a set of partition indices, for the duplicate check of
+// validateAndApplyDecision: a map there cost an allocation per decision and
+// one map insert per partition moved.
+type bitset []uint64
+
+func (b bitset) has(p uint32) bool { return b[p>>6]&(1<<(p&63)) != 0 }
+func (b bitset) add(p uint32)      { b[p>>6] |= 1 << (p & 63) }
+
+// bitsets recycles bitsets between decisions (and between states folded on
+// different goroutines): a fold allocates one only when the partition set
+// outgrows it. The set's contents never outlive a call, so which bitset a
+// call gets cannot change what Apply does.
+var bitsets = sync.Pool{New: func() any { return new(bitset) }}
+
+// getBitset returns an empty set with room for indices below n.
+func getBitset(n int) *bitset {
+	b := bitsets.Get().(*bitset)
+	words := (n + 63) / 64
+	if cap(*b) < words {
+		*b = make(bitset, words)
+	}
+	*b = (*b)[:words]
+	return b
+}
+
+func putBitset(b *bitset) {
+	clear(*b)
+	bitsets.Put(b)
 }

@@ -248,21 +248,30 @@ func (s *State) LiveMembers() []*Member {
 	return out
 }
 
-// Victim returns the member that (id, inc) judges: the live member just
-// before it in join order; the first live member judges the last. ok is false
-// when (id, inc) is not live or is alone.
+// Victim returns the member that (id, inc) judges: the member just before it
+// in join order among the live and the leaving members; the first judges the
+// last. A leaving member is in the ring, judging and judged: it still
+// heartbeats until it has released its last partition, and one that crashes
+// halfway through its leave must be expired, or the partitions it never
+// released (and its ID) would stay stuck forever. ok is false when (id, inc)
+// is neither live nor leaving, or is alone.
 func (s *State) Victim(id string, inc uint64) (victim *Member, ok bool) {
-	live := s.LiveMembers()
-	for i, m := range live {
+	ring := make([]*Member, 0, len(s.Order))
+	for _, mid := range s.Order {
+		if m := s.Members[mid]; m.Live() || m.Leaving {
+			ring = append(ring, m)
+		}
+	}
+	for i, m := range ring {
 		if m.ID == id && m.Incarnation == inc {
-			if len(live) < 2 {
+			if len(ring) < 2 {
 				return nil, false
 			}
 			j := i - 1
 			if j < 0 {
-				j = len(live) - 1
+				j = len(ring) - 1
 			}
-			return live[j], true
+			return ring[j], true
 		}
 	}
 	return nil, false

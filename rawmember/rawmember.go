@@ -20,6 +20,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/parti-io/parti/decider"
@@ -174,8 +175,14 @@ type Member struct {
 	judge      *liveness.Judge
 	catchUp    liveness.CatchUp
 	hbOut      uint64 // outstanding heartbeat action
+	hbClaim    bool   // ... which is a claim heartbeat
 	hbSentAt   time.Duration
-	hbResolve  bool // waiting for HeartbeatResolved
+	hbResolve  bool          // waiting for HeartbeatResolved
+	resClaim   bool          // ... of the claim subject
+	claimID    string        // the ID this process's waiting claim judges the holder of
+	claimPrev  uint64        // fence of the next claim heartbeat
+	claimLast  time.Duration // when the last claim heartbeat was sent
+	claimAny   bool
 	lastHB     time.Duration
 	sentAny    bool
 	watching   string
@@ -190,6 +197,7 @@ type Member struct {
 	tokens   map[uint32]uint64
 	ready    map[uint32]bool
 	released map[uint32]uint64 // release appended: partition -> token
+	resend   bool              // a release append failed: append them all again
 
 	// leader bookkeeping
 	leader      bool
@@ -386,6 +394,9 @@ func (m *Member) Step(s *decider.State, now time.Duration) {
 		delete(m.retry, purpose)
 	}
 	if !m.granted {
+		// A claim waiting for its ID judges the incarnation holding it.
+		m.claimHeartbeat(now)
+		m.judgeStep(now)
 		return
 	}
 	m.heartbeat(now)
@@ -411,7 +422,9 @@ func (m *Member) observe(s *decider.State, now time.Duration) {
 				// Granted and gone again before this fold saw it, or the
 				// claim was refused: this process is no incarnation.
 				m.stop(StopRemoved)
+				return
 			}
+			m.watchHolder(s, now)
 			return
 		}
 	}
@@ -442,10 +455,19 @@ func (m *Member) observe(s *decider.State, now time.Duration) {
 		}
 		p := uint32(i)
 		m.tokens[p] = o.Token
-		if o.Target != "" || me.Leaving {
+		// A partition whose release (of this very ownership) was appended
+		// is given up for good, even if the fold shows it owned with no
+		// move in flight (the move's target was removed meanwhile, or the
+		// release's ack was lost): the release lands and ends the ownership
+		// whatever happened to the move.
+		if tok, gone := m.released[p]; (gone && tok == o.Token) || o.Target != "" || me.Leaving {
 			m.revoking = append(m.revoking, p)
 			continue
 		}
+		// Back in the view (a move was cancelled before the release was
+		// appended): the application acts on it again and must let go of
+		// it again before a later move may release it.
+		delete(m.ready, p)
 		m.view = append(m.view, Owned{Index: p, ID: s.Partitions[i], Token: o.FencingToken()})
 	}
 	for p := range m.ready {
@@ -459,7 +481,9 @@ func (m *Member) observe(s *decider.State, now time.Duration) {
 		}
 	}
 
-	if v, ok := s.Victim(m.id, m.inc); ok && me.Live() && !m.closing && !m.leaving {
+	// A leaving member keeps judging until it is gone: the ring holds the
+	// leaving members too (see decider.State.Victim).
+	if v, ok := s.Victim(m.id, m.inc); ok && !me.Closing && !m.closing {
 		if v.ID != m.watching || v.Incarnation != m.watchInc {
 			m.watching, m.watchInc = v.ID, v.Incarnation
 			m.judge.Watch(v.ID, v.Incarnation, now)
@@ -523,6 +547,14 @@ func (m *Member) HeartbeatAcked(id, seq uint64, now time.Duration) {
 		return
 	}
 	m.hbOut = 0
+	if m.hbClaim {
+		m.hbClaim = false
+		m.claimPrev = max(m.claimPrev, seq)
+		if m.stopped == NotStopped {
+			m.judge.OwnAck(m.hbSentAt, now)
+		}
+		return
+	}
 	if m.stopped != NotStopped {
 		return
 	}
@@ -541,8 +573,15 @@ func (m *Member) HeartbeatFailed(id uint64, now time.Duration, conflictOrTimeout
 	}
 	m.hbOut = 0
 	m.judge.OwnFailure(now)
+	claim := m.hbClaim
+	m.hbClaim = false
 	if conflictOrTimeout && m.stopped == NotStopped {
 		m.hbResolve = true
+		m.resClaim = claim
+		if claim {
+			m.emit(Action{Kind: ActReadLast, Member: m.claimID, Inc: 0})
+			return
+		}
 		m.emit(Action{Kind: ActReadLast, Member: m.id, Inc: m.inc})
 	}
 }
@@ -552,6 +591,18 @@ func (m *Member) HeartbeatFailed(id uint64, now time.Duration, conflictOrTimeout
 // and the member will read again after its next heartbeat attempt).
 func (m *Member) HeartbeatResolved(last liveness.LastMessage, ok bool) {
 	m.hbResolve = false
+	if m.resClaim {
+		// The claim subject is shared by the processes that claimed the ID
+		// in turn: whatever its last message, fence on it.
+		m.resClaim = false
+		if ok {
+			m.claimPrev = last.Seq
+			if last.Empty {
+				m.claimPrev = 0
+			}
+		}
+		return
+	}
 	if !ok || m.stopped != NotStopped {
 		return
 	}
@@ -576,7 +627,7 @@ func (m *Member) judgeStep(now time.Duration) {
 	m.verdictOut = m.emit(Action{
 		Kind: ActVerdict, Member: m.watching, Inc: m.watchInc, Fenced: true, Fence: fence,
 		Verdict: &events.ExpiryVerdict{
-			Member: m.watching, Incarnation: m.watchInc, Judge: m.id, JudgeInc: m.inc,
+			Member: m.watching, Incarnation: m.watchInc, Judge: m.judgeName(), JudgeInc: m.inc,
 			LastSeen: fence, SpanMillis: span.Milliseconds(),
 		},
 	})
@@ -606,7 +657,79 @@ func (m *Member) appendRemoval(k string, verdictSeq uint64) {
 	inc, _ := strconv.ParseUint(incs, 10, 64)
 	m.appendLog("remove-"+k, &events.MemberRemoved{
 		Member: id, Incarnation: inc, Reason: events.ReasonExpired,
-		VerdictSeq: verdictSeq, Judge: m.id,
+		VerdictSeq: verdictSeq, Judge: m.judgeName(),
+	})
+}
+
+// judgeName names the judge in verdicts and removals: the member ID, or,
+// for a claim still waiting, the ID it claims (with incarnation 0).
+func (m *Member) judgeName() string {
+	if m.granted {
+		return m.id
+	}
+	return m.claimID
+}
+
+// watchHolder makes a process whose claim waits for its ID judge the
+// incarnation holding that ID, when its claim is the first waiting for it.
+// Without it a group whose incarnations are all dead (a lone member that
+// crashed, a whole fleet restarted at once with stable IDs) would wait
+// forever: every restarted process's claim waits for an old incarnation to
+// be removed, and no live member is left to judge it. The claimant judges
+// like any ring judge (whoever judges, the fence decides), counting only
+// while its own claim heartbeats are acknowledged without a gap: it
+// heartbeats on the claim subject of the ID (incarnation 0, never granted),
+// which carries no lease and no identity.
+func (m *Member) watchHolder(s *decider.State, now time.Duration) {
+	var holder *decider.Member
+	m.claimID = ""
+	for i, c := range s.Pending {
+		if c.Nonce != m.cfg.Nonce {
+			continue
+		}
+		first := true
+		for _, d := range s.Pending[:i] {
+			first = first && d.ID != c.ID
+		}
+		if h := s.Members[c.ID]; first && h != nil && !h.Closing {
+			holder, m.claimID = h, c.ID
+		}
+		break
+	}
+	if holder == nil {
+		if m.watching != "" {
+			m.watching, m.watchInc = "", 0
+			m.judge.Unwatch()
+			m.emit(Action{Kind: ActUnwatch})
+		}
+		return
+	}
+	if holder.ID != m.watching || holder.Incarnation != m.watchInc {
+		m.watching, m.watchInc = holder.ID, holder.Incarnation
+		m.judge.Watch(holder.ID, holder.Incarnation, now)
+		m.emit(Action{Kind: ActWatch, Member: holder.ID, Inc: holder.Incarnation})
+	}
+}
+
+// claimHeartbeat sends the waiting claimant's heartbeats, the evidence of its
+// own connection the judge's no-gap rule needs.
+func (m *Member) claimHeartbeat(now time.Duration) {
+	if m.claimID == "" || m.hbOut != 0 || m.hbResolve {
+		return
+	}
+	if m.claimAny && now-m.claimLast < m.cfg.Timings.Heartbeat {
+		return
+	}
+	if !m.catchUp.MayHeartbeat(now, m.cfg.Timings.Expiry) {
+		return
+	}
+	m.claimLast, m.claimAny = now, true
+	m.hbSentAt = now
+	m.hbClaim = true
+	m.hbOut = m.emit(Action{
+		Kind: ActHeartbeat, Member: m.claimID, Inc: 0,
+		Heartbeat: &events.Heartbeat{Nonce: m.cfg.Nonce, Applied: m.lastSeq},
+		Fenced:    true, Fence: m.claimPrev, SentAt: now,
 	})
 }
 
@@ -638,18 +761,24 @@ func (m *Member) release() {
 	var rel []events.Released
 	for _, p := range m.revoking {
 		tok := m.tokens[p]
-		if !m.ready[p] || m.released[p] == tok {
+		if !m.ready[p] {
+			continue
+		}
+		if rt, ok := m.released[p]; ok && rt == tok && !m.resend {
 			continue
 		}
 		rel = append(rel, events.Released{Partition: p, Token: tok})
 	}
+	m.resend = false
 	if len(rel) == 0 {
 		return
 	}
 	for _, r := range rel {
 		m.released[r.Partition] = r.Token
 	}
-	m.appendLog("release", &events.PartitionsReleased{Member: m.id, Incarnation: m.inc, Released: rel})
+	// Each release has its own purpose, so that the outcome of one in flight
+	// is not lost when the next is appended.
+	m.appendLog("release#"+strconv.FormatUint(m.nextID+1, 10), &events.PartitionsReleased{Member: m.id, Incarnation: m.inc, Released: rel})
 }
 
 // Done reports the outcome of append action id: stored with the last event at
@@ -673,8 +802,12 @@ func (m *Member) Done(id, seq uint64, err error, now time.Duration) {
 		delete(m.out, purpose)
 		delete(m.outEv, purpose)
 		if err != nil {
-			if purpose == "release" {
-				clear(m.released) // the next Step releases again
+			if strings.HasPrefix(purpose, "release#") {
+				// It may have landed (a lost ack) or not: the released
+				// partitions stay given up and the next Step appends
+				// every release still unconfirmed again (the fold
+				// ignores a release whose token no longer matches).
+				m.resend = true
 			} else {
 				m.retry[purpose] = evs // unfenced and idempotent: append again
 			}

@@ -1,0 +1,197 @@
+package parti
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/parti-io/parti/events"
+	"github.com/parti-io/parti/internal/clock"
+	"github.com/parti-io/parti/liveness"
+	"github.com/parti-io/parti/strategy"
+)
+
+// ErrInvalidConfig is wrapped by every configuration error; the message names
+// the field.
+var ErrInvalidConfig = errors.New("parti: invalid config")
+
+// Timings are the liveness timings: heartbeat interval, expiry, lease,
+// margin, ack budget and reconnect wait. See package liveness for the rules
+// they must satisfy.
+type Timings = liveness.Timings
+
+// Clock is a source of readings that never decrease and keep counting through
+// suspend. The default reads CLOCK_BOOTTIME on Linux (Go's monotonic clock
+// elsewhere); tests inject fake or skewed clocks.
+type Clock interface {
+	Now() time.Duration
+}
+
+// Config configures a member. The zero value of every optional field means
+// its default; Validate names the field of every error.
+type Config struct {
+	// Group is the group's ID ([A-Za-z0-9_-], 1–64). Required.
+	Group string
+	// ID is the member's stable ID; empty claims the lowest free slot
+	// (worker-0, worker-1, ...).
+	ID string
+	// Partitions is the partition set the member declares when it leads.
+	// Every member of a group should be given the same set (or leave it nil
+	// on all but the members that know it: only the leader declares).
+	Partitions []string
+	// Weights are optional partition weights, parallel to Partitions.
+	Weights []uint32
+	// Strategy names the assignment strategy: "sticky" (default),
+	// "consistent-hash", "round-robin", "weighted-consistent-hash".
+	Strategy string
+	// Timings are the liveness timings (default: Production()).
+	Timings Timings
+	// Window batches planned joins before one rebalance (default 1 s; the
+	// fast profile uses 100 ms). A crash is handled at once.
+	Window time.Duration
+	// ExpectedMembers closes a window early once that many members are live.
+	ExpectedMembers int
+	// Grace is how long a member closed for a restart keeps its ID and
+	// partitions (default 30 s).
+	Grace time.Duration
+	// Replicas and Storage configure the stream when this member creates it
+	// (defaults 1 and file storage). Production runs 3 replicas.
+	Replicas int
+	Storage  jetstream.StorageType
+	// HeartbeatTTL is the per-message TTL of heartbeats (default 2 min, at
+	// least 1 s). A space bound only.
+	HeartbeatTTL time.Duration
+	// SnapshotEvery makes the leader write a snapshot after that many log
+	// records (default 10,000; negative disables).
+	SnapshotEvery int
+	// SnapshotTTL is the snapshot messages' TTL (default 1 h).
+	SnapshotTTL time.Duration
+	// OpTimeout bounds each publish (default: the ack budget, at least 1 s).
+	OpTimeout time.Duration
+	// Handler receives assignment changes (optional; see Handler).
+	Handler Handler
+	// Logger receives the member's logs (default: discarded).
+	Logger *slog.Logger
+	// Metrics receives the member's metrics (default: none).
+	Metrics Metrics
+	// Clock measures leases and expiries (default: the boot clock).
+	Clock Clock
+}
+
+// Production returns a configuration with the production timings (heartbeat
+// 2 s, expiry 6 s, lease 4 s).
+func Production(group string) Config {
+	return Config{Group: group, Timings: liveness.Production(), Window: time.Second, Grace: 30 * time.Second}
+}
+
+// Fast returns the fast profile used by benchmarks: heartbeat 250 ms, expiry
+// 1.5 s, lease 750 ms, window 100 ms. Its margin is 750 ms.
+func Fast(group string) Config {
+	return Config{Group: group, Timings: liveness.Fast(), Window: 100 * time.Millisecond, Grace: 5 * time.Second}
+}
+
+func (c *Config) setDefaults() {
+	if c.Timings == (Timings{}) {
+		c.Timings = liveness.Production()
+	}
+	if c.Window == 0 {
+		c.Window = time.Second
+	}
+	if c.Grace == 0 {
+		c.Grace = 30 * time.Second
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.HeartbeatTTL == 0 {
+		c.HeartbeatTTL = 2 * time.Minute
+	}
+	if c.SnapshotEvery == 0 {
+		c.SnapshotEvery = 10000
+	}
+	if c.SnapshotTTL == 0 {
+		c.SnapshotTTL = time.Hour
+	}
+	if c.OpTimeout == 0 {
+		c.OpTimeout = max(c.Timings.AckBudget, time.Second)
+	}
+	if c.Strategy == "" {
+		c.Strategy = "sticky"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Metrics == nil {
+		c.Metrics = NopMetrics{}
+	}
+	if c.Clock == nil {
+		c.Clock = clock.Boot()
+	}
+}
+
+func fieldErr(field, format string, args ...any) error {
+	return fmt.Errorf("%w: %s %s", ErrInvalidConfig, field, fmt.Sprintf(format, args...))
+}
+
+// Validate checks the configuration (after defaults) and returns an error
+// naming the first invalid field.
+func (c Config) Validate() error {
+	c.setDefaults()
+	if err := events.ValidID(c.Group); err != nil {
+		return fieldErr("Group", "is invalid: %v", err)
+	}
+	if c.ID != "" {
+		if err := events.ValidID(c.ID); err != nil {
+			return fieldErr("ID", "is invalid: %v", err)
+		}
+	}
+	if err := c.Timings.Validate(); err != nil {
+		return fmt.Errorf("%w: Timings: %w", ErrInvalidConfig, err)
+	}
+	if len(c.Weights) != 0 && len(c.Weights) != len(c.Partitions) {
+		return fieldErr("Weights", "has %d entries for %d partitions", len(c.Weights), len(c.Partitions))
+	}
+	seen := make(map[string]bool, len(c.Partitions))
+	for i, p := range c.Partitions {
+		if err := events.ValidPartitionID(p); err != nil {
+			return fieldErr("Partitions", "[%d] is invalid: %v", i, err)
+		}
+		if seen[p] {
+			return fieldErr("Partitions", "[%d] %q is a duplicate", i, p)
+		}
+		seen[p] = true
+		if len(c.Weights) != 0 && c.Weights[i] == 0 {
+			return fieldErr("Weights", "[%d] must be ≥ 1", i)
+		}
+	}
+	if _, err := strategy.ByName(c.Strategy); err != nil {
+		return fieldErr("Strategy", "%q is unknown: %v", c.Strategy, err)
+	}
+	if c.Window < 0 {
+		return fieldErr("Window", "(%v) must be ≥ 0", c.Window)
+	}
+	if c.Grace < 0 {
+		return fieldErr("Grace", "(%v) must be ≥ 0", c.Grace)
+	}
+	if c.ExpectedMembers < 0 {
+		return fieldErr("ExpectedMembers", "(%d) must be ≥ 0", c.ExpectedMembers)
+	}
+	if c.Replicas < 1 || c.Replicas > 5 {
+		return fieldErr("Replicas", "(%d) must be 1 to 5", c.Replicas)
+	}
+	if c.HeartbeatTTL < time.Second {
+		return fieldErr("HeartbeatTTL", "(%v) must be ≥ 1s", c.HeartbeatTTL)
+	}
+	if c.HeartbeatTTL < 2*c.Timings.Expiry {
+		return fieldErr("HeartbeatTTL", "(%v) must be ≥ 2 × Timings.Expiry (%v)", c.HeartbeatTTL, c.Timings.Expiry)
+	}
+	if c.SnapshotTTL < time.Second {
+		return fieldErr("SnapshotTTL", "(%v) must be ≥ 1s", c.SnapshotTTL)
+	}
+	if c.OpTimeout <= 0 {
+		return fieldErr("OpTimeout", "(%v) must be > 0", c.OpTimeout)
+	}
+	return nil
+}

@@ -1,0 +1,193 @@
+// Package natstest starts embedded nats-server instances with JetStream for
+// tests: a single server, or a three-server cluster on loopback. Stores live
+// in the test's temporary directory; servers stop when the test ends.
+package natstest
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Options returns the options of a JetStream server storing under dir.
+func Options(dir string) *server.Options {
+	return &server.Options{
+		Host:      "127.0.0.1",
+		Port:      -1,
+		NoLog:     true,
+		NoSigs:    true,
+		JetStream: true,
+		StoreDir:  dir,
+	}
+}
+
+// Start starts a server with opts and waits until it accepts connections.
+func Start(t testing.TB, opts *server.Options) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatalf("natstest: new server: %v", err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatalf("natstest: server not ready")
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	return s
+}
+
+// Server starts a single JetStream server with its store in a temp dir.
+func Server(t testing.TB) *server.Server {
+	t.Helper()
+	return Start(t, Options(t.TempDir()))
+}
+
+// Connect connects to url and returns the connection and its JetStream
+// context; both close when the test ends.
+func Connect(t testing.TB, url string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	opts = append([]nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(100 * time.Millisecond)}, opts...)
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		t.Fatalf("natstest: connect %s: %v", url, err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("natstest: jetstream: %v", err)
+	}
+	return nc, js
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("natstest: free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Cluster is a three-server JetStream cluster on loopback.
+type Cluster struct {
+	t       testing.TB
+	Opts    []*server.Options
+	Servers []*server.Server
+}
+
+// NewCluster starts a three-server cluster and waits until it has a
+// JetStream meta leader.
+func NewCluster(t testing.TB) *Cluster {
+	t.Helper()
+	base := t.TempDir()
+	ports := []int{FreePort(t), FreePort(t), FreePort(t)}
+	c := &Cluster{t: t}
+	for i := range 3 {
+		o := Options(filepath.Join(base, fmt.Sprintf("s%d", i)))
+		o.ServerName = fmt.Sprintf("s%d", i)
+		o.Cluster.Name = "parti-test"
+		o.Cluster.Host = "127.0.0.1"
+		o.Cluster.Port = ports[i]
+		var routes []string
+		for j, p := range ports {
+			if j != i {
+				routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
+			}
+		}
+		o.Routes = server.RoutesFromStr(joinComma(routes))
+		c.Opts = append(c.Opts, o)
+	}
+	for _, o := range c.Opts {
+		s, err := server.NewServer(o)
+		if err != nil {
+			t.Fatalf("natstest: cluster server: %v", err)
+		}
+		go s.Start()
+		c.Servers = append(c.Servers, s)
+	}
+	t.Cleanup(c.Shutdown)
+	for _, s := range c.Servers {
+		if !s.ReadyForConnections(15 * time.Second) {
+			t.Fatalf("natstest: cluster server %s not ready", s.Name())
+		}
+	}
+	c.WaitMetaLeader(30 * time.Second)
+	return c
+}
+
+func joinComma(s []string) string {
+	out := ""
+	for i, x := range s {
+		if i > 0 {
+			out += ","
+		}
+		out += x
+	}
+	return out
+}
+
+// WaitMetaLeader waits until some running server knows a JetStream meta
+// leader.
+func (c *Cluster) WaitMetaLeader(timeout time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		for _, s := range c.Servers {
+			if s != nil && s.Running() && s.JetStreamIsLeader() {
+				return
+			}
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	c.t.Fatalf("natstest: no JetStream meta leader after %v", timeout)
+}
+
+// URLs returns the client URLs of the running servers, comma-separated.
+func (c *Cluster) URLs() string {
+	var urls []string
+	for _, s := range c.Servers {
+		if s != nil && s.Running() {
+			urls = append(urls, s.ClientURL())
+		}
+	}
+	return joinComma(urls)
+}
+
+// Stop shuts server i down.
+func (c *Cluster) Stop(i int) {
+	c.Servers[i].Shutdown()
+	c.Servers[i].WaitForShutdown()
+}
+
+// Restart starts server i again on its store and ports.
+func (c *Cluster) Restart(i int) {
+	c.t.Helper()
+	o := c.Opts[i].Clone()
+	s, err := server.NewServer(o)
+	if err != nil {
+		c.t.Fatalf("natstest: restart: %v", err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(15 * time.Second) {
+		c.t.Fatalf("natstest: restarted server not ready")
+	}
+	c.Servers[i] = s
+}
+
+// Shutdown stops every server.
+func (c *Cluster) Shutdown() {
+	for _, s := range c.Servers {
+		if s != nil {
+			s.Shutdown()
+			s.WaitForShutdown()
+		}
+	}
+}

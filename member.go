@@ -1,0 +1,759 @@
+package parti
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/parti-io/parti/decider"
+	"github.com/parti-io/parti/events"
+	"github.com/parti-io/parti/liveness"
+	"github.com/parti-io/parti/projection"
+	"github.com/parti-io/parti/rawmember"
+)
+
+// Sentinel errors of a member. Test for them with errors.Is.
+var (
+	// ErrStopped: the member has stopped (left, closed, or failed).
+	ErrStopped = errors.New("parti: member stopped")
+	// ErrNewerProtocol: the group's log holds a record of a newer protocol
+	// version than this build; the member stopped acting and heartbeating
+	// so that it is expired and its partitions move.
+	ErrNewerProtocol = errors.New("parti: group uses a newer protocol")
+	// ErrNotGranted: the member's claim was not granted before the context
+	// ended.
+	ErrNotGranted = errors.New("parti: claim not granted")
+)
+
+// RevokeReason says why an assignment was revoked.
+type RevokeReason int
+
+// Revoke reasons.
+const (
+	// RevokeMoved: the partition moves to another member.
+	RevokeMoved RevokeReason = iota + 1
+	// RevokeLeaseLost: the member's lease lapsed (its heartbeats were not
+	// acknowledged in time); it may get the partition back when heartbeats
+	// land again.
+	RevokeLeaseLost
+	// RevokeStopped: the member stopped (leave, close, removal).
+	RevokeStopped
+)
+
+func (r RevokeReason) String() string {
+	switch r {
+	case RevokeMoved:
+		return "moved"
+	case RevokeLeaseLost:
+		return "lease-lost"
+	case RevokeStopped:
+		return "stopped"
+	}
+	return "unknown"
+}
+
+// Assignment is one partition the member owns.
+type Assignment struct {
+	// Partition is the partition's ID and Index its index in the declared
+	// set.
+	Partition string
+	Index     uint32
+	// Token is the fencing token: pass it to your storage, which must reject
+	// writes carrying a token lower than the highest it has seen for the
+	// partition.
+	Token events.Token
+	// Context is cancelled when the assignment is revoked or the lease is
+	// lost.
+	Context context.Context
+}
+
+// Handler receives assignment changes. Its methods are called from one
+// goroutine, one at a time, in order: within one change, every revocation
+// before any assignment. They may block: a blocking Revoked delays the
+// hand-off of that partition (the release is appended only after Revoked
+// returns), a blocking Assigned delays the calls after it.
+type Handler interface {
+	// Assigned: the member may act on a from now until a.Context ends.
+	Assigned(a Assignment)
+	// Revoked: stop acting on a; return once you have.
+	Revoked(a Assignment, why RevokeReason)
+}
+
+// HandlerFuncs adapts two functions to a Handler; either may be nil.
+type HandlerFuncs struct {
+	OnAssigned func(Assignment)
+	OnRevoked  func(Assignment, RevokeReason)
+}
+
+// Assigned implements Handler.
+func (h HandlerFuncs) Assigned(a Assignment) {
+	if h.OnAssigned != nil {
+		h.OnAssigned(a)
+	}
+}
+
+// Revoked implements Handler.
+func (h HandlerFuncs) Revoked(a Assignment, why RevokeReason) {
+	if h.OnRevoked != nil {
+		h.OnRevoked(a, why)
+	}
+}
+
+type owned struct {
+	a      Assignment
+	cancel context.CancelFunc
+}
+
+// Member is a running group member. Its methods are safe for concurrent use.
+type Member struct {
+	cfg    Config
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	subj   events.Subjects
+	proj   *projection.Projection
+	app    *projection.Appender
+	log    *slog.Logger
+
+	inbox chan func()
+	ctx   context.Context
+	stop  context.CancelFunc
+	done  chan struct{}
+	dispQ chan func()
+
+	// loop goroutine only
+	raw         *rawmember.Member
+	watchStop   func()
+	closeWanted bool
+	leaveWanted bool
+	letGo       map[uint32]bool // revocations whose handler returned
+	revoking    map[uint32]bool // revocations handed to the handler
+	lastSnap    uint64
+	snapBusy    bool
+
+	mu       sync.Mutex
+	owned    map[uint32]*owned
+	deadline time.Duration
+	id       string
+	inc      uint64
+	leader   bool
+	granted  chan struct{}
+	err      error
+	gotGrant bool
+}
+
+func newNonce() string {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// Join provisions the group's stream if needed, claims an ID, and returns
+// once the claim is granted. The member then heartbeats, judges, leads when
+// the fold says so, and hands partitions to cfg.Handler until Leave, Close or
+// ctx ends (ctx bounds the member's whole life).
+func Join(ctx context.Context, js jetstream.JetStream, cfg Config) (*Member, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	subj, _ := events.NewSubjects(cfg.Group)
+	stream, err := projection.Provision(ctx, js, projection.StreamConfig{Group: cfg.Group, Replicas: cfg.Replicas, Storage: cfg.Storage})
+	if err != nil {
+		return nil, fmt.Errorf("parti: join %s: %w", cfg.Group, err)
+	}
+	mctx, cancel := context.WithCancel(ctx)
+	proj, err := projection.Start(mctx, js, projection.Config{Group: cfg.Group, Logger: cfg.Logger})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("parti: join %s: %w", cfg.Group, err)
+	}
+	m := &Member{
+		cfg: cfg, js: js, stream: stream, subj: subj, proj: proj,
+		app:   projection.NewAppender(js, subj),
+		log:   cfg.Logger.With("group", cfg.Group),
+		inbox: make(chan func(), 1024), ctx: mctx, stop: cancel, done: make(chan struct{}),
+		dispQ: make(chan func(), 4096),
+		letGo: map[uint32]bool{}, revoking: map[uint32]bool{},
+		owned: map[uint32]*owned{}, granted: make(chan struct{}),
+	}
+	m.raw = m.newRaw(cfg.ID)
+	go m.dispatch()
+	go m.loop()
+	select {
+	case <-m.granted:
+		return m, nil
+	case <-m.done:
+		return nil, m.Err()
+	case <-ctx.Done():
+		cancel()
+		<-m.done
+		return nil, fmt.Errorf("%w: %w", ErrNotGranted, ctx.Err())
+	}
+}
+
+func (m *Member) newRaw(id string) *rawmember.Member {
+	r := rawmember.New(rawmember.Config{
+		ID: id, Nonce: newNonce(), Timings: m.cfg.Timings, Window: m.cfg.Window,
+		ExpectedMembers: m.cfg.ExpectedMembers, Grace: m.cfg.Grace,
+		Declare: m.cfg.Partitions != nil, Partitions: m.cfg.Partitions, Weights: m.cfg.Weights,
+		Strategy: m.cfg.Strategy,
+	})
+	r.Start()
+	return r
+}
+
+func (m *Member) now() time.Duration { return m.cfg.Clock.Now() }
+
+// post runs f on the loop goroutine; it gives up when the member stopped.
+func (m *Member) post(f func()) {
+	select {
+	case m.inbox <- f:
+	case <-m.done:
+	}
+}
+
+func (m *Member) loop() {
+	defer close(m.done)
+	defer m.shutdown()
+	notify, unsub := m.proj.Notify()
+	defer unsub()
+	tick := m.cfg.Timings.Heartbeat / 4
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		m.step()
+		if m.finished() {
+			return
+		}
+		wait := tick
+		m.mu.Lock()
+		if len(m.owned) > 0 {
+			if d := m.deadline - m.now(); d > 0 && d < wait {
+				wait = d
+			}
+		}
+		m.mu.Unlock()
+		timer.Reset(wait)
+		select {
+		case <-m.ctx.Done():
+			m.fail(m.ctx.Err())
+			return
+		case <-m.proj.Done():
+			m.fail(fmt.Errorf("parti: projection stopped: %w", m.proj.Err()))
+			return
+		case <-notify:
+		case f := <-m.inbox:
+			f()
+			for drained := false; !drained; {
+				select {
+				case f := <-m.inbox:
+					f()
+				default:
+					drained = true
+				}
+			}
+		case <-timer.C:
+		}
+	}
+}
+
+func (m *Member) fail(err error) {
+	m.mu.Lock()
+	if m.err == nil {
+		m.err = err
+	}
+	m.mu.Unlock()
+}
+
+// finished reports whether the loop should end, handling a stop of the raw
+// member: an expired or removed incarnation rejoins as a new one.
+func (m *Member) finished() bool {
+	switch r := m.raw.Stopped(); r {
+	case rawmember.NotStopped:
+		return false
+	case rawmember.StopLeft, rawmember.StopClosed:
+		m.fail(ErrStopped)
+		return true
+	case rawmember.StopNewerProtocol:
+		m.log.Error("group log holds a newer protocol version: stopping")
+		m.fail(ErrNewerProtocol)
+		return true
+	default:
+		if m.leaveWanted || m.closeWanted {
+			m.fail(ErrStopped)
+			return true
+		}
+		id, inc, _ := m.raw.Identity()
+		m.log.Warn("incarnation ended: rejoining as a new one", "member", id, "inc", inc, "reason", r.String())
+		m.revokeAll(RevokeStopped)
+		if m.watchStop != nil {
+			m.watchStop()
+			m.watchStop = nil
+		}
+		m.raw = m.newRaw(id)
+		return false
+	}
+}
+
+func (m *Member) step() {
+	now := m.now()
+	var phase string
+	var members int
+	var closing bool
+	m.proj.View(func(s *decider.State) {
+		m.raw.Step(s, now)
+		phase = s.Phase().String()
+		members = len(s.LiveMembers())
+		if id, inc, ok := m.raw.Identity(); ok && m.closeWanted {
+			me := s.Incarnation(id, inc)
+			closing = me == nil || me.Closing
+		}
+	})
+	m.cfg.Metrics.Phase(phase)
+	m.cfg.Metrics.Members(members)
+	if id, inc, ok := m.raw.Identity(); ok {
+		m.mu.Lock()
+		m.id, m.inc = id, inc
+		m.leader = m.raw.IsLeader()
+		m.deadline = m.raw.LeaseDeadline()
+		if !m.gotGrant {
+			m.gotGrant = true
+			close(m.granted)
+		}
+		m.mu.Unlock()
+	}
+	for _, a := range m.raw.Actions() {
+		m.execute(a)
+	}
+	m.reconcile(now)
+	if closing {
+		m.revokeAll(RevokeStopped)
+		m.fail(ErrStopped)
+		m.stop()
+	}
+	m.maybeSnapshot()
+}
+
+// reconcile hands the application what the member may act on now: revoked
+// before assigned.
+func (m *Member) reconcile(now time.Duration) {
+	believed := m.raw.Owned(now)
+	want := make(map[uint32]rawmember.Owned, len(believed))
+	for _, o := range believed {
+		want[o.Index] = o
+	}
+	moving := map[uint32]bool{}
+	for _, p := range m.raw.Revoking() {
+		moving[p] = true
+	}
+	var revoke []*owned
+	var reasons []RevokeReason
+	var assign []*owned
+	m.mu.Lock()
+	for p, o := range m.owned {
+		if w, ok := want[p]; ok && w.Token == o.a.Token {
+			continue
+		}
+		why := RevokeLeaseLost
+		if moving[p] {
+			why = RevokeMoved
+		}
+		delete(m.owned, p)
+		o.cancel()
+		revoke = append(revoke, o)
+		reasons = append(reasons, why)
+	}
+	for _, w := range believed {
+		if _, ok := m.owned[w.Index]; ok {
+			continue
+		}
+		ctx, cancel := context.WithCancel(m.ctx)
+		o := &owned{a: Assignment{Partition: w.ID, Index: w.Index, Token: w.Token, Context: ctx}, cancel: cancel}
+		m.owned[w.Index] = o
+		assign = append(assign, o)
+	}
+	n := len(m.owned)
+	m.mu.Unlock()
+	m.cfg.Metrics.Owned(n)
+	h := m.cfg.Handler
+	for i, o := range revoke {
+		p, why := o.a.Index, reasons[i]
+		m.revoking[p] = true
+		a := o.a
+		m.dispQ <- func() {
+			if h != nil {
+				h.Revoked(a, why)
+			}
+			m.post(func() { delete(m.revoking, p); m.letGo[p] = true })
+		}
+	}
+	for _, o := range assign {
+		a := o.a
+		m.dispQ <- func() {
+			if h != nil {
+				h.Assigned(a)
+			}
+		}
+	}
+	// Partitions to hand off: release once the application let go (or never
+	// had them).
+	for p := range moving {
+		m.mu.Lock()
+		_, has := m.owned[p]
+		m.mu.Unlock()
+		if !has && !m.revoking[p] {
+			m.raw.LetGo(p)
+		}
+	}
+	for p := range m.letGo {
+		if !moving[p] {
+			delete(m.letGo, p)
+		}
+	}
+}
+
+func (m *Member) revokeAll(why RevokeReason) {
+	m.mu.Lock()
+	var rs []*owned
+	for p, o := range m.owned {
+		delete(m.owned, p)
+		o.cancel()
+		rs = append(rs, o)
+	}
+	m.mu.Unlock()
+	h := m.cfg.Handler
+	for _, o := range rs {
+		a := o.a
+		m.dispQ <- func() {
+			if h != nil {
+				h.Revoked(a, why)
+			}
+		}
+	}
+}
+
+func (m *Member) dispatch() {
+	for f := range m.dispQ {
+		f()
+	}
+}
+
+func (m *Member) shutdown() {
+	m.revokeAll(RevokeStopped)
+	if m.watchStop != nil {
+		m.watchStop()
+	}
+	m.stop()
+	m.proj.Stop()
+	close(m.dispQ)
+}
+
+func (m *Member) opCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(m.ctx, m.cfg.OpTimeout)
+}
+
+func (m *Member) execute(a rawmember.Action) {
+	raw := m.raw // results go to the incarnation that asked
+	switch a.Kind {
+	case rawmember.ActAppend:
+		go func() {
+			ctx, cancel := m.opCtx()
+			defer cancel()
+			var seq uint64
+			var err error
+			switch {
+			case len(a.Events) > 1:
+				seq, err = m.app.AppendBatch(ctx, a.Events, a.Fence)
+			case a.Fenced:
+				seq, err = m.app.AppendFenced(ctx, a.Events[0], a.Fence)
+			default:
+				seq, err = m.app.Append(ctx, a.Events[0])
+			}
+			if errors.Is(err, projection.ErrConflict) {
+				m.cfg.Metrics.AppendConflict(a.Events[0].Type().String())
+				err = fmt.Errorf("%w: %w", rawmember.ErrConflict, err)
+			} else if err != nil {
+				m.log.Warn("append failed", "type", a.Events[0].Type().String(), "err", err)
+			}
+			if err == nil {
+				if d, ok := a.Events[0].(*events.AssignmentDecided); ok {
+					n := 0
+					for _, ev := range a.Events {
+						for _, mv := range ev.(*events.AssignmentDecided).Moves {
+							n += mv.Parts.Len()
+						}
+					}
+					m.cfg.Metrics.Rebalance(d.Reason, n)
+				}
+			}
+			m.post(func() { raw.Done(a.ID, seq, err, m.now()) })
+		}()
+	case rawmember.ActHeartbeat:
+		subject := m.subj.Heartbeat(a.Member, a.Inc)
+		go func() {
+			ctx, cancel := m.opCtx()
+			defer cancel()
+			seq, err := m.app.Heartbeat(ctx, subject, a.Heartbeat, a.Fence, m.cfg.HeartbeatTTL)
+			m.post(func() {
+				if err != nil {
+					m.log.Debug("heartbeat failed", "err", err)
+					raw.HeartbeatFailed(a.ID, m.now(), true)
+					return
+				}
+				raw.HeartbeatAcked(a.ID, seq, m.now())
+			})
+		}()
+	case rawmember.ActReadLast:
+		subject := m.subj.Heartbeat(a.Member, a.Inc)
+		go func() {
+			ctx, cancel := m.opCtx()
+			defer cancel()
+			rec, found, err := m.app.LastOnSubject(ctx, subject)
+			last := liveness.LastMessage{Empty: !found, Seq: rec.Seq}
+			switch e := rec.Event.(type) {
+			case *events.ExpiryVerdict:
+				last.IsVerdict = true
+			case *events.Heartbeat:
+				last.Nonce = e.Nonce
+			}
+			m.post(func() { raw.HeartbeatResolved(last, err == nil) })
+		}()
+	case rawmember.ActVerdict:
+		subject := m.subj.Heartbeat(a.Member, a.Inc)
+		go func() {
+			ctx, cancel := m.opCtx()
+			defer cancel()
+			seq, err := m.app.PublishVerdict(ctx, subject, a.Verdict, a.Fence)
+			if errors.Is(err, projection.ErrConflict) {
+				err = fmt.Errorf("%w: %w", rawmember.ErrConflict, err)
+			}
+			if err == nil {
+				m.log.Info("expired a member", "member", a.Member, "inc", a.Inc, "span_ms", a.Verdict.SpanMillis)
+			}
+			m.post(func() { raw.VerdictDone(a.ID, seq, err) })
+		}()
+	case rawmember.ActWatch:
+		if m.watchStop != nil {
+			m.watchStop()
+			m.watchStop = nil
+		}
+		member, inc := a.Member, a.Inc
+		stop, err := projection.WatchSubject(m.ctx, m.js, m.stream.CachedInfo().Config.Name, m.subj.Heartbeat(member, inc), func(r events.Record) {
+			var v *events.ExpiryVerdict
+			switch e := r.Event.(type) {
+			case *events.ExpiryVerdict:
+				v = e
+			case *events.Heartbeat:
+			default:
+				return
+			}
+			seq := r.Seq
+			m.post(func() { raw.VictimMessage(member, inc, seq, v, m.now()) })
+		})
+		if err != nil {
+			m.log.Warn("watching a heartbeat subject failed", "member", member, "err", err)
+			return
+		}
+		m.watchStop = stop
+	case rawmember.ActUnwatch:
+		if m.watchStop != nil {
+			m.watchStop()
+			m.watchStop = nil
+		}
+	}
+}
+
+func (m *Member) maybeSnapshot() {
+	if m.cfg.SnapshotEvery < 0 || m.snapBusy || !m.raw.IsLeader() {
+		return
+	}
+	last := m.proj.LastApplied()
+	if last-m.lastSnap < uint64(m.cfg.SnapshotEvery) {
+		return
+	}
+	st := m.proj.State()
+	m.snapBusy = true
+	go func() {
+		ctx, cancel := context.WithTimeout(m.ctx, 10*m.cfg.OpTimeout)
+		defer cancel()
+		err := projection.WriteSnapshot(ctx, m.app, st, m.cfg.SnapshotTTL, 0)
+		m.post(func() {
+			m.snapBusy = false
+			if err != nil {
+				m.log.Warn("snapshot failed", "err", err)
+				return
+			}
+			m.lastSnap = st.LastSeq
+		})
+	}()
+}
+
+// ID returns the member's granted ID.
+func (m *Member) ID() string { m.mu.Lock(); defer m.mu.Unlock(); return m.id }
+
+// Incarnation returns the member's current incarnation.
+func (m *Member) Incarnation() uint64 { m.mu.Lock(); defer m.mu.Unlock(); return m.inc }
+
+// IsLeader reports whether this member's fold says it leads the group.
+func (m *Member) IsLeader() bool { m.mu.Lock(); defer m.mu.Unlock(); return m.leader }
+
+// Assigned returns the partitions the member may act on now, sorted by
+// index. Empty while the lease is not valid.
+func (m *Member) Assigned() []Assignment {
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if now >= m.deadline {
+		return nil
+	}
+	out := make([]Assignment, 0, len(m.owned))
+	for _, o := range m.owned {
+		out = append(out, o.a)
+	}
+	sortAssignments(out)
+	return out
+}
+
+// Owns reports whether the member may act on partition with token now: it
+// owns it with that token and its lease is valid.
+func (m *Member) Owns(partition string, token events.Token) bool {
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if now >= m.deadline {
+		return false
+	}
+	for _, o := range m.owned {
+		if o.a.Partition == partition {
+			return o.a.Token == token
+		}
+	}
+	return false
+}
+
+// LeaseDeadline returns the member's lease deadline as a reading of its clock
+// (Config.Clock): it may act until the clock passes it.
+func (m *Member) LeaseDeadline() time.Duration { m.mu.Lock(); defer m.mu.Unlock(); return m.deadline }
+
+// State returns a copy of the member's folded state.
+func (m *Member) State() *decider.State { return m.proj.State() }
+
+// LastApplied returns the last log sequence the member's fold applied.
+func (m *Member) LastApplied() uint64 { return m.proj.LastApplied() }
+
+// WaitStable waits until the member's fold shows a stable group (every
+// partition owned, nothing moving, no window) in which this member owns,
+// with a valid lease, exactly what the fold gives it.
+func (m *Member) WaitStable(ctx context.Context) error {
+	notify, unsub := m.proj.Notify()
+	defer unsub()
+	t := time.NewTicker(m.cfg.Timings.Heartbeat / 4)
+	defer t.Stop()
+	for {
+		ok := false
+		id, inc := m.ID(), m.Incarnation()
+		m.proj.View(func(s *decider.State) {
+			if s.Phase() != decider.PhaseStable || s.Incarnation(id, inc) == nil {
+				return
+			}
+			want := len(s.Owned(id, inc))
+			m.mu.Lock()
+			ok = len(m.owned) == want && m.now() < m.deadline
+			m.mu.Unlock()
+		})
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-m.done:
+			return m.Err()
+		case <-notify:
+		case <-t.C:
+		}
+	}
+}
+
+// Done is closed when the member has stopped.
+func (m *Member) Done() <-chan struct{} { return m.done }
+
+// Err returns why the member stopped (ErrStopped after Leave or Close), or
+// nil while it runs.
+func (m *Member) Err() error { m.mu.Lock(); defer m.mu.Unlock(); return m.err }
+
+// Leave hands every partition off now and stops once they are released. It
+// returns when the member has stopped or ctx ends.
+func (m *Member) Leave(ctx context.Context) error {
+	m.post(func() { m.leaveWanted = true; m.raw.Leave() })
+	select {
+	case <-m.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close closes the member for a restart: it stops acting at once and keeps
+// its ID and partitions for the grace period, so a new process that joins
+// with the same ID within the grace takes them over without any move.
+func (m *Member) Close(ctx context.Context) error {
+	m.post(func() {
+		m.closeWanted = true
+		m.revokeAll(RevokeStopped)
+		m.raw.Close()
+	})
+	select {
+	case <-m.done:
+		return nil
+	case <-ctx.Done():
+		m.stop()
+		return ctx.Err()
+	}
+}
+
+// Stop stops the member without telling the group (as a crash would): its
+// partitions move when it is expired. For tests and emergencies.
+func (m *Member) Stop() {
+	m.stop()
+	<-m.done
+}
+
+// SetPartitions changes the partition set this member declares when it leads.
+func (m *Member) SetPartitions(ids []string, weights []uint32) error {
+	c := m.cfg
+	c.Partitions, c.Weights = ids, weights
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	m.post(func() { m.raw.SetPartitions(ids, weights, "") })
+	return nil
+}
+
+// Operate appends an operator action (drain, cordon, uncordon, pause, resume,
+// force-expire, move) to the log after checking it against the current
+// state; the audit shows it with By.
+func (m *Member) Operate(ctx context.Context, a events.OperatorAction) error {
+	var ev *events.OperatorAction
+	var err error
+	m.proj.View(func(s *decider.State) { ev, err = decider.Operator(s, a) })
+	if err != nil {
+		return err
+	}
+	_, err = m.app.Append(ctx, ev)
+	return err
+}
+
+func sortAssignments(a []Assignment) {
+	slices.SortFunc(a, func(x, y Assignment) int { return cmp.Compare(x.Index, y.Index) })
+}

@@ -1,0 +1,285 @@
+package test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/parti-io/parti"
+	"github.com/parti-io/parti/decider"
+	"github.com/parti-io/parti/internal/clock"
+	"github.com/parti-io/parti/liveness"
+)
+
+// testTimings is the integration profile: production-like ratios, a margin of
+// at least 1 s (these machines stall for up to a second now and then).
+func testTimings() liveness.Timings { return liveness.Test() }
+
+// interval is one member's ownership of one partition, from its own point of
+// view: from Assigned until it stopped acting, never past its lease.
+type interval struct {
+	member string
+	token  string
+	start  time.Duration
+	end    time.Duration // 0 while open
+}
+
+// recorder records every member's ownership intervals on one shared clock
+// (all members of a test run in this process).
+type recorder struct {
+	clk clock.Clock
+	mu  sync.Mutex
+	ivs map[string][]*interval // by partition
+}
+
+func newRecorder() *recorder {
+	return &recorder{clk: clock.Boot(), ivs: map[string][]*interval{}}
+}
+
+// handler returns the handler for one member; lease returns that member's
+// lease deadline on the shared clock.
+func (r *recorder) handler(name string, lease func() time.Duration) parti.Handler {
+	return parti.HandlerFuncs{
+		OnAssigned: func(a parti.Assignment) {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.ivs[a.Partition] = append(r.ivs[a.Partition], &interval{member: name, token: a.Token.String(), start: r.clk.Now()})
+		},
+		OnRevoked: func(a parti.Assignment, _ parti.RevokeReason) {
+			now := r.clk.Now()
+			end := now
+			if d := lease(); d > 0 && d < end {
+				end = d
+			}
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			for _, iv := range r.ivs[a.Partition] {
+				if iv.member == name && iv.token == a.Token.String() && iv.end == 0 {
+					iv.end = end
+				}
+			}
+		},
+	}
+}
+
+// checkNoOverlap fails the test if two intervals of one partition overlap.
+// Open intervals end at their member's lease deadline at check time.
+func (r *recorder) checkNoOverlap(t *testing.T, leases map[string]func() time.Duration) {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.clk.Now()
+	for p, ivs := range r.ivs {
+		type span struct {
+			who        string
+			start, end time.Duration
+		}
+		var spans []span
+		for _, iv := range ivs {
+			end := iv.end
+			if end == 0 {
+				end = now
+				if l := leases[iv.member]; l != nil {
+					end = min(end, l())
+				}
+			}
+			spans = append(spans, span{iv.member + "@" + iv.token, iv.start, end})
+		}
+		slices.SortFunc(spans, func(a, b span) int { return int(a.start - b.start) })
+		for i := 1; i < len(spans); i++ {
+			for j := 0; j < i; j++ {
+				if spans[j].end > spans[i].start {
+					t.Errorf("partition %s: %s [%v,%v] overlaps %s [%v,%v]", p,
+						spans[j].who, spans[j].start, spans[j].end, spans[i].who, spans[i].start, spans[i].end)
+				}
+			}
+		}
+	}
+}
+
+// fleet is a set of members of one group in this process.
+type fleet struct {
+	t       *testing.T
+	js      jetstream.JetStream
+	jsFor   func(name string) jetstream.JetStream
+	group   string
+	parts   []string
+	rec     *recorder
+	base    parti.Config
+	mu      sync.Mutex
+	members map[string]*parti.Member
+	leases  map[string]func() time.Duration
+	gen     map[string]int
+}
+
+func partitions(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("p-%04d", i)
+	}
+	return out
+}
+
+func newFleet(t *testing.T, js jetstream.JetStream, group string, nparts int) *fleet {
+	f := &fleet{
+		t: t, js: js, group: group, parts: partitions(nparts), rec: newRecorder(),
+		members: map[string]*parti.Member{}, leases: map[string]func() time.Duration{}, gen: map[string]int{},
+	}
+	f.base = parti.Config{
+		Group: group, Partitions: f.parts, Timings: testTimings(),
+		Window: 300 * time.Millisecond, Grace: 20 * time.Second,
+	}
+	return f
+}
+
+// join starts a member with ID id (name in the recorder: id#generation).
+func (f *fleet) join(ctx context.Context, id string) *parti.Member {
+	f.t.Helper()
+	f.mu.Lock()
+	f.gen[id]++
+	name := fmt.Sprintf("%s#%d", id, f.gen[id])
+	f.mu.Unlock()
+	var m *parti.Member
+	var mmu sync.Mutex
+	lease := func() time.Duration {
+		mmu.Lock()
+		defer mmu.Unlock()
+		if m == nil {
+			return 0
+		}
+		return m.LeaseDeadline()
+	}
+	cfg := f.base
+	cfg.ID = id
+	cfg.Handler = f.rec.handler(name, lease)
+	js := f.js
+	if f.jsFor != nil {
+		js = f.jsFor(id)
+	}
+	jm, err := parti.Join(ctx, js, cfg)
+	if err != nil {
+		f.t.Fatalf("join %s: %v", id, err)
+	}
+	mmu.Lock()
+	m = jm
+	mmu.Unlock()
+	f.mu.Lock()
+	f.members[id] = jm
+	f.leases[name] = lease
+	f.mu.Unlock()
+	return jm
+}
+
+func (f *fleet) member(id string) *parti.Member {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.members[id]
+}
+
+func (f *fleet) drop(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.members, id)
+}
+
+func (f *fleet) all() []*parti.Member {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ids := make([]string, 0, len(f.members))
+	for id := range f.members {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	out := make([]*parti.Member, len(ids))
+	for i, id := range ids {
+		out[i] = f.members[id]
+	}
+	return out
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		<-tick.C
+	}
+}
+
+// settled reports whether every member's fold is stable at the same sequence,
+// every partition is owned by a current member, and every member holds
+// exactly what the fold gives it.
+func (f *fleet) settled() bool {
+	ms := f.all()
+	if len(ms) == 0 {
+		return false
+	}
+	var seq uint64
+	for i, m := range ms {
+		if m.Err() != nil {
+			return false
+		}
+		s := m.State()
+		if i == 0 {
+			seq = s.LastSeq
+		} else if s.LastSeq != seq {
+			return false
+		}
+		if s.Phase() != decider.PhaseStable || s.Unowned() != 0 || len(s.Partitions) != len(f.parts) {
+			return false
+		}
+		if len(m.Assigned()) != len(s.Owned(m.ID(), m.Incarnation())) {
+			return false
+		}
+		if len(s.LiveMembers()) != len(ms) {
+			return false
+		}
+	}
+	return true
+}
+
+func (f *fleet) waitSettled(timeout time.Duration) {
+	f.t.Helper()
+	waitFor(f.t, timeout, "the fleet to settle", f.settled)
+}
+
+// owners returns partition → owner ID in the first member's fold.
+func (f *fleet) owners() map[string]string {
+	ms := f.all()
+	s := ms[0].State()
+	out := map[string]string{}
+	for i, o := range s.Owners {
+		out[s.Partitions[i]] = o.Owner
+	}
+	return out
+}
+
+func (f *fleet) checkNoOverlap() {
+	f.t.Helper()
+	f.mu.Lock()
+	leases := map[string]func() time.Duration{}
+	for k, v := range f.leases {
+		leases[k] = v
+	}
+	f.mu.Unlock()
+	f.rec.checkNoOverlap(f.t, leases)
+}
+
+func moved(a, b map[string]string) int {
+	n := 0
+	for p, o := range a {
+		if b[p] != o {
+			n++
+		}
+	}
+	return n
+}
