@@ -519,7 +519,7 @@ func (m *Member) execute(a rawmember.Action) {
 			ctx, cancel := m.opCtx()
 			defer cancel()
 			rec, found, err := m.app.LastOnSubject(ctx, subject)
-			last := liveness.LastMessage{Empty: !found, Seq: rec.Seq}
+			last := liveness.LastMessage{Empty: !found, Seq: rec.Seq, Garbage: found && rec.Event == nil}
 			switch e := rec.Event.(type) {
 			case *events.ExpiryVerdict:
 				last.IsVerdict = true

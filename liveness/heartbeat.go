@@ -69,6 +69,10 @@ type LastMessage struct {
 	IsVerdict bool
 	// Nonce is the nonce a heartbeat carries; empty for anything else.
 	Nonce string
+	// Garbage is true when the message does not decode: someone published
+	// junk on the subject. It is skipped: the next heartbeat fences on its
+	// sequence, so junk cannot end an incarnation.
+	Garbage bool
 }
 
 // OutcomeKind classifies what [Heartbeater.Resolve] found.
@@ -146,7 +150,7 @@ func (h *Heartbeater) Resolve(last LastMessage) Outcome {
 		out = Outcome{Kind: FenceZero}
 	case last.IsVerdict:
 		out = Outcome{Kind: Expired, Seq: last.Seq}
-	case last.Nonce == h.nonce:
+	case last.Nonce == h.nonce, last.Garbage:
 		out = Outcome{Kind: Adopt, Seq: last.Seq}
 	default:
 		out = Outcome{Kind: Conflict, Seq: last.Seq}

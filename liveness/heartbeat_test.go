@@ -216,3 +216,12 @@ func TestCatchUpBounded(t *testing.T) {
 		t.Fatal("may heartbeat an expiry after the merged mark")
 	}
 }
+
+func TestResolveSkipsGarbage(t *testing.T) {
+	h := NewHeartbeater("mine")
+	h.Acked(5)
+	out := h.Resolve(LastMessage{Seq: 9, Garbage: true})
+	if out.Kind != Adopt || out.Stop() || h.Prev() != 9 || h.Stopped() {
+		t.Fatalf("garbage: outcome %v, prev %d, stopped %v; want adopt 9", out, h.Prev(), h.Stopped())
+	}
+}
