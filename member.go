@@ -133,13 +133,12 @@ type Member struct {
 	watchStop   func()
 	closeWanted bool
 	leaveWanted bool
-	letGo       map[uint32]bool // revocations whose handler returned
-	revoking    map[uint32]bool // revocations handed to the handler
+	revoking    map[string]bool // revocations handed to the handler, by partition
 	lastSnap    uint64
 	snapBusy    bool
 
 	mu       sync.Mutex
-	owned    map[uint32]*owned
+	owned    map[string]*owned // by partition ID
 	deadline time.Duration
 	id       string
 	inc      uint64
@@ -182,9 +181,9 @@ func Join(ctx context.Context, js jetstream.JetStream, cfg Config) (*Member, err
 		app:   projection.NewAppender(js, subj),
 		log:   cfg.Logger.With("group", cfg.Group),
 		inbox: make(chan func(), 1024), ctx: mctx, stop: cancel, done: make(chan struct{}),
-		dispQ: make(chan func(), 4096),
-		letGo: map[uint32]bool{}, revoking: map[uint32]bool{},
-		owned: map[uint32]*owned{}, granted: make(chan struct{}),
+		dispQ:    make(chan func(), 4096),
+		revoking: map[string]bool{},
+		owned:    map[string]*owned{}, granted: make(chan struct{}),
 	}
 	m.raw = m.newRaw(cfg.ID)
 	go m.dispatch()
@@ -310,8 +309,12 @@ func (m *Member) step() {
 	var phase string
 	var members int
 	var closing bool
+	moving := map[string]uint32{}
 	m.proj.View(func(s *decider.State) {
 		m.raw.Step(s, now)
+		for _, p := range m.raw.Revoking() {
+			moving[s.Partitions[p]] = p
+		}
 		phase = s.Phase().String()
 		members = len(s.LiveMembers())
 		if id, inc, ok := m.raw.Identity(); ok && m.closeWanted {
@@ -335,7 +338,7 @@ func (m *Member) step() {
 	for _, a := range m.raw.Actions() {
 		m.execute(a)
 	}
-	m.reconcile(now)
+	m.reconcile(now, moving)
 	if closing {
 		m.revokeAll(RevokeStopped)
 		m.fail(ErrStopped)
@@ -345,16 +348,14 @@ func (m *Member) step() {
 }
 
 // reconcile hands the application what the member may act on now: revoked
-// before assigned.
-func (m *Member) reconcile(now time.Duration) {
+// before assigned. Assignments are keyed by partition ID (a re-declaration
+// may change a partition's index while its ownership and token stay);
+// moving maps the partitions to hand off to their current indices.
+func (m *Member) reconcile(now time.Duration, moving map[string]uint32) {
 	believed := m.raw.Owned(now)
-	want := make(map[uint32]rawmember.Owned, len(believed))
+	want := make(map[string]rawmember.Owned, len(believed))
 	for _, o := range believed {
-		want[o.Index] = o
-	}
-	moving := map[uint32]bool{}
-	for _, p := range m.raw.Revoking() {
-		moving[p] = true
+		want[o.ID] = o
 	}
 	var revoke []*owned
 	var reasons []RevokeReason
@@ -362,10 +363,13 @@ func (m *Member) reconcile(now time.Duration) {
 	m.mu.Lock()
 	for p, o := range m.owned {
 		if w, ok := want[p]; ok && w.Token == o.a.Token {
+			if w.Index != o.a.Index {
+				o.a.Index = w.Index
+			}
 			continue
 		}
 		why := RevokeLeaseLost
-		if moving[p] {
+		if _, ok := moving[p]; ok {
 			why = RevokeMoved
 		}
 		delete(m.owned, p)
@@ -374,12 +378,12 @@ func (m *Member) reconcile(now time.Duration) {
 		reasons = append(reasons, why)
 	}
 	for _, w := range believed {
-		if _, ok := m.owned[w.Index]; ok {
+		if _, ok := m.owned[w.ID]; ok {
 			continue
 		}
 		ctx, cancel := context.WithCancel(m.ctx)
 		o := &owned{a: Assignment{Partition: w.ID, Index: w.Index, Token: w.Token, Context: ctx}, cancel: cancel}
-		m.owned[w.Index] = o
+		m.owned[w.ID] = o
 		assign = append(assign, o)
 	}
 	n := len(m.owned)
@@ -387,14 +391,13 @@ func (m *Member) reconcile(now time.Duration) {
 	m.cfg.Metrics.Owned(n)
 	h := m.cfg.Handler
 	for i, o := range revoke {
-		p, why := o.a.Index, reasons[i]
+		p, why, a := o.a.Partition, reasons[i], o.a
 		m.revoking[p] = true
-		a := o.a
 		m.dispQ <- func() {
 			if h != nil {
 				h.Revoked(a, why)
 			}
-			m.post(func() { delete(m.revoking, p); m.letGo[p] = true })
+			m.post(func() { delete(m.revoking, p) })
 		}
 	}
 	for _, o := range assign {
@@ -405,19 +408,13 @@ func (m *Member) reconcile(now time.Duration) {
 			}
 		}
 	}
-	// Partitions to hand off: release once the application let go (or never
-	// had them).
-	for p := range moving {
+	// Hand off what the application let go of (or never had).
+	for p, idx := range moving {
 		m.mu.Lock()
 		_, has := m.owned[p]
 		m.mu.Unlock()
 		if !has && !m.revoking[p] {
-			m.raw.LetGo(p)
-		}
-	}
-	for p := range m.letGo {
-		if !moving[p] {
-			delete(m.letGo, p)
+			m.raw.LetGo(idx)
 		}
 	}
 }
@@ -633,12 +630,8 @@ func (m *Member) Owns(partition string, token events.Token) bool {
 	if now >= m.deadline {
 		return false
 	}
-	for _, o := range m.owned {
-		if o.a.Partition == partition {
-			return o.a.Token == token
-		}
-	}
-	return false
+	o, ok := m.owned[partition]
+	return ok && o.a.Token == token
 }
 
 // LeaseDeadline returns the member's lease deadline as a reading of its clock

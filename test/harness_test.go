@@ -243,6 +243,12 @@ func (f *fleet) settled() bool {
 		if len(s.LiveMembers()) != len(ms) {
 			return false
 		}
+		// Nothing left for the leader to decide.
+		if l, ok := s.Leader(); !ok {
+			return false
+		} else if d, err := decider.Decide(s, l.ID, l.Incarnation); err != nil || d != nil {
+			return false
+		}
 	}
 	return true
 }

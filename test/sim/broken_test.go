@@ -1,0 +1,139 @@
+package sim
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/parti-io/parti/liveness"
+)
+
+// brokenWithin is how many seeds each deliberately broken variant may take
+// before the simulator must have caught it ("caught within 50 seeds").
+const brokenWithin = 50
+
+// beyondWithin is how many seeds the scenario beyond the promise may take to
+// show an overlap in beliefs and a stale write rejected by the token store.
+const beyondWithin = 20
+
+// brokenSteps is the length of one run of a broken variant.
+const brokenSteps = 5000
+
+type variant struct {
+	name string
+	// want lists the violations that may catch it.
+	want []Kind
+	// scenario sets the faults the variant needs; the real code must pass
+	// the same scenario on the same seeds (the control).
+	scenario func(*Options)
+	// breakIt applies the deliberate bug.
+	breakIt func(*Options)
+}
+
+var variants = []variant{
+	{
+		// (a) The target acts as soon as the decision is folded, before
+		// the source released.
+		name:     "assign-before-release",
+		want:     []Kind{KindOverlap, KindAppOverlap},
+		scenario: func(*Options) {},
+		breakIt:  func(o *Options) { o.Broken.AssignBeforeRelease = true },
+	},
+	{
+		// (b) Lease = Expiry, beyond Expiry − Margin: a member that fell
+		// silent (isolated) and then pauses, within the margin, just
+		// before its lease ends acts after its judge expired it. The
+		// scenario makes isolations and pauses (up to the margin) frequent.
+		name: "lease-at-expiry",
+		want: []Kind{KindOverlap, KindAppOverlap},
+		scenario: func(o *Options) {
+			o.PauseRate, o.IsolateRate = 1.5, 0.15
+		},
+		breakIt: func(o *Options) { o.Timings.Lease = o.Timings.Expiry },
+	},
+	{
+		// (c) Heartbeats without the expected-sequence fence: a member's
+		// heartbeat lands after the verdict against it and renews its
+		// lease.
+		name:     "unfenced-heartbeats",
+		want:     []Kind{KindOverlap, KindAppOverlap},
+		scenario: func(*Options) {},
+		breakIt:  func(o *Options) { o.Broken.UnfencedHeartbeats = true },
+	},
+	{
+		// (d) Expiry judged without the judge's no-gap condition, with
+		// stream stalls longer than the expiry: healthy members are
+		// expired when the stream comes back.
+		name: "judge-ignores-own-gaps",
+		want: []Kind{KindHealthyExpired},
+		scenario: func(o *Options) {
+			o.MaxStall = 8 * time.Second
+		},
+		breakIt: func(o *Options) { o.JudgeRule = liveness.RuleIgnoreOwnGaps },
+	},
+}
+
+// TestBrokenVariantsAreCaught checks that the simulator has teeth: each
+// deliberately broken variant must break an invariant within brokenWithin
+// seeds, while the real code passes the same scenario on the same seeds.
+// It also runs the scenario beyond the promise.
+func TestBrokenVariantsAreCaught(t *testing.T) {
+	for _, v := range variants {
+		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
+			mk := func(broken bool) func(uint64) Options {
+				return func(seed uint64) Options {
+					o := DefaultOptions(seed)
+					o.Steps = brokenSteps
+					v.scenario(&o)
+					if broken {
+						v.breakIt(&o)
+					}
+					return o
+				}
+			}
+			ran, _, _, fail, opt := runSeeds(t, 1, brokenWithin, 0, mk(true))
+			if fail == nil {
+				t.Fatalf("%s was not caught within %d seeds", v.name, ran)
+			}
+			if !slices.Contains(v.want, fail.Violation.Kind) {
+				t.Fatalf("%s caught by the wrong check, want one of %v:\n%s", v.name, v.want, report(opt, *fail))
+			}
+			t.Logf("%s caught by seed %d (bound %d): %v", v.name, fail.Seed, brokenWithin, fail.Violation)
+			// The control: the real code, same scenario, same seeds.
+			if _, _, _, cfail, copt := runSeeds(t, 1, int(fail.Seed), 0, mk(false)); cfail != nil {
+				t.Fatalf("the real code fails the %s scenario:\n%s", v.name, report(copt, *cfail))
+			}
+		})
+	}
+	t.Run("pause-beyond-margin", func(t *testing.T) {
+		t.Parallel()
+		testBeyondPromise(t)
+	})
+}
+
+// testBeyondPromise runs the scenario beyond the promise: pauses far longer
+// than the margin. A paused member keeps its belief (it checked its lease
+// before the pause) while its judge expires it and its partitions move, so
+// beliefs must overlap; the token-checking store must then reject every
+// write of the stale owner made after the new owner wrote (KindStaleWrite
+// otherwise), and every other check still holds.
+func testBeyondPromise(t *testing.T) {
+	var sum Stats
+	for seed := uint64(1); seed <= beyondWithin; seed++ {
+		o := DefaultOptions(seed)
+		o.Steps = brokenSteps
+		o.LongPauses, o.ExpectOverlap = true, true
+		res := Run(o)
+		if res.Violation != nil {
+			t.Fatal(report(o, res))
+		}
+		sum.add(res.Stats)
+		if sum.Overlaps > 0 && sum.StaleRejected > 0 {
+			t.Logf("beyond the promise, by seed %d (bound %d): %d steps with overlapping beliefs, %d writes, %d rejected, %d of them stale owners' (all rejected once the new owner wrote)",
+				seed, beyondWithin, sum.Overlaps, sum.Writes, sum.Rejected, sum.StaleRejected)
+			return
+		}
+	}
+	t.Fatalf("no overlap with a rejected stale write within %d seeds: %+v", beyondWithin, sum)
+}

@@ -1,0 +1,243 @@
+package sim
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/parti-io/parti/liveness"
+	"github.com/parti-io/parti/rawmember"
+)
+
+// Options configure one simulated run. DefaultOptions gives the promise: clock
+// rates within ±1 %, pauses up to the margin, every fault of the model.
+type Options struct {
+	Seed  uint64
+	Steps int
+	// MinStep and MaxStep bound one step of simulated time.
+	MinStep, MaxStep time.Duration
+
+	// Timings are the members' liveness timings (the same for all).
+	Timings liveness.Timings
+	Window  time.Duration
+	Grace   time.Duration
+
+	MinMembers, MaxMembers       int // initial members
+	MaxProcs                     int // live processes at most (joins stop there)
+	MinPartitions, MaxPartitions int // declared set size
+
+	// RateSpread bounds each member's clock rate: 1 ± RateSpread.
+	RateSpread float64
+	// MaxPause is the longest process pause (the promise: the margin).
+	MaxPause time.Duration
+	// LongPauses adds pauses of LongPauseMin..LongPauseMax: beyond the
+	// promise. Overlaps in beliefs are then expected and counted
+	// (ExpectOverlap), and the token-checking store must reject every write
+	// of a stale owner once the new owner wrote.
+	LongPauses                 bool
+	LongPauseMin, LongPauseMax time.Duration
+	ExpectOverlap              bool
+
+	// MaxStall is the longest stream stall (a stream-leader election).
+	MaxStall time.Duration
+	// TTL is the heartbeats' per-message TTL, in server time.
+	TTL time.Duration
+	// LongOutages makes one stall in ten outlast the TTL.
+	LongOutages bool
+	// AckTimeout and AppendTimeout are the driver's client timeouts.
+	AckTimeout, AppendTimeout time.Duration
+
+	// Fault rates in chaos phases, per second of simulated time.
+	CrashRate, PauseRate, IsolateRate, StallRate, CloseRate, LeaveRate,
+	JoinRate, DeclareRate, SkewRate, FoldStallRate float64
+	// LossProb is the probability that an answer is lost (chaos only);
+	// LeaderCrashProb that a leader crashes right after sending a fenced
+	// append (chaos only).
+	LossProb, LeaderCrashProb float64
+
+	// Broken and JudgeRule select deliberately broken member behaviour.
+	Broken    rawmember.Broken
+	JudgeRule liveness.JudgeRule
+
+	// Trace keeps the last Trace events for a failure report (0: none; a
+	// failing run is rerun with tracing on).
+	Trace int
+}
+
+// Timings returns the simulator's timing profile: the liveness Test profile
+// (heartbeat 500 ms, expiry 3 s, margin 1.5 s, ack budget 500 ms) with the
+// lease shortened from 1.5 s to 1.4 s. The Test profile's lease is exactly
+// Expiry − Margin, which Timings.Validate allows, but then a pause of exactly
+// the margin between two lease checks one step apart, with clocks off by 1 %
+// in the unlucky directions, is safe only thanks to the verdict-to-removal
+// latency (see Timings.Validate). 1.4 s keeps the promise by the timings
+// alone: lease/0.99 + margin + one step (50 ms) = 2.964 s < expiry/1.01 =
+// 2.970 s.
+func Timings() liveness.Timings {
+	t := liveness.Test()
+	t.Lease = 1400 * time.Millisecond
+	return t
+}
+
+// DefaultOptions returns the options of the promise for one seed.
+func DefaultOptions(seed uint64) Options {
+	t := Timings()
+	return Options{
+		Seed:          seed,
+		Steps:         5000,
+		MinStep:       10 * time.Millisecond,
+		MaxStep:       50 * time.Millisecond,
+		Timings:       t,
+		Window:        300 * time.Millisecond,
+		Grace:         5 * time.Second,
+		MinMembers:    3,
+		MaxMembers:    7,
+		MaxProcs:      8,
+		MinPartitions: 8,
+		MaxPartitions: 64,
+		RateSpread:    0.01,
+		MaxPause:      t.Margin,
+		LongPauseMin:  4 * time.Second,
+		LongPauseMax:  10 * time.Second,
+		MaxStall:      8 * time.Second,
+		TTL:           30 * time.Second,
+		AckTimeout:    1 * time.Second,
+		AppendTimeout: 2 * time.Second,
+
+		CrashRate:     0.06,
+		PauseRate:     0.25,
+		IsolateRate:   0.04,
+		StallRate:     0.03,
+		CloseRate:     0.05,
+		LeaveRate:     0.03,
+		JoinRate:      0.04,
+		DeclareRate:   0.02,
+		SkewRate:      0.05,
+		FoldStallRate: 0.03,
+
+		LossProb:        0.01,
+		LeaderCrashProb: 0.03,
+	}
+}
+
+// Kind classifies a violation.
+type Kind int
+
+// Violation kinds.
+const (
+	KindOverlap          Kind = iota + 1 // two members believe they own a partition at once
+	KindAppOverlap                       // two applications act on a partition at once
+	KindInvariant                        // decider.CheckInvariants failed
+	KindDivergence                       // a member's fold differs from the authoritative one
+	KindRefold                           // refolding (from scratch or a snapshot) differs
+	KindLiveness                         // after quiescence a partition has no live, believing owner
+	KindGraceMoved                       // a restart inside the grace moved a partition
+	KindHealthyExpired                   // a healthy member was expired
+	KindDecisionRejected                 // a fenced leader append did not apply where it landed
+	KindWriteRejected                    // the token store rejected a write (promise scenarios)
+	KindStaleWrite                       // the token store accepted a stale owner's write after the new owner's
+	KindPanic                            // the code under test panicked
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindOverlap:
+		return "overlap"
+	case KindAppOverlap:
+		return "app-overlap"
+	case KindInvariant:
+		return "invariant"
+	case KindDivergence:
+		return "divergence"
+	case KindRefold:
+		return "refold"
+	case KindLiveness:
+		return "liveness"
+	case KindGraceMoved:
+		return "grace-moved"
+	case KindHealthyExpired:
+		return "healthy-expired"
+	case KindDecisionRejected:
+		return "decision-rejected"
+	case KindWriteRejected:
+		return "write-rejected"
+	case KindStaleWrite:
+		return "stale-write-accepted"
+	case KindPanic:
+		return "panic"
+	}
+	return fmt.Sprintf("kind(%d)", int(k))
+}
+
+// Violation is the first invariant a run broke.
+type Violation struct {
+	Kind Kind
+	Step int
+	At   time.Duration // simulated real time
+	Msg  string
+}
+
+func (v *Violation) Error() string {
+	return fmt.Sprintf("step %d (t=%v): %v: %s", v.Step, v.At, v.Kind, v.Msg)
+}
+
+// Stats count what a run did, to show that the faults and checks happened.
+type Stats struct {
+	Steps          int
+	SimTime        time.Duration
+	LogRecords     int
+	Decisions      int
+	Crashes        int
+	Pauses         int
+	Isolations     int
+	Stalls         int
+	Closes         int
+	Leaves         int
+	Joins          int
+	Declarations   int
+	LeaderCrashes  int
+	Expired        int // members removed by a verdict
+	GraceRestarts  int // restarts inside the grace checked to move nothing
+	LivenessChecks int // steps at which liveness after quiescence was checked
+	DigestChecks   int
+	Refolds        int
+	Overlaps       int // steps with an overlap (only counted with ExpectOverlap)
+	Writes         int
+	Rejected       int // writes the token store rejected
+	StaleRejected  int // ... of which by an owner the log had superseded
+	CalmPhases     int
+}
+
+// Result is the outcome of one run.
+type Result struct {
+	Seed      uint64
+	Violation *Violation
+	Stats     Stats
+	Trace     []string
+	State     string // the world at the violation
+}
+
+func (s *Stats) add(o Stats) {
+	s.Steps += o.Steps
+	s.SimTime += o.SimTime
+	s.LogRecords += o.LogRecords
+	s.Decisions += o.Decisions
+	s.Crashes += o.Crashes
+	s.Pauses += o.Pauses
+	s.Isolations += o.Isolations
+	s.Stalls += o.Stalls
+	s.Closes += o.Closes
+	s.Leaves += o.Leaves
+	s.Joins += o.Joins
+	s.Declarations += o.Declarations
+	s.LeaderCrashes += o.LeaderCrashes
+	s.Expired += o.Expired
+	s.GraceRestarts += o.GraceRestarts
+	s.LivenessChecks += o.LivenessChecks
+	s.DigestChecks += o.DigestChecks
+	s.Refolds += o.Refolds
+	s.Overlaps += o.Overlaps
+	s.Writes += o.Writes
+	s.Rejected += o.Rejected
+	s.StaleRejected += o.StaleRejected
+	s.CalmPhases += o.CalmPhases
+}
