@@ -80,8 +80,11 @@ demo:
 		echo "make demo: the demo (cmd/parti-demo) is not built yet; it lands with issue 6"; \
 	fi
 
+# The end-to-end benchmark: fleets on an embedded server, one figure a line.
+# RUNS=5 for a quicker, noisier pass.
+RUNS ?= 20
 bench-e2e:
-	@echo "make bench-e2e: the end-to-end benchmark is not built yet"
+	$(GO) run ./cmd/parti-bench --runs $(RUNS)
 
 chaos:
 	@echo "make chaos: the chaos tests are not built yet"
