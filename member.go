@@ -306,6 +306,14 @@ func (m *Member) finished() bool {
 
 func (m *Member) step() {
 	now := m.now()
+	st := m.proj.Stats()
+	if st.Lag > 0 {
+		// The server holds log records the fold has not applied yet: the
+		// member stops heartbeating if that lasts longer than the expiry.
+		m.raw.Learned(st.LastApplied+1, now)
+	}
+	m.cfg.Metrics.Records(st.Applied, st.Skipped)
+	m.cfg.Metrics.FoldLag(st.Lag)
 	var phase string
 	var members int
 	var closing bool
