@@ -46,6 +46,8 @@ const (
 	RevokeLeaseLost
 	// RevokeStopped: the member stopped (leave, close, removal).
 	RevokeStopped
+	// RevokeDropped: the partition is no longer in the declared set.
+	RevokeDropped
 )
 
 func (r RevokeReason) String() string {
@@ -56,6 +58,8 @@ func (r RevokeReason) String() string {
 		return "lease-lost"
 	case RevokeStopped:
 		return "stopped"
+	case RevokeDropped:
+		return "dropped"
 	}
 	return "unknown"
 }
@@ -318,10 +322,22 @@ func (m *Member) step() {
 	var members int
 	var closing bool
 	moving := map[string]uint32{}
+	dropped := map[string]bool{}
+	m.mu.Lock()
+	held := make([]string, 0, len(m.owned))
+	for p := range m.owned {
+		held = append(held, p)
+	}
+	m.mu.Unlock()
 	m.proj.View(func(s *decider.State) {
 		m.raw.Step(s, now)
 		for _, p := range m.raw.Revoking() {
 			moving[s.Partitions[p]] = p
+		}
+		for _, p := range held {
+			if _, ok := s.PartitionIndex(p); !ok {
+				dropped[p] = true
+			}
 		}
 		phase = s.Phase().String()
 		members = len(s.LiveMembers())
@@ -346,7 +362,7 @@ func (m *Member) step() {
 	for _, a := range m.raw.Actions() {
 		m.execute(a)
 	}
-	m.reconcile(now, moving)
+	m.reconcile(now, moving, dropped)
 	if closing {
 		m.revokeAll(RevokeStopped)
 		m.fail(ErrStopped)
@@ -359,7 +375,7 @@ func (m *Member) step() {
 // before assigned. Assignments are keyed by partition ID (a re-declaration
 // may change a partition's index while its ownership and token stay);
 // moving maps the partitions to hand off to their current indices.
-func (m *Member) reconcile(now time.Duration, moving map[string]uint32) {
+func (m *Member) reconcile(now time.Duration, moving map[string]uint32, dropped map[string]bool) {
 	believed := m.raw.Owned(now)
 	want := make(map[string]rawmember.Owned, len(believed))
 	for _, o := range believed {
@@ -379,6 +395,10 @@ func (m *Member) reconcile(now time.Duration, moving map[string]uint32) {
 		why := RevokeLeaseLost
 		if _, ok := moving[p]; ok {
 			why = RevokeMoved
+		} else if dropped[p] {
+			why = RevokeDropped
+		} else if m.leaveWanted || m.closeWanted {
+			why = RevokeStopped
 		}
 		delete(m.owned, p)
 		o.cancel()
@@ -397,17 +417,8 @@ func (m *Member) reconcile(now time.Duration, moving map[string]uint32) {
 	n := len(m.owned)
 	m.mu.Unlock()
 	m.cfg.Metrics.Owned(n)
+	m.dispatchRevokes(revoke, func(i int) RevokeReason { return reasons[i] })
 	h := m.cfg.Handler
-	for i, o := range revoke {
-		p, why, a := o.a.Partition, reasons[i], o.a
-		m.revoking[p] = true
-		m.dispQ <- func() {
-			if h != nil {
-				h.Revoked(a, why)
-			}
-			m.post(func() { delete(m.revoking, p) })
-		}
-	}
 	for _, o := range assign {
 		a := o.a
 		m.dispQ <- func() {
@@ -436,13 +447,21 @@ func (m *Member) revokeAll(why RevokeReason) {
 		rs = append(rs, o)
 	}
 	m.mu.Unlock()
+	m.dispatchRevokes(rs, func(int) RevokeReason { return why })
+}
+
+// dispatchRevokes hands revocations to the handler; a partition counts as
+// still held (no release) until its Revoked call returned.
+func (m *Member) dispatchRevokes(rs []*owned, why func(i int) RevokeReason) {
 	h := m.cfg.Handler
-	for _, o := range rs {
-		a := o.a
+	for i, o := range rs {
+		p, a, w := o.a.Partition, o.a, why(i)
+		m.revoking[p] = true
 		m.dispQ <- func() {
 			if h != nil {
-				h.Revoked(a, why)
+				h.Revoked(a, w)
 			}
+			m.post(func() { delete(m.revoking, p) })
 		}
 	}
 }
@@ -696,7 +715,11 @@ func (m *Member) Err() error { m.mu.Lock(); defer m.mu.Unlock(); return m.err }
 // Leave hands every partition off now and stops once they are released. It
 // returns when the member has stopped or ctx ends.
 func (m *Member) Leave(ctx context.Context) error {
-	m.post(func() { m.leaveWanted = true; m.raw.Leave() })
+	m.post(func() {
+		m.leaveWanted = true
+		m.raw.Leave()
+		m.revokeAll(RevokeStopped)
+	})
 	select {
 	case <-m.done:
 		return nil

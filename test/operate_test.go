@@ -64,9 +64,18 @@ func TestPartitionSetChangeAndOperatorActions(t *testing.T) {
 	if err := ops.Operate(ctx, events.OperatorAction{Action: events.OpResume, By: "test"}); err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, 30*time.Second, "every member to fold the resume", func() bool {
+		for _, m := range f.all() {
+			s := m.State()
+			if s.Paused || s.Member("w02").Draining {
+				return false
+			}
+		}
+		return true
+	})
 	f.waitSettled(30 * time.Second)
 	if len(late.Assigned()) == 0 || len(f.member("w02").Assigned()) == 0 {
-		t.Fatal("after resume and uncordon the newcomer and w02 must own partitions again")
+		t.Fatalf("after resume and uncordon the newcomer and w02 must own partitions again: late %d, w02 %d, owners %v", len(late.Assigned()), len(f.member("w02").Assigned()), f.owners())
 	}
 	// Move one partition by hand.
 	var p, from string
