@@ -442,10 +442,42 @@ func (s *State) declare(seq uint64, e *events.PartitionsDeclared) Outcome {
 	for i, id := range e.IDs {
 		if j, ok := s.index[id]; ok {
 			o := s.Owners[j]
-			// A move in flight survives the re-declaration.
+			// A move in flight survives the re-declaration. A partition
+			// that changes index gets a new token: releases are unfenced
+			// and name partitions by index and token, so one computed on
+			// the old layout and folded after this declaration would
+			// otherwise release whatever partition of the same owner, with
+			// the same token, sits at that index now.
+			if o.Owner != "" && j != uint32(i) {
+				o.Token = seq
+			}
+			owners[i] = o
+		} else if o, ok := s.Retired[id]; ok && s.Incarnation(o.Owner, o.Inc) != nil {
+			// Declared again: back to the owner it was dropped from (with a
+			// new token, as it has a new index).
+			o.Token = seq
 			owners[i] = o
 		}
 	}
+	// Owned partitions this declaration drops are retired under their owner
+	// (see State.Retired); earlier entries stay while their owner does.
+	var retired map[string]Ownership
+	keep := func(id string, o Ownership) {
+		if _, declared := seen[id]; declared || o.Owner == "" || s.Incarnation(o.Owner, o.Inc) == nil {
+			return
+		}
+		if retired == nil {
+			retired = map[string]Ownership{}
+		}
+		retired[id] = Ownership{Owner: o.Owner, Inc: o.Inc, Token: o.Token}
+	}
+	for id, o := range s.Retired {
+		keep(id, o)
+	}
+	for j, id := range s.Partitions {
+		keep(id, s.Owners[j])
+	}
+	s.Retired = retired
 	s.DeclVersion = e.Version
 	s.Partitions = slices.Clone(e.IDs)
 	if len(e.Weights) != 0 {

@@ -82,6 +82,14 @@ func CheckInvariants(s *State) error {
 			}
 		}
 	}
+	for id, o := range s.Retired {
+		if _, declared := s.index[id]; declared {
+			bad("retired partition %s is declared", id)
+		}
+		if o.Owner == "" || o.Target != "" || o.Token == 0 || o.Token > s.LastSeq {
+			bad("retired partition %s carries %+v", id, o)
+		}
+	}
 	for _, id := range s.Order {
 		if m := s.Members[id]; m != nil && m.Leaving && owns[id] == 0 {
 			bad("%s is leaving but owns nothing (it should be gone)", id)

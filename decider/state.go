@@ -111,6 +111,16 @@ type State struct {
 	Strategy string `json:"strategy"`
 	// Owners is parallel to Partitions.
 	Owners []Ownership `json:"owners"`
+	// Retired holds, by partition ID, the ownership a re-declaration
+	// dropped while the partition was owned. The owner folds the drop (and
+	// stops acting on it) at its own pace and never releases it: were the ID
+	// declared again before, handing it to anyone else at once would give it
+	// two owners. So a re-declared ID whose retired owner is still the same
+	// incarnation goes back to it (with a new token, as it has a new index)
+	// and moves on only through its release. Entries of incarnations no
+	// longer members are dropped at the next declaration; the others stay
+	// while their owner does (a bound: the IDs dropped during its life).
+	Retired map[string]Ownership `json:"retired,omitempty"`
 
 	// Generation is the generation of the last accepted decision.
 	Generation uint64 `json:"generation"`
@@ -169,6 +179,7 @@ func (s *State) Clone() *State {
 	c.Weights = slices.Clone(s.Weights)
 	c.Owners = slices.Clone(s.Owners)
 	c.index = maps.Clone(s.index)
+	c.Retired = maps.Clone(s.Retired)
 	if s.LastRejection != nil {
 		r := *s.LastRejection
 		c.LastRejection = &r
