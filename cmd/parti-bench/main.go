@@ -30,6 +30,8 @@ import (
 	"github.com/parti-io/parti/events"
 	"github.com/parti-io/parti/internal/embedded"
 	"github.com/parti-io/parti/projection"
+	"github.com/parti-io/parti/replay"
+	"github.com/parti-io/parti/replay/replaytest"
 	"github.com/parti-io/parti/strategy"
 )
 
@@ -44,6 +46,7 @@ func main() {
 
 type options struct {
 	runs, members, partitions int
+	historyRecords            int
 	verbose                   bool
 }
 
@@ -55,6 +58,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.members, "members", 10, "members per fleet")
 	fs.IntVar(&o.partitions, "partitions", 1024, "partitions")
 	fs.BoolVar(&o.verbose, "v", false, "print each run's figures on stderr")
+	fs.IntVar(&o.historyRecords, "history", 300_000, "records of the generated history (150 members × 10,000 partitions) for the fold and replay rates")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -81,13 +85,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	b := &bench{o: o, js: js, stderr: stderr, series: map[string][]float64{}}
-	var allRecords []events.Record
 	for r := range o.runs {
-		recs, err := b.oneRun(ctx, r)
-		if err != nil {
+		if _, err := b.oneRun(ctx, r); err != nil {
 			return fmt.Errorf("run %d: %w", r, err)
 		}
-		allRecords = append(allRecords, recs...)
 	}
 	rss, err := b.rssPerMember(ctx)
 	if err != nil {
@@ -113,9 +114,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	timing("leave_unowned_ms", "leave", "ms", 1)
 	timing("scaleup_moved_over_min", "scaleup", "ratio", 1)
 	timing("rolling_restart_moved", "rolling", "partitions", 1)
-	fold := foldRate(allRecords)
-	out("fold_events_per_s", fold, "events/s")
-	out("replay_file_events_per_s", replayFileRate(allRecords), "events/s")
+	hist, err := generateHistory(o.historyRecords)
+	if err != nil {
+		return err
+	}
+	out("history_records", float64(len(hist)), "records")
+	out("fold_events_per_s", foldRate(hist), "events/s")
+	rate, err := replayFileRate(ctx, hist)
+	if err != nil {
+		return err
+	}
+	out("replay_file_events_per_s", rate, "events/s")
 	out("rss_mb_per_member", rss, "MB")
 	return nil
 }
@@ -542,27 +551,59 @@ func expiryToDecision(recs []events.Record) []time.Duration {
 	return out
 }
 
-// foldRate decodes and folds the records (repeated, renumbered) for about a
-// second and returns records per second.
+// generateHistory generates a churn history (joins, leaves, crashes with
+// verdicts, restarts, decisions, releases, heartbeats) by driving the decider.
+func generateHistory(n int) ([]events.Record, error) {
+	rec := replaytest.NewRecorder(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Millisecond)
+	_, err := replaytest.Generate(replaytest.GenerateConfig{Group: "hist", Members: 150, Partitions: 10_000, Records: n, Seed: 1}, rec)
+	return rec.Records, err
+}
+
+// foldRate decodes and folds the log records of recs (what a member does)
+// and returns records per second.
 func foldRate(recs []events.Record) float64 {
-	if len(recs) == 0 {
-		return 0
-	}
-	n := 0
+	subj, _ := events.NewSubjects("hist")
 	start := time.Now()
-	for time.Since(start) < time.Second {
-		s := decider.New()
-		for _, r := range recs {
-			rec := events.NewRecord(r.Seq, r.Time, r.Subject, r.Header, r.Body)
-			decider.Apply(s, rec)
+	s := decider.New()
+	n := 0
+	for _, r := range recs {
+		if r.Subject != subj.Log() {
+			continue
 		}
-		n += len(recs)
+		decider.Apply(s, events.NewRecord(r.Seq, r.Time, r.Subject, r.Header, r.Body))
+		n++
 	}
 	return float64(n) / time.Since(start).Seconds()
 }
 
-// replayFileRate is filled in by the replay package's file reader.
-var replayFileRate = func([]events.Record) float64 { return 0 }
+// replayFileRate exports recs to a file and audits it with the replay
+// package: records read per second, end to end.
+func replayFileRate(ctx context.Context, recs []events.Record) (float64, error) {
+	f, err := os.CreateTemp("", "parti-bench-*.jsonl")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(f.Name())
+	if err := replay.Export(f, recs); err != nil {
+		return 0, err
+	}
+	if err := f.Close(); err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	src, err := replay.OpenFile(f.Name(), "hist")
+	if err != nil {
+		return 0, err
+	}
+	rep, err := replay.Audit(ctx, src, replay.AuditOptions{})
+	if err != nil {
+		return 0, err
+	}
+	if !rep.Clean {
+		return 0, fmt.Errorf("the generated history does not audit clean: %d violations", rep.ViolationCount)
+	}
+	return float64(len(recs)) / time.Since(start).Seconds(), nil
+}
 
 // rssPerMember measures the resident memory of 10 members minus 1, over 9.
 func (b *bench) rssPerMember(ctx context.Context) (float64, error) {

@@ -1,0 +1,384 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/parti-io/parti/events"
+	"github.com/parti-io/parti/replay"
+)
+
+// Exit codes: scripts can trust them.
+const (
+	exitOK         = 0 // success; for audit: no violation
+	exitViolations = 1 // audit found violations
+	exitUsage      = 2 // bad usage, a connection or read error
+)
+
+const rootUsage = `parti-replay rebuilds a parti group's state from its history and explains it.
+It only reads: it never appends to a group's stream.
+
+Usage:
+  parti-replay <command> [flags] [arguments]
+
+Commands:
+  state     the group's state at a sequence or a time (default: the end)
+  explain   every ownership change of one partition, and why
+  diff      what changed between two points: members, partitions, phase
+  audit     check the whole history against the invariants
+  whatif    refold the membership history under another strategy or window
+  tail      follow the live stream, one readable line per event
+  export    write the history as newline-delimited JSON (an export file)
+
+Every command reads one history:
+  a live stream     --server URL (or --context NAME) and --group GROUP
+  an export file    --file FILE (made by export; the group is in the file)
+  a stopped store   --embedded DIR --group GROUP (a copy of DIR is served
+                    by an embedded nats-server; DIR itself is never opened
+                    for writing)
+
+--context NAME reads the nats CLI context file
+$XDG_CONFIG_HOME/nats/context/NAME.json (~/.config/nats/context/NAME.json),
+and only its url, creds, nkey, cert, key and ca fields: the full context
+format belongs to the nats CLI's library (jsm.go), which parti-replay does
+not depend on. Other settings there are reported and ignored; flags win.
+
+Output is for people by default; --json prints JSON for scripts.
+
+Exit status: 0 success (audit: clean), 1 audit found violations,
+2 bad usage, a connection or a read error.
+
+Examples:
+  parti-replay state --server nats://localhost:4222 --group orders
+  parti-replay explain --file orders.jsonl tenant-42
+  parti-replay audit --context prod --group orders --max-unowned 30s
+  parti-replay export --group orders --out orders.jsonl
+
+Run 'parti-replay <command> --help' for a command's flags and an example.
+`
+
+// run is the whole program: only main exits. A panic (a bug) is reported
+// in one line, not as a stack trace.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
+	defer func() {
+		if p := recover(); p != nil {
+			fmt.Fprintf(stderr, "parti-replay: internal error: %v (please report it, with the command line)\n", p)
+			code = exitUsage
+		}
+	}()
+	if len(args) == 0 {
+		fmt.Fprint(stderr, rootUsage)
+		return exitUsage
+	}
+	name := args[0]
+	switch name {
+	case "-h", "-help", "--help", "help":
+		if name == "help" && len(args) > 1 {
+			if c := lookup(args[1]); c != nil {
+				c.printHelp(stdout)
+				return exitOK
+			}
+		}
+		fmt.Fprint(stdout, rootUsage)
+		return exitOK
+	}
+	c := lookup(name)
+	if c == nil {
+		fmt.Fprintf(stderr, "parti-replay: unknown command %q\nRun 'parti-replay --help' for the commands.\n", name)
+		return exitUsage
+	}
+	return c.execute(ctx, args[1:], stdout, stderr)
+}
+
+// command is one subcommand.
+type command struct {
+	name     string
+	args     string // the positional arguments' synopsis
+	nargs    int    // how many positional arguments
+	summary  string
+	details  string
+	examples []string
+	// stream: the command reads a history (source flags apply).
+	stream bool
+	flags  func(fs *flag.FlagSet, o *options)
+	do     func(ctx context.Context, e *env) int
+}
+
+// options holds every flag's value.
+type options struct {
+	// Source.
+	server, context, creds, nkey, tlsCert, tlsKey, tlsCA string
+	group, file, embedded                                string
+	timeout                                              time.Duration
+	json                                                 bool
+	// Commands.
+	seq        uint64
+	at         string
+	partitions bool
+	maxUnowned time.Duration
+	checkEvery int
+	strategy   string
+	window     string
+	member     string
+	partition  string
+	types      string
+	from       uint64
+	out        string
+	logOnly    bool
+}
+
+// env is what a command runs with.
+type env struct {
+	o      *options
+	pos    []string
+	stdout io.Writer
+	stderr io.Writer
+	name   string
+	src    replay.Source
+	term   bool // stderr is a terminal: show progress
+}
+
+var commands []*command
+
+func lookup(name string) *command {
+	for _, c := range commands {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+func (c *command) flagSet(o *options) *flag.FlagSet {
+	fs := flag.NewFlagSet("parti-replay "+c.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	if c.flags != nil {
+		c.flags(fs, o)
+	}
+	if c.stream {
+		sourceFlags(fs, o)
+		if c.name != "export" {
+			fs.BoolVar(&o.json, "json", false, "print JSON instead of text")
+		}
+	}
+	return fs
+}
+
+func sourceFlags(fs *flag.FlagSet, o *options) {
+	fs.StringVar(&o.file, "file", "", "read an export `FILE` (see export) instead of a stream")
+	fs.StringVar(&o.embedded, "embedded", "", "serve a copy of the stopped nats-server store `DIR` with an embedded server and read it")
+	fs.StringVar(&o.server, "server", "", "NATS server `URL`s, comma-separated (default: the context's, $NATS_URL, nats://127.0.0.1:4222)")
+	fs.StringVar(&o.context, "context", "", "read url, creds, nkey, cert, key and ca from the nats CLI context `NAME`")
+	fs.StringVar(&o.group, "group", "", "the group's `ID` (required for a stream; a file knows its group)")
+	fs.StringVar(&o.creds, "creds", "", "NATS credentials `FILE`")
+	fs.StringVar(&o.nkey, "nkey", "", "NATS nkey seed `FILE`")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS client certificate `FILE`")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "TLS client key `FILE`")
+	fs.StringVar(&o.tlsCA, "tls-ca", "", "TLS CA certificate `FILE` to trust")
+	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "how long to wait for the server when connecting")
+}
+
+// parseArgs parses flags and positional arguments in any order ("--" ends
+// the flags).
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		consumed := len(args) - len(rest)
+		if consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+func (c *command) execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o := &options{}
+	fs := c.flagSet(o)
+	pos, err := parseArgs(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		c.printHelp(stdout)
+		return exitOK
+	}
+	if err == nil && len(pos) != c.nargs {
+		switch {
+		case c.nargs == 0:
+			err = fmt.Errorf("unexpected argument %q", pos[0])
+		case len(pos) < c.nargs:
+			err = fmt.Errorf("missing argument: want %s", c.args)
+		default:
+			err = fmt.Errorf("too many arguments: want %s", c.args)
+		}
+	}
+	if err != nil {
+		return usageError(stderr, c.name, err)
+	}
+	e := &env{o: o, pos: pos, stdout: stdout, stderr: stderr, name: c.name, term: isTerminal(stderr)}
+	if c.stream {
+		src, closeFn, code := openSource(ctx, e)
+		if code != exitOK {
+			return code
+		}
+		defer closeFn()
+		e.src = src
+	}
+	return c.do(ctx, e)
+}
+
+func usageError(stderr io.Writer, cmd string, err error) int {
+	fmt.Fprintf(stderr, "parti-replay %s: %v\nRun 'parti-replay %s --help' for usage.\n", cmd, err, cmd)
+	return exitUsage
+}
+
+// fail reports an error of a running command.
+func (e *env) fail(err error) int {
+	if errors.Is(err, context.Canceled) {
+		fmt.Fprintf(e.stderr, "parti-replay %s: interrupted\n", e.name)
+		return exitUsage
+	}
+	fmt.Fprintf(e.stderr, "parti-replay %s: %s\n", e.name, strings.TrimPrefix(err.Error(), "replay: "))
+	return exitUsage
+}
+
+// openSource opens the history the flags name.
+func openSource(ctx context.Context, e *env) (replay.Source, func(), int) {
+	o := e.o
+	nop := func() {}
+	streamFlags := o.server != "" || o.context != "" || o.creds != "" || o.nkey != "" || o.tlsCert != "" || o.tlsKey != "" || o.tlsCA != ""
+	switch {
+	case o.file != "" && o.embedded != "":
+		return nil, nop, usageError(e.stderr, e.name, errors.New("--file and --embedded exclude each other"))
+	case o.file != "" && streamFlags:
+		return nil, nop, usageError(e.stderr, e.name, errors.New("--file reads a file: connection flags do not apply"))
+	case o.embedded != "" && streamFlags:
+		return nil, nop, usageError(e.stderr, e.name, errors.New("--embedded serves a store copy: connection flags do not apply"))
+	}
+	if o.group != "" {
+		if err := events.ValidID(o.group); err != nil {
+			return nil, nop, usageError(e.stderr, e.name, fmt.Errorf("--group: %v", err))
+		}
+	}
+	if o.file != "" {
+		src, err := replay.OpenFile(o.file, o.group)
+		if err != nil {
+			return nil, nop, e.fail(err)
+		}
+		return wrapProgress(e, src), nop, exitOK
+	}
+	if o.group == "" {
+		return nil, nop, usageError(e.stderr, e.name, errors.New("--group is required to read a stream (or give --file)"))
+	}
+	var (
+		conn *replay.Conn
+		err  error
+	)
+	if o.embedded != "" {
+		conn, err = replay.StartEmbedded(ctx, o.embedded)
+	} else {
+		conn, err = replay.Connect(ctx, replay.ConnectOptions{
+			Server: o.server, Context: o.context, Creds: o.creds, NKey: o.nkey,
+			TLSCert: o.tlsCert, TLSKey: o.tlsKey, TLSCA: o.tlsCA, Timeout: o.timeout,
+		})
+	}
+	if err != nil {
+		return nil, nop, e.fail(err)
+	}
+	for _, w := range conn.Warnings {
+		fmt.Fprintf(e.stderr, "parti-replay %s: warning: %s\n", e.name, w)
+	}
+	src, err := conn.Source(ctx, o.group)
+	if err != nil {
+		conn.Close()
+		return nil, nop, e.fail(err)
+	}
+	return wrapProgress(e, src), func() { conn.Close() }, exitOK
+}
+
+// isTerminal reports whether w is a terminal (a character device).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// writeJSON prints v as indented JSON.
+func (e *env) writeJSON(v any) int {
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return e.fail(err)
+	}
+	return exitOK
+}
+
+// printHelp documents the command.
+func (c *command) printHelp(w io.Writer) {
+	fmt.Fprintf(w, "%s\n\nUsage:\n  parti-replay %s [flags]", c.summary, c.name)
+	if c.args != "" {
+		fmt.Fprintf(w, " %s", c.args)
+	}
+	fmt.Fprintf(w, "\n\n%s\n", strings.TrimSpace(c.details))
+	if len(c.examples) > 0 {
+		fmt.Fprintf(w, "\nExamples:\n")
+		for _, ex := range c.examples {
+			fmt.Fprintf(w, "  %s\n", ex)
+		}
+	}
+	o := &options{}
+	fs := c.flagSet(o)
+	var own, src []*flag.Flag
+	srcNames := map[string]bool{}
+	sf := flag.NewFlagSet("", flag.ContinueOnError)
+	sourceFlags(sf, &options{})
+	sf.VisitAll(func(f *flag.Flag) { srcNames[f.Name] = true })
+	fs.VisitAll(func(f *flag.Flag) {
+		if c.stream && srcNames[f.Name] {
+			src = append(src, f)
+		} else {
+			own = append(own, f)
+		}
+	})
+	if len(own) > 0 {
+		fmt.Fprintf(w, "\nFlags:\n")
+		printFlags(w, own)
+	}
+	if len(src) > 0 {
+		fmt.Fprintf(w, "\nHistory flags (one of --file, --embedded, or a stream):\n")
+		printFlags(w, src)
+	}
+}
+
+func printFlags(w io.Writer, flags []*flag.Flag) {
+	sort.Slice(flags, func(i, j int) bool { return flags[i].Name < flags[j].Name })
+	for _, f := range flags {
+		name, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if name != "" {
+			line += " " + name
+		}
+		fmt.Fprintf(w, "%s\n      %s", line, usage)
+		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" && f.DefValue != "0s" {
+			fmt.Fprintf(w, " (default %s)", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	}
+}
