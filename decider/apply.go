@@ -48,20 +48,28 @@ func skipped(reason string) Outcome { return Outcome{Kind: Skipped, Reason: reas
 const WorkerPrefix = "worker-"
 
 // Apply folds one log record into s, mutating it. It reads no clock and never
-// compares timestamps: replaying the same records gives the same state. A
-// record must come from the log subject and have a sequence above s.LastSeq;
-// an older one is ignored (a duplicate delivery).
+// compares timestamps: replaying the same records gives the same state.
+//
+// The caller must pass records of the group's log subject only: Apply does
+// not look at the subject, and a record of another subject would advance
+// LastSeq and make the next decision's fence look stale. A record with a
+// sequence at or below s.LastSeq is ignored (a duplicate delivery); one
+// without a sequence is skipped.
 //
 // Apply allocates nothing for a small record such as a one-partition release.
 func Apply(s *State, r events.Record) Outcome {
-	if r.Seq != 0 && r.Seq <= s.LastSeq {
+	if r.Seq == 0 {
+		// Every stored record has a sequence; one without is not from a
+		// stream and would hand out fencing token 0.
+		s.Counters.Skipped++
+		return skipped("record without a sequence")
+	}
+	if r.Seq <= s.LastSeq {
 		s.Counters.Ignored++
 		return ignored("sequence already folded")
 	}
 	s.prevSeq = s.LastSeq
-	if r.Seq != 0 {
-		s.LastSeq = r.Seq
-	}
+	s.LastSeq = r.Seq
 	out := apply(s, r)
 	switch out.Kind {
 	case Applied, Partial:

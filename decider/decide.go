@@ -82,14 +82,14 @@ func Decide(s *State, self string, selfInc uint64) (*events.AssignmentDecided, e
 			return false
 		}
 		m := s.Members[o.Owner]
-		return m.Closing || (m.Cordoned && !m.Draining && m.Live())
+		return m != nil && (m.Closing || (m.Cordoned && !m.Draining && m.Live()))
 	}
 	mustMove := func(o *Ownership) bool {
 		if o.Owner == "" {
 			return true
 		}
 		m := s.Members[o.Owner]
-		return m.Leaving || m.Draining
+		return m == nil || m.Leaving || m.Draining
 	}
 	n := len(s.Partitions)
 	idx := make([]uint32, 0, n)

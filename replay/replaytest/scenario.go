@@ -94,9 +94,8 @@ func Scenario(b *Builder) {
 //     heartbeat in between has a server time one second in the past, so the
 //     span is approximate);
 //   - an operator force-expires worker-2, and a decision for its partitions
-//     is stored with stream sequence 0 (a spliced history): the fold takes a
-//     record of sequence 0 as having no sequence and applies it, so the
-//     partitions get fencing token 0 — tokens going backwards.
+//     is stored with stream sequence 0 (a spliced history): the fold skips a
+//     record without a sequence and the audit reports the broken order.
 func ViolationScenario(b *Builder, rec *Recorder) {
 	for _, id := range []string{"worker-0", "worker-1", "worker-2"} {
 		b.Claim(id)
