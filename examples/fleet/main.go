@@ -1,0 +1,130 @@
+// Command fleet runs a real fleet of processes: one embedded JetStream
+// server and any number of workers in their own terminals.
+//
+//	go run ./examples/fleet server --port 4222 --store ./.fleet
+//	go run ./examples/fleet worker --id worker-1 --server nats://127.0.0.1:4222
+//	go run ./examples/fleet worker --id worker-2
+//	go run ./cmd/parti-replay tail --server nats://127.0.0.1:4222 --group fleet
+//
+// kill -9 one worker and watch its partitions move after the expiry; stop
+// one with Ctrl-C and it closes for a restart: start it again with the same
+// --id within the grace and nothing moves.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/parti-io/parti"
+	"github.com/parti-io/parti/internal/embedded"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "fleet:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage:
+  fleet server [--host 127.0.0.1] [--port 4222] [--store ./.fleet]
+  fleet worker [--id ID] [--server nats://127.0.0.1:4222] [--group fleet] [--partitions 64] [--leave]`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return errors.New(usage)
+	}
+	switch args[0] {
+	case "server":
+		return server(ctx, args[1:], stdout, stderr)
+	case "worker":
+		return worker(ctx, args[1:], stdout, stderr)
+	}
+	return errors.New(usage)
+}
+
+func server(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	host := fs.String("host", "127.0.0.1", "listen address")
+	port := fs.Int("port", 4222, "client port")
+	store := fs.String("store", ".fleet", "JetStream store directory (kept across restarts)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	s, err := embedded.Start(*host, *port, *store)
+	if err != nil {
+		return err
+	}
+	defer s.Shutdown()
+	fmt.Fprintf(stdout, "JetStream server at %s, store %s; Ctrl-C stops it\n", s.ClientURL(), *store)
+	<-ctx.Done()
+	return nil
+}
+
+func worker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	id := fs.String("id", "", "member ID (empty: the lowest free worker-N slot)")
+	url := fs.String("server", nats.DefaultURL, "NATS URL")
+	group := fs.String("group", "fleet", "group")
+	n := fs.Int("partitions", 64, "partitions")
+	leave := fs.Bool("leave", false, "on Ctrl-C leave (hand off now) instead of closing for a restart")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	nc, err := nats.Connect(*url, nats.MaxReconnects(-1), nats.ReconnectWait(500*time.Millisecond))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	cfg := parti.Production(*group)
+	cfg.ID = *id
+	for i := range *n {
+		cfg.Partitions = append(cfg.Partitions, fmt.Sprintf("tenant-%03d", i))
+	}
+	cfg.Logger = log
+	cfg.Handler = parti.HandlerFuncs{
+		OnAssigned: func(a parti.Assignment) {
+			fmt.Fprintf(stdout, "%s  + %s (token %s)\n", time.Now().Format("15:04:05.000"), a.Partition, a.Token)
+		},
+		OnRevoked: func(a parti.Assignment, why parti.RevokeReason) {
+			fmt.Fprintf(stdout, "%s  - %s (%s)\n", time.Now().Format("15:04:05.000"), a.Partition, why)
+		},
+	}
+	m, err := parti.Join(ctx, js, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "joined group %q as %s (incarnation %d)\n", *group, m.ID(), m.Incarnation())
+	select {
+	case <-ctx.Done():
+	case <-m.Done():
+		return m.Err()
+	}
+	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if *leave {
+		fmt.Fprintln(stdout, "leaving: handing partitions off")
+		return m.Leave(stopCtx)
+	}
+	fmt.Fprintln(stdout, "closing for a restart: start again with the same --id within 30s and nothing moves")
+	return m.Close(stopCtx)
+}
