@@ -217,22 +217,26 @@ func (s *State) grant(seq uint64, c PendingClaim) {
 	inc := s.LastInc[c.ID] + 1
 	s.LastInc[c.ID] = inc
 	planned := true
+	nm := &Member{ID: c.ID, Incarnation: inc, Nonce: c.Nonce, JoinSeq: seq, MaxProtocol: c.MaxProtocol}
 	if old := s.Members[c.ID]; old != nil {
 		// Only a closing incarnation can be superseded (callers check).
 		planned = false
-		for i := range s.Owners {
-			o := &s.Owners[i]
-			if o.Inc == old.Incarnation && o.Owner == old.ID {
-				o.Inc = inc
-				o.Token = seq
-			}
-			if o.TargetInc == old.Incarnation && o.Target == old.ID {
-				o.TargetInc = inc
+		if old.owns+old.targets > 0 {
+			for i := range s.Owners {
+				o := &s.Owners[i]
+				if o.Inc == old.Incarnation && o.Owner == old.ID {
+					o.Inc = inc
+					o.Token = seq
+				}
+				if o.TargetInc == old.Incarnation && o.Target == old.ID {
+					o.TargetInc = inc
+				}
 			}
 		}
+		nm.owns, nm.targets = old.owns, old.targets
 		s.dropOrder(old.ID)
 	}
-	s.Members[c.ID] = &Member{ID: c.ID, Incarnation: inc, Nonce: c.Nonce, JoinSeq: seq, MaxProtocol: c.MaxProtocol}
+	s.Members[c.ID] = nm
 	s.Order = append(s.Order, c.ID)
 	if planned && !s.Window {
 		s.Window = true
@@ -255,17 +259,16 @@ func (s *State) dropOrder(id string) {
 // it complete, its other partitions become unowned, moves to it are
 // cancelled, and the oldest claim waiting for its ID is granted.
 func (s *State) remove(seq uint64, m *Member) {
-	for i := range s.Owners {
+	for i := 0; i < len(s.Owners) && m.owns+m.targets > 0; i++ {
 		o := &s.Owners[i]
 		if o.Inc == m.Incarnation && o.Owner == m.ID {
 			if o.Target != "" {
-				o.Owner, o.Inc, o.Token = o.Target, o.TargetInc, seq
-				o.Target, o.TargetInc = "", 0
+				s.complete(o, seq)
 			} else {
-				*o = Ownership{}
+				s.disown(o)
 			}
 		} else if o.TargetInc == m.Incarnation && o.Target == m.ID {
-			o.Target, o.TargetInc = "", 0
+			s.retarget(o, "", 0)
 		}
 	}
 	delete(s.Members, m.ID)
@@ -301,14 +304,7 @@ func (s *State) applyLeft(seq uint64, e *events.MemberLeft) Outcome {
 
 // ownsAny reports whether m owns at least one partition (stopping at the
 // first): Owned without the slice.
-func (s *State) ownsAny(m *Member) bool {
-	for i := range s.Owners {
-		if o := &s.Owners[i]; o.Inc == m.Incarnation && o.Owner == m.ID {
-			return true
-		}
-	}
-	return false
-}
+func (s *State) ownsAny(m *Member) bool { return m.owns > 0 }
 
 // finishLeave removes a leaving member once it owns nothing.
 func (s *State) finishLeave(seq uint64, m *Member) {
@@ -321,9 +317,9 @@ func (s *State) finishLeave(seq uint64, m *Member) {
 }
 
 func (s *State) cancelMovesTo(m *Member) {
-	for i := range s.Owners {
+	for i := 0; i < len(s.Owners) && m.targets > 0; i++ {
 		if o := &s.Owners[i]; o.TargetInc == m.Incarnation && o.Target == m.ID {
-			o.Target, o.TargetInc = "", 0
+			s.retarget(o, "", 0)
 		}
 	}
 }
@@ -360,10 +356,9 @@ func (s *State) applyReleased(seq uint64, e *events.PartitionsReleased) Outcome 
 		}
 		n++
 		if o.Target != "" {
-			o.Owner, o.Inc, o.Token = o.Target, o.TargetInc, seq
-			o.Target, o.TargetInc = "", 0
+			s.complete(o, seq)
 		} else {
-			*o = Ownership{}
+			s.disown(o)
 		}
 	}
 	if m.Leaving {
@@ -498,6 +493,7 @@ func (s *State) declare(seq uint64, e *events.PartitionsDeclared) Outcome {
 	}
 	s.Owners = owners
 	s.index = seen
+	s.recount()
 	// Leaving members whose partitions were dropped may now be done.
 	for _, id := range slices.Clone(s.Order) {
 		if m := s.Members[id]; m != nil && m.Leaving {
@@ -560,11 +556,11 @@ func (s *State) operatorMove(seq uint64, e *events.OperatorAction) Outcome {
 	o := &s.Owners[i]
 	switch {
 	case o.Owner == t.ID && o.Inc == t.Incarnation:
-		o.Target, o.TargetInc = "", 0
+		s.retarget(o, "", 0)
 	case o.Owner == "":
-		o.Owner, o.Inc, o.Token = t.ID, t.Incarnation, seq
+		s.own(o, t.ID, t.Incarnation, seq)
 	default:
-		o.Target, o.TargetInc = t.ID, t.Incarnation
+		s.retarget(o, t.ID, t.Incarnation)
 	}
 	return applied()
 }

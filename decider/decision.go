@@ -111,9 +111,9 @@ func (s *State) validateAndApplyDecision(seq uint64, e *events.AssignmentDecided
 		mv.Parts.Each(func(p uint32) bool {
 			o := &s.Owners[p]
 			if o.Owner == "" {
-				o.Owner, o.Inc, o.Token = mv.To, mv.ToInc, seq
+				s.own(o, mv.To, mv.ToInc, seq)
 			} else {
-				o.Target, o.TargetInc = mv.To, mv.ToInc
+				s.retarget(o, mv.To, mv.ToInc)
 			}
 			return true
 		})

@@ -90,6 +90,17 @@ func CheckInvariants(s *State) error {
 			bad("retired partition %s carries %+v", id, o)
 		}
 	}
+	targets := map[string]int{}
+	for i := range s.Owners {
+		if t := s.Owners[i].Target; t != "" {
+			targets[t]++
+		}
+	}
+	for id, m := range s.Members {
+		if m.owns != owns[id] || m.targets != targets[id] {
+			bad("%s counts %d owned and %d incoming, the owners say %d and %d", id, m.owns, m.targets, owns[id], targets[id])
+		}
+	}
 	for _, id := range s.Order {
 		if m := s.Members[id]; m != nil && m.Leaving && owns[id] == 0 {
 			bad("%s is leaving but owns nothing (it should be gone)", id)

@@ -27,6 +27,12 @@ type Member struct {
 	Cordoned bool `json:"cordoned,omitempty"`
 	// Draining members get everything moved off them.
 	Draining bool `json:"draining,omitempty"`
+
+	// owns and targets count the partitions this incarnation owns and the
+	// moves in flight to it: the fold's per-member index, so that a leave,
+	// a close, a removal or a takeover need not scan every partition when
+	// the member has nothing. Derived (recount), never serialised.
+	owns, targets int
 }
 
 // Live reports whether m is a live member: not leaving and not closing. Live
@@ -422,4 +428,64 @@ func (s *State) rebuildIndex() {
 	for i, p := range s.Partitions {
 		s.index[p] = uint32(i)
 	}
+	s.recount()
+}
+
+// recount derives every member's owns and targets from Owners.
+func (s *State) recount() {
+	for _, m := range s.Members {
+		m.owns, m.targets = 0, 0
+	}
+	for i := range s.Owners {
+		o := &s.Owners[i]
+		if o.Owner != "" {
+			if m := s.Members[o.Owner]; m != nil {
+				m.owns++
+			}
+		}
+		if o.Target != "" {
+			if m := s.Members[o.Target]; m != nil {
+				m.targets++
+			}
+		}
+	}
+}
+
+// count adds d to the owns (or targets) of the member with id, if any.
+func (s *State) count(id string, owns, targets int) {
+	if id == "" {
+		return
+	}
+	if m := s.Members[id]; m != nil {
+		m.owns += owns
+		m.targets += targets
+	}
+}
+
+// complete lands the move in flight on o at seq: its target owns it.
+func (s *State) complete(o *Ownership, seq uint64) {
+	s.count(o.Owner, -1, 0)
+	s.count(o.Target, 1, -1)
+	o.Owner, o.Inc, o.Token = o.Target, o.TargetInc, seq
+	o.Target, o.TargetInc = "", 0
+}
+
+// disown leaves o without owner (and without a move in flight).
+func (s *State) disown(o *Ownership) {
+	s.count(o.Owner, -1, 0)
+	s.count(o.Target, 0, -1)
+	*o = Ownership{}
+}
+
+// retarget sets (or, with an empty id, cancels) o's move in flight.
+func (s *State) retarget(o *Ownership, id string, inc uint64) {
+	s.count(o.Target, 0, -1)
+	o.Target, o.TargetInc = id, inc
+	s.count(id, 0, 1)
+}
+
+// own gives the unowned o to (id, inc) at seq.
+func (s *State) own(o *Ownership, id string, inc, seq uint64) {
+	o.Owner, o.Inc, o.Token = id, inc, seq
+	s.count(id, 1, 0)
 }

@@ -196,7 +196,7 @@ func (h *harness) scenario() {
 	h.heartbeat("worker-2")
 }
 
-var stateOpts = cmp.Options{cmpopts.IgnoreUnexported(decider.State{}), cmpopts.EquateEmpty()}
+var stateOpts = cmp.Options{cmpopts.IgnoreUnexported(decider.State{}, decider.Member{}), cmpopts.EquateEmpty()}
 
 // sameState fails the test if got differs from want.
 func sameState(t *testing.T, what string, want, got *decider.State) {
