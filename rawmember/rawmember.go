@@ -180,6 +180,7 @@ type Member struct {
 	hbResolve  bool          // waiting for HeartbeatResolved
 	resClaim   bool          // ... of the claim subject
 	claimID    string        // the ID this process's waiting claim judges the holder of
+	claimInc   uint64        // the incarnation naming its claim subject (ClaimIncarnation)
 	claimPrev  uint64        // fence of the next claim heartbeat
 	claimLast  time.Duration // when the last claim heartbeat was sent
 	claimAny   bool
@@ -189,15 +190,23 @@ type Member struct {
 	watchInc   uint64
 	verdictOut uint64
 	verdictFor string
+	// verdictZero fences the next verdict on 0: after a conflict, the
+	// victim's subject may hold a newer heartbeat not seen yet, a verdict,
+	// or nothing at all (every message's TTL ran out while the judge could
+	// not judge). Only the last case lets a fence on 0 land, and nothing
+	// newer will ever arrive to move the judge's fence: so after each
+	// conflict the judge alternates between its fence and 0.
+	verdictZero bool
 
 	// fold view (refreshed by Step)
-	lastSeq  uint64
-	view     []Owned
-	revoking []uint32
-	tokens   map[uint32]uint64
-	ready    map[uint32]bool
-	released map[uint32]uint64 // release appended: partition -> token
-	resend   bool              // a release append failed: append them all again
+	declVersion uint64
+	lastSeq     uint64
+	view        []Owned
+	revoking    []uint32
+	tokens      map[uint32]uint64
+	ready       map[uint32]bool
+	released    map[uint32]uint64 // release appended: partition -> token
+	resend      bool              // a release append failed: append them all again
 
 	// leader bookkeeping
 	leader      bool
@@ -442,6 +451,13 @@ func (m *Member) observe(s *decider.State, now time.Duration) {
 	}
 	m.leader = s.IsLeader(m.id, m.inc)
 
+	if s.DeclVersion != m.declVersion {
+		// A re-declaration may give partitions new indices: a LetGo names
+		// an index of the layout it was given for, so the application
+		// is asked again (Revoking) for what is still to be released.
+		m.declVersion = s.DeclVersion
+		clear(m.ready)
+	}
 	m.view = m.view[:0]
 	m.revoking = m.revoking[:0]
 	clear(m.tokens)
@@ -579,7 +595,7 @@ func (m *Member) HeartbeatFailed(id uint64, now time.Duration, conflictOrTimeout
 		m.hbResolve = true
 		m.resClaim = claim
 		if claim {
-			m.emit(Action{Kind: ActReadLast, Member: m.claimID, Inc: 0})
+			m.emit(Action{Kind: ActReadLast, Member: m.claimID, Inc: m.claimInc})
 			return
 		}
 		m.emit(Action{Kind: ActReadLast, Member: m.id, Inc: m.inc})
@@ -592,8 +608,7 @@ func (m *Member) HeartbeatFailed(id uint64, now time.Duration, conflictOrTimeout
 func (m *Member) HeartbeatResolved(last liveness.LastMessage, ok bool) {
 	m.hbResolve = false
 	if m.resClaim {
-		// The claim subject is shared by the processes that claimed the ID
-		// in turn: whatever its last message, fence on it.
+		// Whatever the claim subject's last message, fence on it.
 		m.resClaim = false
 		if ok {
 			m.claimPrev = last.Seq
@@ -623,6 +638,9 @@ func (m *Member) judgeStep(now time.Duration) {
 	if !due {
 		return
 	}
+	if m.verdictZero {
+		fence = 0
+	}
 	m.verdictFor = k
 	m.verdictOut = m.emit(Action{
 		Kind: ActVerdict, Member: m.watching, Inc: m.watchInc, Fenced: true, Fence: fence,
@@ -643,8 +661,12 @@ func (m *Member) VerdictDone(id, seq uint64, err error) {
 	v := m.verdictFor
 	if err != nil {
 		m.verdictFor = "" // judge again: the count goes on
+		if errors.Is(err, ErrConflict) {
+			m.verdictZero = !m.verdictZero
+		}
 		return
 	}
+	m.verdictZero = false
 	m.appendRemoval(v, seq)
 }
 
@@ -670,29 +692,30 @@ func (m *Member) judgeName() string {
 	return m.claimID
 }
 
+// ClaimIncarnation returns the incarnation that names the claim subject of a
+// claim appended at log sequence claimSeq: 2^63 + claimSeq, never granted to
+// an incarnation (those count up from 1).
+func ClaimIncarnation(claimSeq uint64) uint64 { return 1<<63 | claimSeq }
+
 // watchHolder makes a process whose claim waits for its ID judge the
-// incarnation holding that ID, when its claim is the first waiting for it.
-// Without it a group whose incarnations are all dead (a lone member that
-// crashed, a whole fleet restarted at once with stable IDs) would wait
-// forever: every restarted process's claim waits for an old incarnation to
-// be removed, and no live member is left to judge it. The claimant judges
+// incarnation holding that ID. Without it a group whose incarnations are all
+// dead (a lone member that crashed, a whole fleet restarted at once with
+// stable IDs) would wait forever: every restarted process's claim waits for
+// an old incarnation to be removed, and no live member is left to judge it.
+// Every waiting claimant judges (the first to claim may have crashed too),
 // like any ring judge (whoever judges, the fence decides), counting only
-// while its own claim heartbeats are acknowledged without a gap: it
-// heartbeats on the claim subject of the ID (incarnation 0, never granted),
-// which carries no lease and no identity.
+// while its own heartbeats are acknowledged without a gap: it heartbeats on
+// its claim subject (the ID with ClaimIncarnation of its claim), which
+// carries no lease and no identity.
 func (m *Member) watchHolder(s *decider.State, now time.Duration) {
 	var holder *decider.Member
 	m.claimID = ""
-	for i, c := range s.Pending {
+	for _, c := range s.Pending {
 		if c.Nonce != m.cfg.Nonce {
 			continue
 		}
-		first := true
-		for _, d := range s.Pending[:i] {
-			first = first && d.ID != c.ID
-		}
-		if h := s.Members[c.ID]; first && h != nil && !h.Closing {
-			holder, m.claimID = h, c.ID
+		if h := s.Members[c.ID]; h != nil && !h.Closing {
+			holder, m.claimID, m.claimInc = h, c.ID, ClaimIncarnation(c.Seq)
 		}
 		break
 	}
@@ -727,7 +750,7 @@ func (m *Member) claimHeartbeat(now time.Duration) {
 	m.hbSentAt = now
 	m.hbClaim = true
 	m.hbOut = m.emit(Action{
-		Kind: ActHeartbeat, Member: m.claimID, Inc: 0,
+		Kind: ActHeartbeat, Member: m.claimID, Inc: m.claimInc,
 		Heartbeat: &events.Heartbeat{Nonce: m.cfg.Nonce, Applied: m.lastSeq},
 		Fenced:    true, Fence: m.claimPrev, SentAt: now,
 	})

@@ -31,8 +31,9 @@ type Options struct {
 	MaxPause time.Duration
 	// LongPauses adds pauses of LongPauseMin..LongPauseMax: beyond the
 	// promise. Overlaps in beliefs are then expected and counted
-	// (ExpectOverlap), and the token-checking store must reject every write
-	// of a stale owner once the new owner wrote.
+	// (ExpectOverlap); the token-checking store must still never reject the
+	// current owner, and so rejects every write of a stale owner once the
+	// new owner wrote.
 	LongPauses                 bool
 	LongPauseMin, LongPauseMax time.Duration
 	ExpectOverlap              bool
@@ -110,7 +111,7 @@ func DefaultOptions(seed uint64) Options {
 		CloseRate:     0.05,
 		LeaveRate:     0.03,
 		JoinRate:      0.04,
-		DeclareRate:   0.02,
+		DeclareRate:   0.1,
 		SkewRate:      0.05,
 		FoldStallRate: 0.03,
 
@@ -134,7 +135,7 @@ const (
 	KindHealthyExpired                   // a healthy member was expired
 	KindDecisionRejected                 // a fenced leader append did not apply where it landed
 	KindWriteRejected                    // the token store rejected a write (promise scenarios)
-	KindStaleWrite                       // the token store accepted a stale owner's write after the new owner's
+	KindStaleWrite                       // tokens do not increase along the log: a superseded owner's is not lower, or the current owner's write is rejected
 	KindPanic                            // the code under test panicked
 )
 
@@ -161,7 +162,7 @@ func (k Kind) String() string {
 	case KindWriteRejected:
 		return "write-rejected"
 	case KindStaleWrite:
-		return "stale-write-accepted"
+		return "token-order"
 	case KindPanic:
 		return "panic"
 	}

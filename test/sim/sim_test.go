@@ -11,9 +11,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/parti-io/parti/liveness"
-	"github.com/parti-io/parti/rawmember"
 )
 
 var (
@@ -24,7 +21,7 @@ var (
 // Default sizing of TestSim: seeds run until the wall-time budget is spent
 // (at most maxSeeds), each of defaultSteps steps. SIM_FULL=1 (make sim) runs
 // fullSeeds seeds with no budget; SIM_BUDGET overrides the budget (a Go
-// duration).
+// duration); SIM_FIRST sets the first seed (default 1).
 const (
 	defaultSteps  = 5000
 	defaultBudget = 45 * time.Second
@@ -85,7 +82,7 @@ func report(opt Options, res Result) string {
 // runSeeds runs seeds first, first+1, ... with mk(seed) on every CPU until n
 // seeds ran or the budget is spent (budget 0: no budget). It returns how many
 // ran and the first failure (by seed order among those that failed).
-func runSeeds(t testing.TB, first uint64, n int, budget time.Duration, mk func(uint64) Options) (ran int, totalSteps int64, sum Stats, fail *Result, failOpt Options) {
+func runSeeds(first uint64, n int, budget time.Duration, mk func(uint64) Options) (ran int, totalSteps int64, sum Stats, fail *Result, failOpt Options) {
 	var (
 		next     atomic.Uint64
 		mu       sync.Mutex
@@ -155,9 +152,15 @@ func TestSim(t *testing.T) {
 	if testing.Short() {
 		budget = 5 * time.Second
 	}
+	first := uint64(1)
+	if s := os.Getenv("SIM_FIRST"); s != "" {
+		if n, err := strconv.ParseUint(s, 10, 64); err == nil && n > 0 {
+			first = n
+		}
+	}
 	start := time.Now()
 	st := steps()
-	ran, total, sum, fail, opt := runSeeds(t, 1, n, budget, func(seed uint64) Options {
+	ran, total, sum, fail, opt := runSeeds(first, n, budget, func(seed uint64) Options {
 		o := DefaultOptions(seed)
 		o.Steps = st
 		return o
@@ -189,6 +192,3 @@ func TestSimRace(t *testing.T) {
 		})
 	}
 }
-
-var _ = liveness.Test
-var _ = rawmember.ActAppend

@@ -130,6 +130,7 @@ type proc struct {
 	exitOnAck bool
 	leaving   bool
 	nextInfo  time.Duration
+	lastRun   time.Duration // the last step it ran (was not paused)
 	stDirty   bool
 	started   time.Duration
 }
@@ -233,7 +234,7 @@ func newWorld(opt Options) *world {
 	}
 	w.ph = phaseCalm
 	w.calmStart = 0
-	w.quietBound = w.bound(0)
+	w.quietBound = w.bound()
 	w.phaseEnd = w.quietBound + w.dur(time.Second, 6*time.Second)
 	return w
 }
@@ -391,13 +392,19 @@ func (w *world) phaseStep(dt time.Duration) {
 			w.start(ps.id)
 		}
 		w.pending = nil
-		// Keep a group to check: at least two processes.
-		for len(w.alive()) < 2 {
+		// Keep a group to check: at least two processes that stay.
+		staying := 0
+		for _, p := range w.alive() {
+			if !p.leaving && !p.closing {
+				staying++
+			}
+		}
+		for ; staying < 2; staying++ {
 			w.start(w.newID())
 		}
 		w.ph = phaseCalm
 		w.calmStart = w.T
-		w.quietBound = w.bound(w.T)
+		w.quietBound = w.bound()
 		w.phaseEnd = w.T + w.quietBound + w.dur(time.Second, 6*time.Second)
 		w.stats.CalmPhases++
 		w.tracef("phase calm, liveness checked from %v", w.T+w.quietBound)
@@ -433,7 +440,7 @@ func (w *world) faultsOngoing() bool {
 // the fold still holds that no process backs (dead members adjacent in the
 // ring are expired one after the other) and the grace when a closed member
 // may be waiting for its grace to end.
-func (w *world) bound(now time.Duration) time.Duration {
+func (w *world) bound() time.Duration {
 	t := w.opt.Timings
 	round := 1500 * time.Millisecond
 	slack := 2500 * time.Millisecond
@@ -451,7 +458,6 @@ func (w *world) bound(now time.Duration) time.Duration {
 	if closing {
 		b += w.opt.Grace
 	}
-	_ = now
 	return b
 }
 
@@ -466,7 +472,9 @@ func (w *world) inject(dt time.Duration) {
 		}
 	}
 	if w.perStep(o.PauseRate, dt) {
-		if p := w.pick(w.alive()); p != nil && p.pausedUntil <= w.T {
+		// A process pauses only once it ran since its last pause (two
+		// pauses back to back would be one longer pause).
+		if p := w.pick(w.alive()); p != nil && p.pausedUntil <= w.T && p.lastRun > p.pausedUntil {
 			var d time.Duration
 			switch {
 			case o.LongPauses && w.chance(0.3):
@@ -767,8 +775,8 @@ func (w *world) answer(r *request, seq uint64, err error, last liveness.LastMess
 		return
 	}
 	if w.ph == phaseChaos && w.chance(w.opt.LossProb) {
-		if r.kind == reqHeartbeat {
-			p.healthy = false
+		if r.kind == reqHeartbeat || r.kind == reqReadLast {
+			p.healthy = false // its heartbeats are no longer all acknowledged
 		}
 		w.tracef("answer to %v of %s lost", r.kind, p.name())
 		return
@@ -928,6 +936,7 @@ func (w *world) procStep(p *proc, dt time.Duration) {
 	if p.dead || p.pausedUntil > w.T {
 		return
 	}
+	p.lastRun = w.T
 	// The application first finishes what it was doing when it last
 	// checked (before a pause, that check is old): it writes.
 	w.write(p)
@@ -1036,6 +1045,9 @@ func (w *world) report(p *proc, r *request, seq uint64, err error, last liveness
 	case reqVerdict:
 		p.m.VerdictDone(r.actID, seq, err)
 	case reqReadLast:
+		if err != nil && !r.stalled {
+			p.healthy = false
+		}
 		p.m.HeartbeatResolved(last, err == nil)
 	case reqInfo:
 		if err == nil {
@@ -1172,8 +1184,13 @@ func (w *world) app(p *proc, now time.Duration) {
 }
 
 // write is the application writing to its storage, a token-checking store
-// that remembers the highest token per partition and rejects lower ones.
+// that remembers the highest token per partition and rejects lower ones. The
+// store can only protect the current owner if tokens increase along the log:
+// a superseded owner's token must be below the current owner's, and the
+// current owner's writes must never be rejected, whatever the scenario. In the
+// promise no write may be rejected at all.
 func (w *world) write(p *proc) {
+	id, inc, _ := p.m.Identity()
 	for pid := range p.acting {
 		a := &p.acting[pid]
 		if !a.on {
@@ -1187,18 +1204,20 @@ func (w *world) write(p *proc) {
 		} else {
 			w.stats.Rejected++
 		}
-		// Is the writer an owner the log has superseded?
-		var cur events.Token
-		owned := false
-		if i, ok := w.auth.PartitionIndex(universe[pid]); ok && w.auth.Owners[i].Owner != "" {
-			cur, owned = w.auth.Owners[i].FencingToken(), true
+		i, declared := w.auth.PartitionIndex(universe[pid])
+		if !declared || w.auth.Owners[i].Owner == "" {
+			continue
 		}
-		stale := owned && a.token.Less(cur)
+		o := w.auth.Owners[i]
+		cur := o.FencingToken()
+		current := o.Owner == id && o.Inc == inc && a.token == cur
 		switch {
-		case stale && !accepted:
+		case current && !accepted:
+			w.fail(KindStaleWrite, "the store rejected the current owner %s's write to %s with token %v (store holds %v)", p.name(), universe[pid], a.token, hi)
+		case !current && !a.token.Less(cur):
+			w.fail(KindStaleWrite, "%s writes %s with token %v, not below the current owner %s/%d's token %v", p.name(), universe[pid], a.token, o.Owner, o.Inc, cur)
+		case !current && !accepted:
 			w.stats.StaleRejected++
-		case stale && accepted && seen && !hi.Less(cur):
-			w.fail(KindStaleWrite, "%s wrote %s with token %v although the current owner (token %v) had written %v", p.name(), universe[pid], a.token, cur, hi)
 		}
 		if !accepted && !w.opt.ExpectOverlap {
 			w.fail(KindWriteRejected, "%s's write to %s with token %v was rejected (store holds %v)", p.name(), universe[pid], a.token, hi)
@@ -1280,8 +1299,8 @@ func (w *world) checkOverlap() {
 	}
 }
 
-// authHashAt returns the authoritative state's snapshot hash at seq when it
-// was recorded.
+// checkDigests records the authoritative state's hash at its last sequence
+// and compares every member whose fold stands at a recorded sequence.
 func (w *world) checkDigests() {
 	if _, h, err := decider.Snapshot(w.auth); err == nil {
 		w.authHash[w.auth.LastSeq] = h
