@@ -190,6 +190,7 @@ type Member struct {
 	watchInc   uint64
 	verdictOut uint64
 	verdictFor string
+	verdict    *events.ExpiryVerdict // the verdict in flight
 	// verdictZero fences the next verdict on 0: after a conflict, the
 	// victim's subject may hold a newer heartbeat not seen yet, a verdict,
 	// or nothing at all (every message's TTL ran out while the judge could
@@ -461,6 +462,19 @@ func (m *Member) observe(s *decider.State, now time.Duration) {
 	m.view = m.view[:0]
 	m.revoking = m.revoking[:0]
 	clear(m.tokens)
+	// A leaving member releases a partition once the leader named its next
+	// owner, so that it is never left without one; only when no other member
+	// can take it does it release at once.
+	handOffNow := false
+	if me.Leaving {
+		handOffNow = true
+		for _, id := range s.Order {
+			if o := s.Members[id]; o != me && o.Eligible() {
+				handOffNow = false
+				break
+			}
+		}
+	}
 	for i := range s.Owners {
 		o := &s.Owners[i]
 		if m.cfg.Broken.AssignBeforeRelease && o.Target == m.id && o.TargetInc == m.inc {
@@ -476,9 +490,12 @@ func (m *Member) observe(s *decider.State, now time.Duration) {
 		// move in flight (the move's target was removed meanwhile, or the
 		// release's ack was lost): the release lands and ends the ownership
 		// whatever happened to the move.
-		if tok, gone := m.released[p]; (gone && tok == o.Token) || o.Target != "" || me.Leaving {
+		if tok, gone := m.released[p]; (gone && tok == o.Token) || o.Target != "" || (me.Leaving && handOffNow) {
 			m.revoking = append(m.revoking, p)
 			continue
+		}
+		if me.Leaving {
+			continue // not acted on (Owned is empty while leaving), not released yet
 		}
 		// Back in the view (a move was cancelled before the release was
 		// appended): the application acts on it again and must let go of
@@ -642,12 +659,13 @@ func (m *Member) judgeStep(now time.Duration) {
 		fence = 0
 	}
 	m.verdictFor = k
+	m.verdict = &events.ExpiryVerdict{
+		Member: m.watching, Incarnation: m.watchInc, Judge: m.judgeName(), JudgeInc: m.inc,
+		LastSeen: fence, SpanMillis: span.Milliseconds(),
+	}
 	m.verdictOut = m.emit(Action{
 		Kind: ActVerdict, Member: m.watching, Inc: m.watchInc, Fenced: true, Fence: fence,
-		Verdict: &events.ExpiryVerdict{
-			Member: m.watching, Incarnation: m.watchInc, Judge: m.judgeName(), JudgeInc: m.inc,
-			LastSeen: fence, SpanMillis: span.Milliseconds(),
-		},
+		Verdict: m.verdict,
 	})
 }
 
@@ -667,20 +685,26 @@ func (m *Member) VerdictDone(id, seq uint64, err error) {
 		return
 	}
 	m.verdictZero = false
-	m.appendRemoval(v, seq)
+	m.appendRemoval(v, seq, m.verdict)
 }
 
-func (m *Member) appendRemoval(k string, verdictSeq uint64) {
+// appendRemoval appends the removal that follows the verdict at verdictSeq,
+// naming the verdict's judge and the span it measured.
+func (m *Member) appendRemoval(k string, verdictSeq uint64, v *events.ExpiryVerdict) {
 	if m.removals[k] || m.stopped != NotStopped {
 		return
 	}
 	m.removals[k] = true
 	id, incs, _ := cut(k)
 	inc, _ := strconv.ParseUint(incs, 10, 64)
-	m.appendLog("remove-"+k, &events.MemberRemoved{
+	ev := &events.MemberRemoved{
 		Member: id, Incarnation: inc, Reason: events.ReasonExpired,
 		VerdictSeq: verdictSeq, Judge: m.judgeName(),
-	})
+	}
+	if v != nil && v.Member == id && v.Incarnation == inc {
+		ev.Judge, ev.SpanMillis = v.Judge, v.SpanMillis
+	}
+	m.appendLog("remove-"+k, ev)
 }
 
 // judgeName names the judge in verdicts and removals: the member ID, or,
@@ -773,7 +797,7 @@ func (m *Member) VictimMessage(member string, inc, seq uint64, verdict *events.E
 	}
 	if verdict != nil {
 		if verdict.Member == member && verdict.Incarnation == inc {
-			m.appendRemoval(key(member, inc), seq)
+			m.appendRemoval(key(member, inc), seq, verdict)
 		}
 		return
 	}
