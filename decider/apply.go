@@ -263,9 +263,9 @@ func (s *State) remove(seq uint64, m *Member) {
 		o := &s.Owners[i]
 		if o.Inc == m.Incarnation && o.Owner == m.ID {
 			if o.Target != "" {
-				s.complete(o, seq)
+				s.complete(o, seq, m)
 			} else {
-				s.disown(o)
+				s.disown(o, m)
 			}
 		} else if o.TargetInc == m.Incarnation && o.Target == m.ID {
 			s.retarget(o, "", 0)
@@ -356,9 +356,9 @@ func (s *State) applyReleased(seq uint64, e *events.PartitionsReleased) Outcome 
 		}
 		n++
 		if o.Target != "" {
-			s.complete(o, seq)
+			s.complete(o, seq, m)
 		} else {
-			s.disown(o)
+			s.disown(o, m)
 		}
 	}
 	if m.Leaving {

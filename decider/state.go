@@ -462,17 +462,27 @@ func (s *State) count(id string, owns, targets int) {
 	}
 }
 
-// complete lands the move in flight on o at seq: its target owns it.
-func (s *State) complete(o *Ownership, seq uint64) {
-	s.count(o.Owner, -1, 0)
+// complete lands the move in flight on o at seq: its target owns it. owner
+// is o's owner when the caller has it at hand (nil: looked up).
+func (s *State) complete(o *Ownership, seq uint64, owner *Member) {
+	if owner != nil {
+		owner.owns--
+	} else {
+		s.count(o.Owner, -1, 0)
+	}
 	s.count(o.Target, 1, -1)
 	o.Owner, o.Inc, o.Token = o.Target, o.TargetInc, seq
 	o.Target, o.TargetInc = "", 0
 }
 
-// disown leaves o without owner (and without a move in flight).
-func (s *State) disown(o *Ownership) {
-	s.count(o.Owner, -1, 0)
+// disown leaves o without owner (and without a move in flight). owner is
+// o's owner when the caller has it at hand (nil: looked up).
+func (s *State) disown(o *Ownership, owner *Member) {
+	if owner != nil {
+		owner.owns--
+	} else {
+		s.count(o.Owner, -1, 0)
+	}
 	s.count(o.Target, 0, -1)
 	*o = Ownership{}
 }
