@@ -362,7 +362,14 @@ func (m *Member) step() {
 	for _, a := range m.raw.Actions() {
 		m.execute(a)
 	}
-	m.reconcile(now, moving, dropped)
+	if m.reconcile(now, moving, dropped) {
+		// Releases are appended by the raw member's next step: take it now
+		// rather than at the next tick, so a hand-off does not wait for it.
+		m.proj.View(func(s *decider.State) { m.raw.Step(s, now) })
+		for _, a := range m.raw.Actions() {
+			m.execute(a)
+		}
+	}
 	if closing {
 		m.revokeAll(RevokeStopped)
 		m.fail(ErrStopped)
@@ -375,7 +382,9 @@ func (m *Member) step() {
 // before assigned. Assignments are keyed by partition ID (a re-declaration
 // may change a partition's index while its ownership and token stay);
 // moving maps the partitions to hand off to their current indices.
-func (m *Member) reconcile(now time.Duration, moving map[string]uint32, dropped map[string]bool) {
+//
+// It reports whether it let go of any partition (a release is then due).
+func (m *Member) reconcile(now time.Duration, moving map[string]uint32, dropped map[string]bool) (letGo bool) {
 	believed := m.raw.Owned(now)
 	want := make(map[string]rawmember.Owned, len(believed))
 	for _, o := range believed {
@@ -434,8 +443,10 @@ func (m *Member) reconcile(now time.Duration, moving map[string]uint32, dropped 
 		m.mu.Unlock()
 		if !has && !m.revoking[p] {
 			m.raw.LetGo(idx)
+			letGo = true
 		}
 	}
+	return letGo
 }
 
 func (m *Member) revokeAll(why RevokeReason) {

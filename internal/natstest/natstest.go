@@ -134,20 +134,27 @@ func joinComma(s []string) string {
 	return out
 }
 
-// WaitMetaLeader waits until some running server knows a JetStream meta
-// leader.
+// WaitMetaLeader waits until some running server is the JetStream meta
+// leader and sees every running server online with JetStream (before that,
+// creating a replicated stream fails with "no suitable peers").
 func (c *Cluster) WaitMetaLeader(timeout time.Duration) {
 	c.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
+		running := 0
 		for _, s := range c.Servers {
-			if s != nil && s.Running() && s.JetStreamIsLeader() {
+			if s != nil && s.Running() {
+				running++
+			}
+		}
+		for _, s := range c.Servers {
+			if s != nil && s.Running() && s.JetStreamIsLeader() && len(s.JetStreamClusterPeers()) >= running {
 				return
 			}
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
-	c.t.Fatalf("natstest: no JetStream meta leader after %v", timeout)
+	c.t.Fatalf("natstest: no JetStream meta leader seeing every server after %v", timeout)
 }
 
 // URLs returns the client URLs of the running servers, comma-separated.
