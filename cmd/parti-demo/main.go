@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/parti-io/parti"
+	"github.com/parti-io/parti/consumer"
 	"github.com/parti-io/parti/decider"
 	"github.com/parti-io/parti/internal/embedded"
 )
@@ -43,18 +44,16 @@ type demo struct {
 	parts   []string
 	mu      sync.Mutex
 	members map[string]*parti.Member
+	workers map[string]*consumer.Consumer
 	holder  map[string]string
 	extras  extras
+	traffic *traffic
 }
 
-// extras are the optional parts of the demo (the consumer helper's producer
-// and the audit), wired in by other files of this command.
+// extras are the optional parts of the demo (the audit), wired in by other
+// files of this command.
 type extras struct {
-	start  func(ctx context.Context, d *demo) error
-	handle func(id string) parti.Handler
-	report func(w io.Writer)
-	audit  func(ctx context.Context, d *demo) (string, bool, error)
-	stop   func()
+	audit func(ctx context.Context, d *demo) (string, bool, error)
 }
 
 var plugins []func(*extras)
@@ -86,7 +85,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	d := &demo{out: stdout, js: js, group: "demo", members: map[string]*parti.Member{}, holder: map[string]string{}}
+	d := &demo{out: stdout, js: js, group: "demo", members: map[string]*parti.Member{}, workers: map[string]*consumer.Consumer{}, holder: map[string]string{}}
 	for i := range *nparts {
 		d.parts = append(d.parts, fmt.Sprintf("tenant-%03d", i))
 	}
@@ -95,16 +94,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "parti demo: embedded JetStream at %s (store %s), group %q, %d partitions, fast profile (heartbeat 250ms, expiry 1.5s)\n\n",
 		srv.ClientURL(), abs, d.group, len(d.parts))
-	if d.extras.start != nil {
-		if err := d.extras.start(ctx, d); err != nil {
-			return err
-		}
+	tr, err := startTraffic(ctx, js, d.parts)
+	if err != nil {
+		return err
 	}
-	defer func() {
-		if d.extras.stop != nil {
-			d.extras.stop()
-		}
-	}()
+	d.traffic = tr
+	defer tr.stop()
+	fmt.Fprintf(stdout, "a producer publishes sequence-numbered orders to ORDERS (orders.<tenant>); every worker consumes exactly its tenants with the consumer helper\n\n")
 
 	step := func(title string, act func() error) error {
 		before := d.owners()
@@ -142,10 +138,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if err := step("3. crash: worker-2 dies without a word (taken over after the 1.5s expiry)", func() error {
 		d.mu.Lock()
-		m := d.members["worker-2"]
+		w := d.workers["worker-2"]
 		delete(d.members, "worker-2")
+		delete(d.workers, "worker-2")
 		d.mu.Unlock()
-		m.Stop()
+		w.Stop()
 		d.forget("worker-2")
 		return nil
 	}); err != nil {
@@ -154,13 +151,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := step("4. rolling restart: every worker closes and rejoins with its ID (zero moves)", func() error {
 		for _, id := range d.ids() {
 			d.mu.Lock()
-			m := d.members[id]
+			w := d.workers[id]
 			d.mu.Unlock()
-			if err := m.Close(ctx); err != nil {
+			if err := w.Close(ctx); err != nil {
 				return err
 			}
 			d.mu.Lock()
 			delete(d.members, id)
+			delete(d.workers, id)
 			d.mu.Unlock()
 			if err := d.join(ctx, id, 0); err != nil {
 				return err
@@ -175,15 +173,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if err := step("5. graceful leave: worker-1 hands its partitions off", func() error {
 		d.mu.Lock()
-		m := d.members["worker-1"]
+		w := d.workers["worker-1"]
 		delete(d.members, "worker-1")
+		delete(d.workers, "worker-1")
 		d.mu.Unlock()
-		return m.Leave(ctx)
+		return w.Leave(ctx)
 	}); err != nil {
 		return err
 	}
-	if d.extras.report != nil {
-		d.extras.report(stdout)
+	if err := d.traffic.report(ctx, stdout); err != nil {
+		return err
 	}
 	verdictOK := true
 	if d.extras.audit != nil {
@@ -196,9 +195,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	for _, id := range d.ids() {
 		d.mu.Lock()
-		m := d.members[id]
+		w := d.workers[id]
 		d.mu.Unlock()
-		_ = m.Leave(ctx)
+		_ = w.Leave(ctx)
 	}
 	fmt.Fprintf(stdout, "\ndemo finished in %v\n", time.Since(began).Round(10*time.Millisecond))
 	fmt.Fprintf(stdout, "follow a live group:  go run ./cmd/parti-replay tail --server %s --group %s\n", "nats://HOST:PORT", d.group)
@@ -215,23 +214,13 @@ func (d *demo) join(ctx context.Context, id string, expected int) error {
 	cfg.ExpectedMembers = expected
 	cfg.Window = 200 * time.Millisecond
 	cfg.Grace = 10 * time.Second
-	var inner parti.Handler
-	if d.extras.handle != nil {
-		inner = d.extras.handle(id)
-	}
 	cfg.Handler = parti.HandlerFuncs{
 		OnAssigned: func(a parti.Assignment) {
 			d.mu.Lock()
 			d.holder[a.Partition] = id
 			d.mu.Unlock()
-			if inner != nil {
-				inner.Assigned(a)
-			}
 		},
 		OnRevoked: func(a parti.Assignment, why parti.RevokeReason) {
-			if inner != nil {
-				inner.Revoked(a, why)
-			}
 			d.mu.Lock()
 			if d.holder[a.Partition] == id {
 				delete(d.holder, a.Partition)
@@ -239,12 +228,20 @@ func (d *demo) join(ctx context.Context, id string, expected int) error {
 			d.mu.Unlock()
 		},
 	}
-	m, err := parti.Join(ctx, d.js, cfg)
+	w, err := consumer.Join(ctx, d.js, cfg, consumer.Config{
+		Stream:  "ORDERS",
+		Subject: "orders.{partition}",
+		Handler: func(ctx context.Context, m *consumer.Msg) error {
+			d.traffic.processed(id, m.Partition, m.Data)
+			return nil
+		},
+	})
 	if err != nil {
 		return err
 	}
 	d.mu.Lock()
-	d.members[id] = m
+	d.members[id] = w.Member()
+	d.workers[id] = w
 	d.mu.Unlock()
 	return nil
 }
