@@ -219,21 +219,15 @@ func (s *State) grant(seq uint64, c PendingClaim) {
 	planned := true
 	nm := &Member{ID: c.ID, Incarnation: inc, Nonce: c.Nonce, JoinSeq: seq, MaxProtocol: c.MaxProtocol}
 	if old := s.Members[c.ID]; old != nil {
-		// Only a closing incarnation can be superseded (callers check).
+		// Only a closing incarnation can be superseded (callers check): the
+		// new one takes its partitions, moves and lists over.
 		planned = false
-		if old.owns+old.targets > 0 {
-			for i := range s.Owners {
-				o := &s.Owners[i]
-				if o.Inc == old.Incarnation && o.Owner == old.ID {
-					o.Inc = inc
-					o.Token = seq
-				}
-				if o.TargetInc == old.Incarnation && o.Target == old.ID {
-					o.TargetInc = inc
-				}
-			}
-		}
-		nm.owns, nm.targets = old.owns, old.targets
+		s.ownL.each(old.ownHead, func(p uint32) {
+			o := &s.Owners[p]
+			o.Inc, o.Token = inc, seq
+		})
+		s.tgtL.each(old.tgtHead, func(p uint32) { s.Owners[p].TargetInc = inc })
+		nm.owns, nm.targets, nm.ownHead, nm.tgtHead = old.owns, old.targets, old.ownHead, old.tgtHead
 		s.dropOrder(old.ID)
 	}
 	s.Members[c.ID] = nm
@@ -259,18 +253,14 @@ func (s *State) dropOrder(id string) {
 // it complete, its other partitions become unowned, moves to it are
 // cancelled, and the oldest claim waiting for its ID is granted.
 func (s *State) remove(seq uint64, m *Member) {
-	for i := 0; i < len(s.Owners) && m.owns+m.targets > 0; i++ {
-		o := &s.Owners[i]
-		if o.Inc == m.Incarnation && o.Owner == m.ID {
-			if o.Target != "" {
-				s.complete(o, seq, m)
-			} else {
-				s.disown(o, m)
-			}
-		} else if o.TargetInc == m.Incarnation && o.Target == m.ID {
-			s.retarget(o, "", 0)
+	s.ownL.each(m.ownHead, func(p uint32) {
+		if s.Owners[p].Target != "" {
+			s.complete(p, seq, m)
+		} else {
+			s.disown(p, m)
 		}
-	}
+	})
+	s.tgtL.each(m.tgtHead, func(p uint32) { s.retarget(p, nil) })
 	delete(s.Members, m.ID)
 	s.dropOrder(m.ID)
 	s.grantWaiting(seq, m.ID)
@@ -317,11 +307,7 @@ func (s *State) finishLeave(seq uint64, m *Member) {
 }
 
 func (s *State) cancelMovesTo(m *Member) {
-	for i := 0; i < len(s.Owners) && m.targets > 0; i++ {
-		if o := &s.Owners[i]; o.TargetInc == m.Incarnation && o.Target == m.ID {
-			s.retarget(o, "", 0)
-		}
-	}
+	s.tgtL.each(m.tgtHead, func(p uint32) { s.retarget(p, nil) })
 }
 
 func (s *State) applyClosing(seq uint64, e *events.MemberClosing) Outcome {
@@ -356,9 +342,9 @@ func (s *State) applyReleased(seq uint64, e *events.PartitionsReleased) Outcome 
 		}
 		n++
 		if o.Target != "" {
-			s.complete(o, seq, m)
+			s.complete(rel.Partition, seq, m)
 		} else {
-			s.disown(o, m)
+			s.disown(rel.Partition, m)
 		}
 	}
 	if m.Leaving {
@@ -493,7 +479,7 @@ func (s *State) declare(seq uint64, e *events.PartitionsDeclared) Outcome {
 	}
 	s.Owners = owners
 	s.index = seen
-	s.recount()
+	s.reindex()
 	// Leaving members whose partitions were dropped may now be done.
 	for _, id := range slices.Clone(s.Order) {
 		if m := s.Members[id]; m != nil && m.Leaving {
@@ -556,11 +542,11 @@ func (s *State) operatorMove(seq uint64, e *events.OperatorAction) Outcome {
 	o := &s.Owners[i]
 	switch {
 	case o.Owner == t.ID && o.Inc == t.Incarnation:
-		s.retarget(o, "", 0)
+		s.retarget(i, nil)
 	case o.Owner == "":
-		s.own(o, t.ID, t.Incarnation, seq)
+		s.own(i, t, seq)
 	default:
-		s.retarget(o, t.ID, t.Incarnation)
+		s.retarget(i, t)
 	}
 	return applied()
 }

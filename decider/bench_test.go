@@ -407,7 +407,7 @@ func TestBenchLogFolds(t *testing.T) {
 			t.Fatalf("after seq %d (%s): %v", r.Seq, r.Event.Type(), err)
 		}
 	}
-	if diff := cmp.Diff(lg.final, s, cmp.AllowUnexported(State{}, Member{})); diff != "" {
+	if diff := cmp.Diff(lg.final, s, stateCmp); diff != "" {
 		t.Fatalf("refold differs (-generator +refold):\n%s", diff)
 	}
 	if len(s.Members) != 12 || s.Counters.Applied != uint64(len(lg.recs)) {

@@ -419,7 +419,7 @@ func TestGarbageAndNewerVersions(t *testing.T) {
 	if f.s.Counters.Skipped != 3 {
 		t.Fatalf("skipped %d", f.s.Counters.Skipped)
 	}
-	if diff := cmp.Diff(before.Members, f.s.Members, cmp.AllowUnexported(Member{})); diff != "" {
+	if diff := cmp.Diff(before.Members, f.s.Members, stateCmp); diff != "" {
 		t.Fatalf("garbage changed members:\n%s", diff)
 	}
 	f.seq++
@@ -449,7 +449,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	got.prevSeq = f.s.prevSeq // transient: the position before the last record
-	if diff := cmp.Diff(f.s, got, cmp.AllowUnexported(State{}, Member{})); diff != "" {
+	if diff := cmp.Diff(f.s, got, stateCmp); diff != "" {
 		t.Fatalf("restore differs:\n%s", diff)
 	}
 	data2, hash2, _ := Snapshot(got)

@@ -108,12 +108,13 @@ func (s *State) validateAndApplyDecision(seq uint64, e *events.AssignmentDecided
 	}
 	for i := range e.Moves {
 		mv := &e.Moves[i]
+		t := s.Members[mv.To] // validated above: the eligible incarnation
 		mv.Parts.Each(func(p uint32) bool {
 			o := &s.Owners[p]
 			if o.Owner == "" {
-				s.own(o, mv.To, mv.ToInc, seq)
+				s.own(p, t, seq)
 			} else {
-				s.retarget(o, mv.To, mv.ToInc)
+				s.retarget(p, t)
 			}
 			return true
 		})

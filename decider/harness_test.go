@@ -3,6 +3,8 @@ package decider
 import (
 	"errors"
 	"fmt"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"testing"
 
 	"github.com/parti-io/parti/events"
@@ -156,4 +158,12 @@ func wantErr(t *testing.T, err, target error) {
 	if !errors.Is(err, target) {
 		t.Fatalf("err = %v, want %v", err, target)
 	}
+}
+
+// stateCmp compares states by their durable content: the per-member index
+// (list order depends on the path that built it) is derived and ignored.
+var stateCmp = cmp.Options{
+	cmp.AllowUnexported(State{}, Member{}),
+	cmpopts.IgnoreFields(State{}, "ownL", "tgtL"),
+	cmpopts.IgnoreFields(Member{}, "ownHead", "tgtHead"),
 }

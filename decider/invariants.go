@@ -100,6 +100,30 @@ func CheckInvariants(s *State) error {
 		if m.owns != owns[id] || m.targets != targets[id] {
 			bad("%s counts %d owned and %d incoming, the owners say %d and %d", id, m.owns, m.targets, owns[id], targets[id])
 		}
+		if len(s.ownL.next) != len(s.Owners) || len(s.tgtL.next) != len(s.Owners) {
+			bad("the member index covers %d partitions, not %d", len(s.ownL.next), len(s.Owners))
+			continue
+		}
+		n := 0
+		s.ownL.each(m.ownHead, func(p uint32) {
+			n++
+			if o := &s.Owners[p]; o.Owner != id || o.Inc != m.Incarnation {
+				bad("%s's owned list holds partition %d, owned by %s/%d", id, p, o.Owner, o.Inc)
+			}
+		})
+		if n != owns[id] {
+			bad("%s's owned list has %d partitions, it owns %d", id, n, owns[id])
+		}
+		n = 0
+		s.tgtL.each(m.tgtHead, func(p uint32) {
+			n++
+			if o := &s.Owners[p]; o.Target != id || o.TargetInc != m.Incarnation {
+				bad("%s's incoming list holds partition %d, moving to %s/%d", id, p, o.Target, o.TargetInc)
+			}
+		})
+		if n != targets[id] {
+			bad("%s's incoming list has %d partitions, %d move to it", id, n, targets[id])
+		}
 	}
 	for _, id := range s.Order {
 		if m := s.Members[id]; m != nil && m.Leaving && owns[id] == 0 {

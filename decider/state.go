@@ -29,10 +29,12 @@ type Member struct {
 	Draining bool `json:"draining,omitempty"`
 
 	// owns and targets count the partitions this incarnation owns and the
-	// moves in flight to it: the fold's per-member index, so that a leave,
-	// a close, a removal or a takeover need not scan every partition when
-	// the member has nothing. Derived (recount), never serialised.
-	owns, targets int
+	// moves in flight to it; ownHead and tgtHead start the lists of those
+	// partitions (see index.go): the fold's per-member index, so that a
+	// leave, a close, a removal or a takeover touches only the member's own
+	// partitions. Derived (reindex), never serialised.
+	owns, targets    int
+	ownHead, tgtHead int32
 }
 
 // Live reports whether m is a live member: not leaving and not closing. Live
@@ -150,6 +152,8 @@ type State struct {
 	index   map[string]uint32
 	partial *partial
 	prevSeq uint64
+	ownL    links // per-member lists of owned partitions
+	tgtL    links // per-member lists of partitions moving to the member
 }
 
 // partial accumulates a multi-part declaration or decision.
@@ -185,6 +189,8 @@ func (s *State) Clone() *State {
 	c.Weights = slices.Clone(s.Weights)
 	c.Owners = slices.Clone(s.Owners)
 	c.index = maps.Clone(s.index)
+	c.ownL = s.ownL.clone()
+	c.tgtL = s.tgtL.clone()
 	c.Retired = maps.Clone(s.Retired)
 	if s.LastRejection != nil {
 		r := *s.LastRejection
@@ -428,74 +434,5 @@ func (s *State) rebuildIndex() {
 	for i, p := range s.Partitions {
 		s.index[p] = uint32(i)
 	}
-	s.recount()
-}
-
-// recount derives every member's owns and targets from Owners.
-func (s *State) recount() {
-	for _, m := range s.Members {
-		m.owns, m.targets = 0, 0
-	}
-	for i := range s.Owners {
-		o := &s.Owners[i]
-		if o.Owner != "" {
-			if m := s.Members[o.Owner]; m != nil {
-				m.owns++
-			}
-		}
-		if o.Target != "" {
-			if m := s.Members[o.Target]; m != nil {
-				m.targets++
-			}
-		}
-	}
-}
-
-// count adds d to the owns (or targets) of the member with id, if any.
-func (s *State) count(id string, owns, targets int) {
-	if id == "" {
-		return
-	}
-	if m := s.Members[id]; m != nil {
-		m.owns += owns
-		m.targets += targets
-	}
-}
-
-// complete lands the move in flight on o at seq: its target owns it. owner
-// is o's owner when the caller has it at hand (nil: looked up).
-func (s *State) complete(o *Ownership, seq uint64, owner *Member) {
-	if owner != nil {
-		owner.owns--
-	} else {
-		s.count(o.Owner, -1, 0)
-	}
-	s.count(o.Target, 1, -1)
-	o.Owner, o.Inc, o.Token = o.Target, o.TargetInc, seq
-	o.Target, o.TargetInc = "", 0
-}
-
-// disown leaves o without owner (and without a move in flight). owner is
-// o's owner when the caller has it at hand (nil: looked up).
-func (s *State) disown(o *Ownership, owner *Member) {
-	if owner != nil {
-		owner.owns--
-	} else {
-		s.count(o.Owner, -1, 0)
-	}
-	s.count(o.Target, 0, -1)
-	*o = Ownership{}
-}
-
-// retarget sets (or, with an empty id, cancels) o's move in flight.
-func (s *State) retarget(o *Ownership, id string, inc uint64) {
-	s.count(o.Target, 0, -1)
-	o.Target, o.TargetInc = id, inc
-	s.count(id, 0, 1)
-}
-
-// own gives the unowned o to (id, inc) at seq.
-func (s *State) own(o *Ownership, id string, inc, seq uint64) {
-	o.Owner, o.Inc, o.Token = id, inc, seq
-	s.count(id, 1, 0)
+	s.reindex()
 }
