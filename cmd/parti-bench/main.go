@@ -5,6 +5,7 @@
 //
 //	go run ./cmd/parti-bench            # 20 runs, 10 members, 1,024 partitions, fast profile
 //	go run ./cmd/parti-bench --runs 5
+//	go run ./cmd/parti-bench --live-history FILE   # replay from a live stream vs its raw read rate
 package main
 
 import (
@@ -47,6 +48,7 @@ func main() {
 type options struct {
 	runs, members, partitions int
 	historyRecords            int
+	liveFile, liveGroup       string
 	verbose                   bool
 }
 
@@ -59,8 +61,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.partitions, "partitions", 1024, "partitions")
 	fs.BoolVar(&o.verbose, "v", false, "print each run's figures on stderr")
 	fs.IntVar(&o.historyRecords, "history", 300_000, "records of the generated history (150 members × 10,000 partitions) for the fold and replay rates")
+	fs.StringVar(&o.liveFile, "live-history", "", "only measure replay from a live stream: load this export file into a stream and audit it")
+	fs.StringVar(&o.liveGroup, "live-group", "bench", "the group of --live-history")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if o.liveFile != "" {
+		return liveReplay(ctx, o.liveFile, o.liveGroup, stdout)
 	}
 	if o.runs < 1 || o.members < 2 || o.partitions < 1 {
 		return errors.New("--runs ≥ 1, --members ≥ 2 and --partitions ≥ 1 are required")
