@@ -716,6 +716,26 @@ func (m *Member) WaitStable(ctx context.Context) error {
 	}
 }
 
+// GroupSettled reports whether this member's fold shows a settled group:
+// stable (every partition owned, nothing moving, no window open), n live
+// members if n > 0, and nothing left for the leader to decide. Tests,
+// demos and status pages wait on it.
+func (m *Member) GroupSettled(n int) bool {
+	ok := false
+	m.proj.View(func(s *decider.State) {
+		if s.Phase() != decider.PhaseStable || (n > 0 && len(s.LiveMembers()) != n) {
+			return
+		}
+		l, found := s.Leader()
+		if !found {
+			return
+		}
+		d, err := decider.Decide(s, l.ID, l.Incarnation)
+		ok = err == nil && d == nil
+	})
+	return ok
+}
+
 // Done is closed when the member has stopped.
 func (m *Member) Done() <-chan struct{} { return m.done }
 

@@ -10,7 +10,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/parti-io/parti"
-	"github.com/parti-io/parti/decider"
 	"github.com/parti-io/parti/internal/clock"
 	"github.com/parti-io/parti/liveness"
 )
@@ -234,19 +233,10 @@ func (f *fleet) settled() bool {
 		} else if s.LastSeq != seq {
 			return false
 		}
-		if s.Phase() != decider.PhaseStable || s.Unowned() != 0 || len(s.Partitions) != len(f.parts) {
+		if len(s.Partitions) != len(f.parts) || len(m.Assigned()) != len(s.Owned(m.ID(), m.Incarnation())) {
 			return false
 		}
-		if len(m.Assigned()) != len(s.Owned(m.ID(), m.Incarnation())) {
-			return false
-		}
-		if len(s.LiveMembers()) != len(ms) {
-			return false
-		}
-		// Nothing left for the leader to decide.
-		if l, ok := s.Leader(); !ok {
-			return false
-		} else if d, err := decider.Decide(s, l.ID, l.Incarnation); err != nil || d != nil {
+		if !m.GroupSettled(len(ms)) {
 			return false
 		}
 	}

@@ -283,12 +283,7 @@ func (f *fleet) settled() bool {
 		if !m.IsLeader() {
 			continue
 		}
-		s := m.State()
-		if s.Phase() != decider.PhaseStable || len(s.LiveMembers()) != len(f.members) {
-			return false
-		}
-		d, err := decider.Decide(s, m.ID(), m.Incarnation())
-		return err == nil && d == nil
+		return m.GroupSettled(len(f.members))
 	}
 	return false
 }

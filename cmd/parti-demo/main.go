@@ -24,7 +24,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/parti-io/parti"
 	"github.com/parti-io/parti/consumer"
-	"github.com/parti-io/parti/decider"
 	"github.com/parti-io/parti/internal/embedded"
 )
 
@@ -294,12 +293,7 @@ func (d *demo) settled() bool {
 		if !m.IsLeader() {
 			continue
 		}
-		s := m.State()
-		if s.Phase() != decider.PhaseStable || len(s.LiveMembers()) != len(ms) {
-			return false
-		}
-		dd, err := decider.Decide(s, m.ID(), m.Incarnation())
-		return err == nil && dd == nil
+		return m.GroupSettled(len(ms))
 	}
 	return false
 }
