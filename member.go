@@ -497,6 +497,16 @@ func (m *Member) opCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(m.ctx, m.cfg.OpTimeout)
 }
 
+// hbCtx bounds a heartbeat, a verdict or the read of a heartbeat subject: an
+// ack slower than the heartbeat interval (or the ack budget, if longer) is
+// not waited for. The outcome is then unknown and the subject's last message
+// settles it, so a member that was stuck in a stream election recovers
+// within one interval of the stream's return instead of one OpTimeout,
+// which could exceed a short expiry.
+func (m *Member) hbCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(m.ctx, max(m.cfg.Timings.AckBudget, m.cfg.Timings.Heartbeat))
+}
+
 func (m *Member) execute(a rawmember.Action) {
 	raw := m.raw // results go to the incarnation that asked
 	switch a.Kind {
@@ -536,7 +546,7 @@ func (m *Member) execute(a rawmember.Action) {
 	case rawmember.ActHeartbeat:
 		subject := m.subj.Heartbeat(a.Member, a.Inc)
 		go func() {
-			ctx, cancel := m.opCtx()
+			ctx, cancel := m.hbCtx()
 			defer cancel()
 			seq, err := m.app.Heartbeat(ctx, subject, a.Heartbeat, a.Fence, m.cfg.HeartbeatTTL)
 			m.post(func() {
@@ -551,7 +561,7 @@ func (m *Member) execute(a rawmember.Action) {
 	case rawmember.ActReadLast:
 		subject := m.subj.Heartbeat(a.Member, a.Inc)
 		go func() {
-			ctx, cancel := m.opCtx()
+			ctx, cancel := m.hbCtx()
 			defer cancel()
 			rec, found, err := m.app.LastOnSubject(ctx, subject)
 			last := liveness.LastMessage{Empty: !found, Seq: rec.Seq, Garbage: found && rec.Event == nil}
@@ -566,7 +576,7 @@ func (m *Member) execute(a rawmember.Action) {
 	case rawmember.ActVerdict:
 		subject := m.subj.Heartbeat(a.Member, a.Inc)
 		go func() {
-			ctx, cancel := m.opCtx()
+			ctx, cancel := m.hbCtx()
 			defer cancel()
 			seq, err := m.app.PublishVerdict(ctx, subject, a.Verdict, a.Fence)
 			if errors.Is(err, projection.ErrConflict) {
