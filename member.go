@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/parti-io/parti/decider"
 	"github.com/parti-io/parti/events"
@@ -170,12 +171,18 @@ func Join(ctx context.Context, js jetstream.JetStream, cfg Config) (*Member, err
 	}
 	cfg.setDefaults()
 	subj, _ := events.NewSubjects(cfg.Group)
-	stream, err := projection.Provision(ctx, js, projection.StreamConfig{Group: cfg.Group, Replicas: cfg.Replicas, Storage: cfg.Storage})
-	if err != nil {
-		return nil, fmt.Errorf("parti: join %s: %w", cfg.Group, err)
-	}
 	mctx, cancel := context.WithCancel(ctx)
-	proj, err := projection.Start(mctx, js, projection.Config{Group: cfg.Group, Logger: cfg.Logger})
+	var stream jetstream.Stream
+	var proj *projection.Projection
+	err := retryTransient(ctx, cfg.Logger, func() error {
+		var err error
+		stream, err = projection.Provision(ctx, js, projection.StreamConfig{Group: cfg.Group, Replicas: cfg.Replicas, Storage: cfg.Storage})
+		if err != nil {
+			return err
+		}
+		proj, err = projection.Start(mctx, js, projection.Config{Group: cfg.Group, Logger: cfg.Logger})
+		return err
+	})
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("parti: join %s: %w", cfg.Group, err)
@@ -202,6 +209,42 @@ func Join(ctx context.Context, js jetstream.JetStream, cfg Config) (*Member, err
 		<-m.done
 		return nil, fmt.Errorf("%w: %w", ErrNotGranted, ctx.Err())
 	}
+}
+
+// joinRetryFor bounds how long Join retries transient errors (a request
+// timing out while a freshly created replicated stream elects its leader,
+// no peers placed yet) when the caller's context has no earlier deadline.
+const joinRetryFor = 30 * time.Second
+
+// retryTransient runs f until it succeeds, fails with an error that is not
+// transient, ctx ends or joinRetryFor passed.
+func retryTransient(ctx context.Context, log *slog.Logger, f func() error) error {
+	deadline := time.Now().Add(joinRetryFor)
+	backoff := 100 * time.Millisecond
+	for {
+		err := f()
+		if err == nil || !transient(err) || ctx.Err() != nil || time.Now().After(deadline) {
+			return err
+		}
+		log.Warn("joining: transient error, retrying", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// transient reports whether err may go away on its own: a request that timed
+// out, a stream without a leader yet, no peers to place a stream on yet.
+func transient(err error) bool {
+	var api *jetstream.APIError
+	if errors.As(err, &api) && (api.ErrorCode == 10005 || api.ErrorCode == 10008) {
+		return true
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders)
 }
 
 func (m *Member) newRaw(id string) *rawmember.Member {
