@@ -138,6 +138,15 @@ func newFleet(t *testing.T, js jetstream.JetStream, group string, nparts int) *f
 // join starts a member with ID id (name in the recorder: id#generation).
 func (f *fleet) join(ctx context.Context, id string) *parti.Member {
 	f.t.Helper()
+	m, err := f.tryJoin(ctx, id)
+	if err != nil {
+		f.t.Fatalf("join %s: %v", id, err)
+	}
+	return m
+}
+
+// tryJoin is join for other goroutines than the test's: it returns the error.
+func (f *fleet) tryJoin(ctx context.Context, id string) (*parti.Member, error) {
 	f.mu.Lock()
 	f.gen[id]++
 	name := fmt.Sprintf("%s#%d", id, f.gen[id])
@@ -161,7 +170,7 @@ func (f *fleet) join(ctx context.Context, id string) *parti.Member {
 	}
 	jm, err := parti.Join(ctx, js, cfg)
 	if err != nil {
-		f.t.Fatalf("join %s: %v", id, err)
+		return nil, err
 	}
 	mmu.Lock()
 	m = jm
@@ -170,7 +179,7 @@ func (f *fleet) join(ctx context.Context, id string) *parti.Member {
 	f.members[id] = jm
 	f.leases[name] = lease
 	f.mu.Unlock()
-	return jm
+	return jm, nil
 }
 
 func (f *fleet) member(id string) *parti.Member {

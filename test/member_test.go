@@ -16,14 +16,21 @@ func coldStart(t *testing.T, ctx context.Context, f *fleet, n int) time.Duration
 	f.base.ExpectedMembers = n
 	start := time.Now()
 	var wg sync.WaitGroup
+	errs := make(chan error, n)
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			f.join(ctx, fmt.Sprintf("w%02d", i))
+			if _, err := f.tryJoin(ctx, fmt.Sprintf("w%02d", i)); err != nil {
+				errs <- err
+			}
 		}()
 	}
 	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("cold start: %v", err)
+	}
 	f.waitSettled(60 * time.Second)
 	f.base.ExpectedMembers = 0
 	return time.Since(start)
