@@ -138,11 +138,10 @@ const (
 	StopRemoved                  // the fold shows its incarnation removed
 	StopExpired                  // its heartbeat subject holds a verdict (or another process's heartbeat)
 	StopNewerProtocol            // the log holds a record of a newer protocol
-	StopNotGranted               // (unused by the core; for drivers)
 )
 
 func (r StopReason) String() string {
-	return [...]string{"running", "left", "closed", "removed", "expired", "newer-protocol", "not-granted"}[r]
+	return [...]string{"running", "left", "closed", "removed", "expired", "newer-protocol"}[r]
 }
 
 // Owned is one partition the member owns and may act on.

@@ -7,7 +7,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/parti-io/parti/events"
 	"github.com/parti-io/parti/internal/embedded"
@@ -24,20 +23,12 @@ func liveReplay(ctx context.Context, file, group string, stdout io.Writer) error
 		return err
 	}
 	defer os.RemoveAll(dir)
-	srv, err := embedded.Start("127.0.0.1", -1, dir)
+	local, err := embedded.StartLocal(dir, jetstream.WithPublishAsyncMaxPending(4096))
 	if err != nil {
 		return err
 	}
-	defer srv.Shutdown()
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
-	if err != nil {
-		return err
-	}
+	defer local.Close()
+	js := local.JS
 	if _, err := projection.Provision(ctx, js, projection.StreamConfig{Group: group}); err != nil {
 		return err
 	}

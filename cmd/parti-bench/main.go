@@ -24,7 +24,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/parti-io/parti"
 	"github.com/parti-io/parti/decider"
@@ -77,20 +76,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	srv, err := embedded.Start("127.0.0.1", -1, dir)
+	local, err := embedded.StartLocal(dir)
 	if err != nil {
 		return err
 	}
-	defer srv.Shutdown()
-	nc, err := nats.Connect(srv.ClientURL(), nats.MaxReconnects(-1))
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
+	defer local.Close()
+	js := local.JS
 	b := &bench{o: o, js: js, stderr: stderr, series: map[string][]float64{}}
 	for r := range o.runs {
 		if _, err := b.oneRun(ctx, r); err != nil {

@@ -20,7 +20,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/parti-io/parti"
 	"github.com/parti-io/parti/consumer"
@@ -45,17 +44,8 @@ type demo struct {
 	members map[string]*parti.Member
 	workers map[string]*consumer.Consumer
 	holder  map[string]string
-	extras  extras
 	traffic *traffic
 }
-
-// extras are the optional parts of the demo (the audit), wired in by other
-// files of this command.
-type extras struct {
-	audit func(ctx context.Context, d *demo) (string, bool, error)
-}
-
-var plugins []func(*extras)
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("parti-demo", flag.ContinueOnError)
@@ -70,26 +60,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	abs, _ := filepath.Abs(*dir)
-	srv, err := embedded.Start("127.0.0.1", -1, abs)
+	local, err := embedded.StartLocal(abs)
 	if err != nil {
 		return err
 	}
-	defer srv.Shutdown()
-	nc, err := nats.Connect(srv.ClientURL(), nats.MaxReconnects(-1))
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
+	defer local.Close()
+	js, srv := local.JS, local.Server
 	d := &demo{out: stdout, js: js, group: "demo", members: map[string]*parti.Member{}, workers: map[string]*consumer.Consumer{}, holder: map[string]string{}}
 	for i := range *nparts {
 		d.parts = append(d.parts, fmt.Sprintf("tenant-%03d", i))
-	}
-	for _, p := range plugins {
-		p(&d.extras)
 	}
 	fmt.Fprintf(stdout, "parti demo: embedded JetStream at %s (store %s), group %q, %d partitions, fast profile (heartbeat 250ms, expiry 1.5s)\n\n",
 		srv.ClientURL(), abs, d.group, len(d.parts))
@@ -183,15 +162,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := d.traffic.report(ctx, stdout); err != nil {
 		return err
 	}
-	verdictOK := true
-	if d.extras.audit != nil {
-		text, ok, err := d.extras.audit(ctx, d)
-		if err != nil {
-			return fmt.Errorf("audit: %w", err)
-		}
-		fmt.Fprintln(stdout, text)
-		verdictOK = ok
+	text, verdictOK, err := audit(ctx, d)
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
 	}
+	fmt.Fprintln(stdout, text)
 	for _, id := range d.ids() {
 		d.mu.Lock()
 		w := d.workers[id]
