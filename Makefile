@@ -7,11 +7,13 @@ FUZZTIME ?= 10s
 has_go = [ -n "$$(find $(1) -name '*.go' 2>/dev/null | head -n 1)" ]
 
 .DEFAULT_GOAL := test
-.PHONY: test test-integration lint bench fuzz sim demo bench-e2e chaos
+.PHONY: test test-integration lint bench fuzz sim demo bench-e2e chaos soak
 
 # vet; every package but the simulator with -race; the pure simulator without
 # -race (it runs inside a wall-time budget); the simulator's Race tests with
-# -race. The simulator lines are skipped while test/sim/ has no Go files.
+# -race; then a smoke run of every fuzz target (FUZZ_SMOKE each). The
+# simulator lines are skipped while test/sim/ has no Go files.
+FUZZ_SMOKE ?= 5s
 test:
 	$(GO) vet ./...
 	@pkgs="$$($(GO) list -e ./... | grep -v -E '/test/sim(/|$$)')"; \
@@ -26,6 +28,7 @@ test:
 	else \
 		echo "test/sim: no simulator yet, skipped"; \
 	fi
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZ_SMOKE)
 
 # Integration, fault and simulation tests against a real embedded nats-server.
 test-integration:
