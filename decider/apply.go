@@ -138,6 +138,8 @@ func apply(s *State, r events.Record) Outcome {
 		return s.applyReleased(r.Seq, e)
 	case *events.OperatorAction:
 		return s.applyOperator(r.Seq, e)
+	case *events.Genesis:
+		return s.applyGenesis(r.Seq, e)
 	}
 	return skipped("not a log event")
 }
@@ -387,6 +389,16 @@ func (s *State) continuePartial(r events.Record) (Outcome, bool) {
 			}
 			s.partial = nil
 			return s.declare(p.firstSeq, p.decl), true
+		}
+	case *events.Genesis:
+		if g := p.genesis; g != nil && e.Part == p.next && max(e.Parts, 1) == p.parts && e.UpTo == g.UpTo && e.Hash == g.Hash {
+			g.State = append(g.State, e.State...)
+			p.next++
+			if p.next < p.parts {
+				return Outcome{Kind: Partial}, true
+			}
+			s.partial = nil
+			return s.genesis(p.firstSeq, r.Seq, g), true
 		}
 	case *events.AssignmentDecided:
 		if p.decision != nil && e.Part == p.next && e.Generation == p.decision.Generation && max(e.Parts, 1) == p.parts {

@@ -161,6 +161,7 @@ type partial struct {
 	firstSeq uint64
 	decl     *events.PartitionsDeclared
 	decision *events.AssignmentDecided
+	genesis  *events.Genesis
 	next     int
 	parts    int
 }
@@ -208,6 +209,11 @@ func (s *State) Clone() *State {
 			d := *p.decision
 			d.Moves = slices.Clone(d.Moves)
 			p.decision = &d
+		}
+		if p.genesis != nil {
+			g := *p.genesis
+			g.State = slices.Clone(g.State)
+			p.genesis = &g
 		}
 		c.partial = &p
 	}

@@ -88,6 +88,14 @@
 // and the owner's incarnation. Applications pass it to their own storage, which
 // rejects writes carrying an older token.
 //
+// # Generations
+//
+// The log is never compacted in place (DESIGN rule 7). A group whose log grew
+// too old is migrated to a new group on a new stream whose log starts with a
+// [Genesis]: the old log's final fold, with the old log's last sequence and
+// the state's hash, so an audit can check it against the old log. Members of
+// the new group fold from it and continue; the old stream stays as it was.
+//
 // # Versions
 //
 // One number, the protocol version, is carried in every envelope and set on the

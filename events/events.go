@@ -20,6 +20,7 @@ const (
 	TypeAssignmentDecided  Type = 10
 	TypePartitionsReleased Type = 11
 	TypeOperatorAction     Type = 12
+	TypeGenesis            Type = 13
 
 	TypeHeartbeat     Type = 100
 	TypeExpiryVerdict Type = 101
@@ -39,6 +40,7 @@ var typeNames = map[Type]string{
 	TypeAssignmentDecided:  "assignment-decided",
 	TypePartitionsReleased: "partitions-released",
 	TypeOperatorAction:     "operator-action",
+	TypeGenesis:            "genesis",
 	TypeHeartbeat:          "heartbeat",
 	TypeExpiryVerdict:      "expiry-verdict",
 	TypeSnapshotChunk:      "snapshot-chunk",
@@ -227,6 +229,37 @@ type OperatorAction struct {
 	Note      string `json:"note,omitempty"`
 }
 
+// Genesis starts a new-generation log from the final state of an older one
+// (DESIGN rule 7: compacting a very old log means migrating the group to a
+// new-generation stream that starts from a snapshot). It is the first record
+// of the new group's log subject, written once by an operator's migration
+// (projection.Migrate, parti-replay migrate), never by a member.
+//
+// State is decider.Snapshot's encoding of the old log's fold up to log
+// sequence UpTo, and Hash is decider.Hash of the whole encoding: the fold
+// restores it only if the hash and the state's invariants check, and an
+// audit can refold the old log up to UpTo and compare. A large state is cut
+// into Parts messages published as one atomic batch, each carrying a slice
+// of State in order (Part 0, 1, ...); every part repeats the other fields.
+// The new stream starts its sequences after the old stream's last one, so
+// fencing tokens (log sequences) keep increasing across generations.
+type Genesis struct {
+	// FromGroup and FromStream name the old generation: its group ID and
+	// stream.
+	FromGroup  string `json:"from_group"`
+	FromStream string `json:"from_stream"`
+	// UpTo is the old log's last sequence folded into State.
+	UpTo uint64 `json:"up_to"`
+	// Hash identifies the whole encoded state (decider.Hash).
+	Hash  string `json:"hash"`
+	Part  int    `json:"part,omitempty"`
+	Parts int    `json:"parts,omitempty"`
+	State []byte `json:"state"`
+	// By and Note say who migrated the group, and why.
+	By   string `json:"by,omitempty"`
+	Note string `json:"note,omitempty"`
+}
+
 // Heartbeat is a member incarnation's heartbeat, on its own heartbeat subject,
 // fenced on the previous heartbeat's sequence. Applied is the log sequence the
 // member had folded when it sent it.
@@ -268,6 +301,7 @@ func (*WindowClosed) isEvent()       {}
 func (*AssignmentDecided) isEvent()  {}
 func (*PartitionsReleased) isEvent() {}
 func (*OperatorAction) isEvent()     {}
+func (*Genesis) isEvent()            {}
 func (*Heartbeat) isEvent()          {}
 func (*ExpiryVerdict) isEvent()      {}
 func (*SnapshotChunk) isEvent()      {}
@@ -306,6 +340,9 @@ func (*PartitionsReleased) Type() Type { return TypePartitionsReleased }
 func (*OperatorAction) Type() Type { return TypeOperatorAction }
 
 // Type implements Event.
+func (*Genesis) Type() Type { return TypeGenesis }
+
+// Type implements Event.
 func (*Heartbeat) Type() Type { return TypeHeartbeat }
 
 // Type implements Event.
@@ -339,6 +376,8 @@ func newEvent(t Type) Event {
 		return &PartitionsReleased{}
 	case TypeOperatorAction:
 		return &OperatorAction{}
+	case TypeGenesis:
+		return &Genesis{}
 	case TypeHeartbeat:
 		return &Heartbeat{}
 	case TypeExpiryVerdict:

@@ -51,6 +51,7 @@ func TestTypeCodesArePinned(t *testing.T) {
 		{10, events.TypeAssignmentDecided, "assignment-decided", &events.AssignmentDecided{}},
 		{11, events.TypePartitionsReleased, "partitions-released", &events.PartitionsReleased{}},
 		{12, events.TypeOperatorAction, "operator-action", &events.OperatorAction{}},
+		{13, events.TypeGenesis, "genesis", &events.Genesis{}},
 		{100, events.TypeHeartbeat, "heartbeat", &events.Heartbeat{}},
 		{101, events.TypeExpiryVerdict, "expiry-verdict", &events.ExpiryVerdict{}},
 		{150, events.TypeSnapshotChunk, "snapshot-chunk", &events.SnapshotChunk{}},
