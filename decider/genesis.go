@@ -1,6 +1,7 @@
 package decider
 
 import (
+	"fmt"
 	"slices"
 
 	"github.com/parti-io/parti/events"
@@ -50,4 +51,33 @@ func (s *State) genesis(first, last uint64, g *events.Genesis) Outcome {
 	*s = *st
 	s.LastSeq = last
 	return applied()
+}
+
+// NewGenesis returns the genesis of a new generation that starts from s, the
+// fold of group from's log (on stream fromStream) up to s.LastSeq: s's
+// canonical encoding (Snapshot) cut into parts of at most chunkBytes bytes,
+// to be appended as one atomic batch, first on the new group's empty log. A
+// single part has Parts 0. It fails on an empty state, on a chunk size below
+// 1, and with ErrBusy in the middle of a multi-part event.
+func NewGenesis(s *State, from, fromStream string, chunkBytes int, by, note string) ([]*events.Genesis, error) {
+	if s.LastSeq == 0 {
+		return nil, fmt.Errorf("decider: genesis: the state has folded nothing")
+	}
+	if chunkBytes < 1 {
+		return nil, fmt.Errorf("decider: genesis: chunk size %d", chunkBytes)
+	}
+	data, hash, err := Snapshot(s)
+	if err != nil {
+		return nil, err
+	}
+	parts := max(1, (len(data)+chunkBytes-1)/chunkBytes)
+	out := make([]*events.Genesis, parts)
+	for p := range parts {
+		out[p] = &events.Genesis{FromGroup: from, FromStream: fromStream, UpTo: s.LastSeq, Hash: hash,
+			Part: p, Parts: parts, State: data[p*chunkBytes : min(len(data), (p+1)*chunkBytes)], By: by, Note: note}
+	}
+	if parts == 1 {
+		out[0].Parts = 0
+	}
+	return out, nil
 }

@@ -29,15 +29,12 @@ func oldGeneration(t *testing.T) *folder {
 // starting at sequence first.
 func genesisRecords(t *testing.T, st *State, first uint64, chunk int) []events.Record {
 	t.Helper()
-	data, hash, err := Snapshot(st)
+	gs, err := NewGenesis(st, "g", "PARTI_g", chunk, "test", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	parts := (len(data) + chunk - 1) / chunk
 	var out []events.Record
-	for p := range parts {
-		g := &events.Genesis{FromGroup: "g", FromStream: "PARTI_g", UpTo: st.LastSeq, Hash: hash,
-			Part: p, Parts: parts, State: data[p*chunk : min(len(data), (p+1)*chunk)], By: "test"}
+	for p, g := range gs {
 		r := events.NewRecord(first+uint64(p), fixedTime(first+uint64(p)), "parti.g2.log", nil, events.MustEncode(events.MaxVersion, g))
 		if r.Err != nil {
 			t.Fatal(r.Err)

@@ -31,6 +31,12 @@ type AuditOptions struct {
 	// MaxListed bounds how many violations and rejected decisions are
 	// listed (0: 1000); all are counted.
 	MaxListed int
+	// Previous is the history of the generation the audited one was
+	// migrated from (its genesis names the group). When set, the audit
+	// refolds it up to the genesis's sequence and checks that the genesis
+	// carries exactly that state, and that the old log did not go on after
+	// it; see GenesisReport.
+	Previous Source
 
 	// verifyEvery (tests) compares the audit's view of every partition
 	// with the state after every verifyEvery-th log record.
@@ -64,16 +70,19 @@ type AuditReport struct {
 	Removals RemovalCounts `json:"removals"`
 	// MaxUnowned is the configured bound ("0s": not checked);
 	// LongestUnowned the longest span any partition spent without owner.
-	MaxUnowned     string        `json:"max_unowned"`
-	LongestUnowned *UnownedSpan  `json:"longest_unowned,omitempty"`
-	TimeStepsBack  uint64        `json:"time_steps_back"`
-	Checks         CheckCounts   `json:"checks"`
-	Final          Summary       `json:"final"`
-	ViolationCount uint64        `json:"violation_count"`
-	Violations     []Violation   `json:"violations"`
-	Truncated      bool          `json:"truncated,omitempty"`
-	Warnings       []string      `json:"warnings,omitempty"`
-	Elapsed        time.Duration `json:"-"`
+	MaxUnowned     string       `json:"max_unowned"`
+	LongestUnowned *UnownedSpan `json:"longest_unowned,omitempty"`
+	TimeStepsBack  uint64       `json:"time_steps_back"`
+	Checks         CheckCounts  `json:"checks"`
+	Final          Summary      `json:"final"`
+	ViolationCount uint64       `json:"violation_count"`
+	Violations     []Violation  `json:"violations"`
+	Truncated      bool         `json:"truncated,omitempty"`
+	Warnings       []string     `json:"warnings,omitempty"`
+	// Genesis describes the genesis the history starts with, if any: a
+	// group migrated from an older generation.
+	Genesis *GenesisReport `json:"genesis,omitempty"`
+	Elapsed time.Duration  `json:"-"`
 }
 
 // ReasonCount counts records by reason.
@@ -153,6 +162,10 @@ const (
 	// ViolationNewer: records of a protocol newer than this build: the
 	// rest of the history cannot be audited.
 	ViolationNewer = "newer-protocol"
+	// ViolationGenesis: a genesis that did not apply (not at the start of
+	// the log, a hash or invariant that does not check), or that does not
+	// carry the previous generation's fold (AuditOptions.Previous).
+	ViolationGenesis = "genesis"
 )
 
 // Violation is one broken rule.
@@ -259,6 +272,11 @@ func Audit(ctx context.Context, src Source, opts AuditOptions) (*AuditReport, er
 	err := src.Scan(ctx, ScanOptions{SkipHeaders: true}, a.record)
 	if err != nil {
 		return nil, err
+	}
+	if opts.Previous != nil {
+		if err := a.checkPrevious(ctx, opts.Previous); err != nil {
+			return nil, err
+		}
 	}
 	a.finish()
 	a.rep.Elapsed = time.Since(start)
@@ -420,6 +438,9 @@ func (a *auditor) logRecord(r *events.Record) {
 		}
 	case *events.PartitionsDeclared:
 		structural = true
+	case *events.Genesis:
+		structural = true
+		a.genesisPart(r, e)
 	}
 
 	out := f.apply(r)
@@ -466,7 +487,12 @@ func (a *auditor) logRecord(r *events.Record) {
 			}
 		case *events.PartitionsDeclared:
 			a.redeclare(r)
+		case *events.Genesis:
+			a.genesisStart(r)
 		}
+	}
+	if e, ok := r.Event.(*events.Genesis); ok && out.Kind != decider.Applied && out.Kind != decider.Partial {
+		a.genesisRefused(r, e, out)
 	}
 	if out.Kind != decider.Partial {
 		if _, ok := r.Event.(*events.AssignmentDecided); !ok {

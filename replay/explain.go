@@ -35,7 +35,8 @@ type Change struct {
 	Event string `json:"event"`
 	// Kind is what happened to the partition: declared, dropped,
 	// reindexed, assigned, move-requested, moved, released, orphaned,
-	// takeover, retargeted, move-cancelled, rejected, ignored or changed.
+	// takeover, retargeted, move-cancelled, genesis, rejected, ignored or
+	// changed.
 	Kind string `json:"kind"`
 	// Index is the partition's index after the record (-1: not declared).
 	Index  int64             `json:"index"`
@@ -218,6 +219,8 @@ func explainChange(r *events.Record, out decider.Outcome, b, a decider.Ownership
 		if b.Target != "" && a.Target == "" {
 			return "move-cancelled", fmt.Sprintf("the move to %s is cancelled: it is leaving", MemberRef(b.Target, b.TargetInc))
 		}
+	case *events.Genesis:
+		return "genesis", fmt.Sprintf("the group starts here as a new generation of group %s, from its log up to seq %d (genesis hash %s): %s at index %d; its earlier history is in that log", e.FromGroup, e.UpTo, e.Hash, describeOwnership(a), ai)
 	case *events.OperatorAction:
 		by := ""
 		if e.By != "" {

@@ -216,6 +216,8 @@ func aboutMember(f *folder, r *events.Record, kind subjectKind, id string) bool 
 		return e.Member == id
 	case *events.OperatorAction:
 		return e.Member == id || e.Target == id || e.By == id
+	case *events.Genesis:
+		return e.By == id
 	}
 	return false
 }
@@ -336,6 +338,21 @@ func summarizeRecord(f *folder, r *events.Record, kind subjectKind, out decider.
 			rel = append(rel, fmt.Sprintf("%d@%d", x.Partition, x.Token))
 		}
 		kv("released", strings.Join(rel, ","))
+	case *events.Genesis:
+		kv("from", e.FromGroup)
+		kv("up_to", e.UpTo)
+		kv("hash", e.Hash)
+		if e.Parts > 1 {
+			kv("part", fmt.Sprintf("%d/%d", e.Part+1, e.Parts))
+		}
+		kv("bytes", len(e.State))
+		if e.By != "" {
+			kv("by", e.By)
+		}
+		if out.Kind == decider.Applied {
+			kv("members", len(f.s.Members))
+			kv("partitions", len(f.s.Partitions))
+		}
 	case *events.OperatorAction:
 		kv("action", e.Action)
 		if e.Member != "" {

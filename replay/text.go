@@ -301,6 +301,32 @@ func (a *AuditReport) WriteText(w io.Writer) error {
 	if a.TimeStepsBack > 0 {
 		t.f("time: server timestamps stepped backwards %s; durations across a step are approximate\n", times(a.TimeStepsBack))
 	}
+	if g := a.Genesis; g != nil {
+		t.f("genesis: seq %d", g.Seq)
+		if g.Parts > 1 {
+			t.f("..%d (%d parts)", g.LastSeq, g.Parts)
+		}
+		t.f(", from group %s (%s) up to seq %d, hash %s", g.FromGroup, g.FromStream, g.UpTo, g.Hash)
+		if g.By != "" {
+			t.f(", by %s", g.By)
+		}
+		if g.Note != "" {
+			t.f(" (%s)", g.Note)
+		}
+		if g.Applied {
+			t.f("; applied\n")
+		} else {
+			t.f("; NOT applied: %s\n", orNone(g.Reason))
+		}
+		switch {
+		case g.Previous == "":
+			t.f("  not checked against the old generation (give its history to check it)\n")
+		case g.Matches:
+			t.f("  matches %s: its fold up to seq %d hashes to %s; its log ends at seq %d\n", g.Previous, g.UpTo, g.PreviousHash, g.PreviousEnd)
+		default:
+			t.f("  does NOT match %s (see the violations)\n", g.Previous)
+		}
+	}
 	f := a.Final
 	t.f("final: phase %s, generation %d, members %d, partitions %d, unowned %d, moving %d\n", f.Phase, f.Generation, f.Members, f.Partitions, f.Unowned, f.InFlight)
 	for _, warn := range a.Warnings {

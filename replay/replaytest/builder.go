@@ -70,6 +70,44 @@ func (r *Recorder) Emit(subject string, header map[string][]string, body []byte)
 	return seq, nil
 }
 
+// SkipTo makes the next record's sequence seq, when that is ahead: a stream
+// that starts later, as a migrated group's new stream starts after its old
+// one.
+func (r *Recorder) SkipTo(seq uint64) {
+	if seq > r.seq+1 {
+		r.seq = seq - 1
+	}
+}
+
+// Genesis appends the genesis of a new generation that starts from old's
+// state (group from's fold), in parts of at most chunk bytes, as the first
+// records of b's log, and folds them; b's log must be empty. Claims after it
+// get nonces numbered from 10,000.
+func (b *Builder) Genesis(from string, old *decider.State, chunk int) {
+	if b.err != nil {
+		return
+	}
+	if b.State.LastSeq != 0 {
+		b.fail(fmt.Errorf("replaytest: a genesis on a log that is not empty"))
+		return
+	}
+	gen, err := decider.NewGenesis(old, from, "PARTI_"+from, chunk, "replaytest", "")
+	if err != nil {
+		b.fail(err)
+		return
+	}
+	for i, g := range gen {
+		_, out := b.Log(g, i == 0)
+		b.must("genesis", out)
+	}
+	for _, m := range b.State.Members {
+		b.nonces[m.ID] = m.Nonce
+	}
+	// The carried members' nonces came from another Builder's count:
+	// number the claims from here on apart from them.
+	b.claims = max(b.claims, 10000)
+}
+
 // Count returns the number of records emitted.
 func (r *Recorder) Count() int { return r.n }
 
