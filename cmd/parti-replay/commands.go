@@ -16,7 +16,7 @@ import (
 )
 
 func init() {
-	commands = []*command{stateCmd, explainCmd, diffCmd, auditCmd, whatifCmd, tailCmd, exportCmd}
+	commands = []*command{stateCmd, explainCmd, diffCmd, auditCmd, whatifCmd, tailCmd, exportCmd, migrateCmd}
 }
 
 var stateCmd = &command{
@@ -164,7 +164,11 @@ Folds the whole history and checks, in log order:
   - every accepted decision was computed on the log position just before it;
   - no partition stays unowned longer than --max-unowned (server timestamps;
     reported as approximate where they step backwards);
-  - stream sequences increase, and removals name the member their verdict is on.
+  - stream sequences increase, and removals name the member their verdict is on;
+  - a genesis (the start of a group migrated from an older one, see migrate)
+    applies; with --from-group or --from-file, the old generation's log is
+    refolded up to the genesis's sequence and must hash to the state the
+    genesis carries, and must not go on after it.
 It also reports rejected decisions (information, not violations), skipped
 garbage and ignored events.
 
@@ -172,21 +176,28 @@ Exit status: 0 clean, 1 violations found, 2 usage, connection or read error.`,
 	examples: []string{
 		"parti-replay audit --file orders.jsonl",
 		"parti-replay audit --context prod --group orders --max-unowned 1m --json",
+		"parti-replay audit --group orders-g2 --from-group orders",
 	},
 	stream: true,
 	flags: func(fs *flag.FlagSet, o *options) {
 		fs.DurationVar(&o.maxUnowned, "max-unowned", 30*time.Second, "the longest a partition may stay unowned (0 disables the check)")
 		fs.IntVar(&o.checkEvery, "check-every", 0, "check the whole state every `N` log records (1: after every record; 0: 1 up to 64 partitions, else 16 × partitions)")
+		fs.StringVar(&o.fromGroup, "from-group", "", "check the genesis against the previous generation, group `ID` on the same server")
+		fs.StringVar(&o.fromFile, "from-file", "", "check the genesis against the previous generation's export `FILE`")
 	},
 	do: func(ctx context.Context, e *env) int {
 		if e.o.maxUnowned < 0 || e.o.checkEvery < 0 {
 			return usageError(e.stderr, e.name, errors.New("--max-unowned and --check-every must not be negative"))
 		}
-		r, err := replay.Audit(ctx, e.src, replay.AuditOptions{MaxUnowned: e.o.maxUnowned, CheckEvery: e.o.checkEvery})
+		prev, code := previousSource(ctx, e)
+		if code != exitOK {
+			return code
+		}
+		r, err := replay.Audit(ctx, e.src, replay.AuditOptions{MaxUnowned: e.o.maxUnowned, CheckEvery: e.o.checkEvery, Previous: prev})
 		if err != nil {
 			return e.fail(err)
 		}
-		code := exitOK
+		code = exitOK
 		if e.o.json {
 			code = e.writeJSON(r)
 		} else if err := r.WriteText(e.stdout); err != nil {

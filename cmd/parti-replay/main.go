@@ -1,7 +1,8 @@
 // Command parti-replay rebuilds a parti group's state from its history — a
 // live stream, an exported file, or a copy of a stopped server's store — and
 // explains, compares, audits and replays it under another strategy. It only
-// reads: it never appends to a group's stream.
+// reads, except migrate, which starts a new group's stream from a group's
+// final state and never writes to the old one.
 //
 // Run parti-replay --help for the commands, and parti-replay <command>
 // --help for each command's flags and an example.

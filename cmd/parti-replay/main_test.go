@@ -9,9 +9,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/parti-io/parti/events"
 	"github.com/parti-io/parti/replay"
 	"github.com/parti-io/parti/replay/replaytest"
 )
@@ -26,6 +28,10 @@ var update = flag.Bool("update", false, "rewrite testdata/*.jsonl and testdata/g
 const (
 	historyFile    = "testdata/history.jsonl"
 	violationsFile = "testdata/violations.jsonl"
+	// closedFile is the scenario with every live member closed for a
+	// restart, and g2File the history of group orders-g2 migrated from it.
+	closedFile = "testdata/history-closed.jsonl"
+	g2File     = "testdata/history-g2.jsonl"
 )
 
 // histories builds the recorded histories: replaytest.Scenario (a clean
@@ -49,6 +55,38 @@ func histories(t *testing.T) map[string][]byte {
 		}
 		var buf bytes.Buffer
 		if err := replay.Export(&buf, rec.Records); err != nil {
+			t.Fatal(err)
+		}
+		out[path] = buf.Bytes()
+	}
+	rec := replaytest.NewRecorder(replaytest.Base, replaytest.Step)
+	b, err := replaytest.NewBuilder("orders", rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replaytest.Scenario(b)
+	for _, m := range b.State.LiveMembers() {
+		b.CloseForRestart(m.ID)
+	}
+	last := rec.Records[len(rec.Records)-1]
+	nrec := replaytest.NewRecorder(last.Time.Add(time.Minute), replaytest.Step)
+	nrec.SkipTo(last.Seq + 1)
+	nb, err := replaytest.NewBuilder("orders-g2", nrec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nb.Genesis("orders", b.State, 1024)
+	nb.Claim("worker-0")
+	nb.Claim("worker-2")
+	nb.Heartbeats()
+	for _, e := range []error{b.Err(), nb.Err()} {
+		if e != nil {
+			t.Fatal(e)
+		}
+	}
+	for path, recs := range map[string][]events.Record{closedFile: rec.Records, g2File: nrec.Records} {
+		var buf bytes.Buffer
+		if err := replay.Export(&buf, recs); err != nil {
 			t.Fatal(err)
 		}
 		out[path] = buf.Bytes()
@@ -98,6 +136,7 @@ var goldenCases = []struct {
 	{"help-whatif", []string{"whatif", "--help"}, 0},
 	{"help-tail", []string{"tail", "--help"}, 0},
 	{"help-export", []string{"export", "--help"}, 0},
+	{"help-migrate", []string{"migrate", "--help"}, 0},
 
 	{"state", []string{"state", "--file", historyFile}, 0},
 	{"state-json", []string{"state", "--file", historyFile, "--json"}, 0},
@@ -119,6 +158,11 @@ var goldenCases = []struct {
 	{"tail-garbage", []string{"tail", "--file", historyFile, "--type", "garbage"}, 0},
 	{"tail-member", []string{"tail", "--file", historyFile, "--member", "worker-1"}, 0},
 	{"tail-partition", []string{"tail", "--file", historyFile, "--partition", "p-00"}, 0},
+	{"tail-genesis", []string{"tail", "--file", g2File}, 0},
+	{"audit-genesis", []string{"audit", "--file", g2File, "--from-file", closedFile}, 0},
+	{"audit-genesis-json", []string{"audit", "--file", g2File, "--from-file", closedFile, "--json"}, 0},
+	{"audit-genesis-mismatch", []string{"audit", "--file", g2File, "--from-file", historyFile}, 1},
+	{"explain-genesis", []string{"explain", "--file", g2File, "p-03"}, 0},
 
 	{"err-no-command", nil, 2},
 	{"err-unknown-command", []string{"replay"}, 2},
@@ -135,6 +179,8 @@ var goldenCases = []struct {
 	{"err-whatif-nothing", []string{"whatif", "--file", historyFile}, 2},
 	{"err-whatif-strategy", []string{"whatif", "--file", historyFile, "--strategy", "best"}, 2},
 	{"err-tail-type", []string{"tail", "--file", historyFile, "--type", "hearbeat"}, 2},
+	{"err-migrate-file", []string{"migrate", "--file", historyFile, "--to", "orders-g2"}, 2},
+	{"err-audit-from-group-file", []string{"audit", "--file", historyFile, "--from-group", "orders"}, 2},
 }
 
 func TestGolden(t *testing.T) {

@@ -24,7 +24,8 @@ const (
 )
 
 const rootUsage = `parti-replay rebuilds a parti group's state from its history and explains it.
-It only reads: it never appends to a group's stream.
+It only reads, except migrate, which writes a new group's stream (never the
+old one).
 
 Usage:
   parti-replay <command> [flags] [arguments]
@@ -37,6 +38,7 @@ Commands:
   whatif    refold the membership history under another strategy or window
   tail      follow the live stream, one readable line per event
   export    write the history as newline-delimited JSON (an export file)
+  migrate   start a new-generation group from the group's final state
 
 Every command reads one history:
   a live stream     --server URL (or --context NAME) and --group GROUP
@@ -133,6 +135,14 @@ type options struct {
 	from       uint64
 	out        string
 	logOnly    bool
+	fromGroup  string
+	fromFile   string
+	to         string
+	by         string
+	note       string
+	allowLive  bool
+	replicas   int
+	chunkBytes int
 }
 
 // env is what a command runs with.
@@ -143,7 +153,8 @@ type env struct {
 	stderr io.Writer
 	name   string
 	src    replay.Source
-	term   bool // stderr is a terminal: show progress
+	conn   *replay.Conn // the connection of a stream source (nil for a file)
+	term   bool         // stderr is a terminal: show progress
 }
 
 var commands []*command
@@ -230,12 +241,12 @@ func (c *command) execute(ctx context.Context, args []string, stdout, stderr io.
 	}
 	e := &env{o: o, pos: pos, stdout: stdout, stderr: stderr, name: c.name, term: isTerminal(stderr)}
 	if c.stream {
-		src, closeFn, code := openSource(ctx, e)
+		src, conn, closeFn, code := openSource(ctx, e)
 		if code != exitOK {
 			return code
 		}
 		defer closeFn()
-		e.src = src
+		e.src, e.conn = src, conn
 	}
 	return c.do(ctx, e)
 }
@@ -255,33 +266,34 @@ func (e *env) fail(err error) int {
 	return exitUsage
 }
 
-// openSource opens the history the flags name.
-func openSource(ctx context.Context, e *env) (replay.Source, func(), int) {
+// openSource opens the history the flags name, and returns the connection
+// of a stream source.
+func openSource(ctx context.Context, e *env) (replay.Source, *replay.Conn, func(), int) {
 	o := e.o
 	nop := func() {}
 	streamFlags := o.server != "" || o.context != "" || o.creds != "" || o.nkey != "" || o.tlsCert != "" || o.tlsKey != "" || o.tlsCA != ""
 	switch {
 	case o.file != "" && o.embedded != "":
-		return nil, nop, usageError(e.stderr, e.name, errors.New("--file and --embedded exclude each other"))
+		return nil, nil, nop, usageError(e.stderr, e.name, errors.New("--file and --embedded exclude each other"))
 	case o.file != "" && streamFlags:
-		return nil, nop, usageError(e.stderr, e.name, errors.New("--file reads a file: connection flags do not apply"))
+		return nil, nil, nop, usageError(e.stderr, e.name, errors.New("--file reads a file: connection flags do not apply"))
 	case o.embedded != "" && streamFlags:
-		return nil, nop, usageError(e.stderr, e.name, errors.New("--embedded serves a store copy: connection flags do not apply"))
+		return nil, nil, nop, usageError(e.stderr, e.name, errors.New("--embedded serves a store copy: connection flags do not apply"))
 	}
 	if o.group != "" {
 		if err := events.ValidID(o.group); err != nil {
-			return nil, nop, usageError(e.stderr, e.name, fmt.Errorf("--group: %v", err))
+			return nil, nil, nop, usageError(e.stderr, e.name, fmt.Errorf("--group: %v", err))
 		}
 	}
 	if o.file != "" {
 		src, err := replay.OpenFile(o.file, o.group)
 		if err != nil {
-			return nil, nop, e.fail(err)
+			return nil, nil, nop, e.fail(err)
 		}
-		return wrapProgress(e, src), nop, exitOK
+		return wrapProgress(e, src), nil, nop, exitOK
 	}
 	if o.group == "" {
-		return nil, nop, usageError(e.stderr, e.name, errors.New("--group is required to read a stream (or give --file)"))
+		return nil, nil, nop, usageError(e.stderr, e.name, errors.New("--group is required to read a stream (or give --file)"))
 	}
 	var (
 		conn *replay.Conn
@@ -296,7 +308,7 @@ func openSource(ctx context.Context, e *env) (replay.Source, func(), int) {
 		})
 	}
 	if err != nil {
-		return nil, nop, e.fail(err)
+		return nil, nil, nop, e.fail(err)
 	}
 	for _, w := range conn.Warnings {
 		fmt.Fprintf(e.stderr, "parti-replay %s: warning: %s\n", e.name, w)
@@ -304,9 +316,9 @@ func openSource(ctx context.Context, e *env) (replay.Source, func(), int) {
 	src, err := conn.Source(ctx, o.group)
 	if err != nil {
 		conn.Close()
-		return nil, nop, e.fail(err)
+		return nil, nil, nop, e.fail(err)
 	}
-	return wrapProgress(e, src), func() { conn.Close() }, exitOK
+	return wrapProgress(e, src), conn, func() { conn.Close() }, exitOK
 }
 
 // isTerminal reports whether w is a terminal (a character device).
