@@ -94,3 +94,12 @@ bench-e2e:
 CHAOS_DURATION ?= 5m
 chaos:
 	CHAOS_DURATION=$(CHAOS_DURATION) $(GO) test -race -count=1 -timeout 30m -v -run 'TestChaos' ./test/
+
+# The bounded-resources soak: a steady group at the fast profile for
+# SOAK_DURATION (make test samples it for 12 s), checking that heartbeat and
+# snapshot storage stay bounded by their TTLs, the log grows only with
+# changes, goroutines and heap stay flat; and a late joiner catching up from
+# the snapshot of a 1,000,000-record history (make test: 50,000).
+SOAK_DURATION ?= 1h
+soak:
+	SOAK_DURATION=$(SOAK_DURATION) $(GO) test -race -count=1 -timeout 0 -v -run 'TestBoundedResources|TestLateJoinerCatchesUpFromTheSnapshot' ./test/
