@@ -120,7 +120,8 @@ func TestBenchThroughput(t *testing.T) {
 		var first atomic.Int64
 		done := make(chan struct{})
 		cfg := consumer.Config{
-			Stream: "BENCH", Subject: "bench.{partition}", AsyncAck: async,
+			Stream: "BENCH", Subject: "bench.{partition}", ConfirmEach: !async,
+			CommitInterval: time.Duration(envInt("BENCH_COMMIT_MS", 0)) * time.Millisecond,
 			Handler: func(context.Context, *consumer.Msg) error {
 				if first.Load() == 0 {
 					first.CompareAndSwap(0, time.Now().UnixNano())
@@ -148,6 +149,7 @@ func TestBenchThroughput(t *testing.T) {
 		t.Logf("helper (%s acks):   %8.0f msg/s = %.2f× plain (first message %v after the join; %.0f msg/s counting the join)",
 			map[bool]string{false: "confirmed", true: "async    "}[async], rate, rate/plain,
 			time.Unix(0, first.Load()).Sub(joined).Round(time.Millisecond), float64(N)/end.Sub(joined).Seconds())
+		t.Logf("stats: %+v", h.Stats())
 		if err := h.Leave(ctx); err != nil {
 			t.Fatal(err)
 		}

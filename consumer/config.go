@@ -23,8 +23,9 @@ const Placeholder = "{partition}"
 // (moved, lease lost, member stopping): return promptly then, the hand-off
 // waits for you.
 //
-// Returning nil acknowledges the message (the acknowledgement is confirmed by
-// the server before the next message of the partition is handed out). An
+// Returning nil settles the message: the partition's floor moves past it
+// (written within Config.CommitInterval, or confirmed before the partition's
+// next message with Config.ConfirmEach). An
 // error, or a panic, is a failure: the message is retried after a back-off,
 // blocking its partition, and goes to the dead-letter subject once
 // Config.MaxDeliveries attempts failed. Wrap an error with ErrPermanent to
@@ -52,44 +53,40 @@ type Config struct {
 	// Both or neither.
 	SubjectFunc func(partition string) string
 	PartitionOf func(subject string) string
-	// SourceFilter is the subject filter with which the work queue sources
-	// Stream (default: Subject with "{partition}" replaced by "*"). Messages
-	// it lets through that belong to no declared partition stay in the work
-	// queue.
-	SourceFilter string
-	// StartNew makes a newly created work queue source only messages
-	// published from now on (default: the whole of Stream). It has no effect
-	// once the work queue exists.
+	// StartNew makes partitions that never had a floor start with the
+	// messages published after the floor stream was created (default: the
+	// whole of Stream). It has no effect once the floor stream exists.
 	StartNew bool
-	// WorkQueue names the work-queue stream the helper creates (default
-	// PARTI_<group>_<Stream>).
-	WorkQueue string
+	// FloorStream names the stream the helper creates to keep each
+	// partition's floor (default PARTI_<group>_<Stream>_FLOORS).
+	FloorStream string
 	// Handler processes messages. Required.
 	Handler Handler
 	// ManualAck: the handler settles each message itself with Msg.Ack or
 	// Msg.Nak (see Handler).
 	ManualAck bool
-	// AsyncAck acknowledges successful messages without waiting for the
-	// server's confirmation (faster); the acknowledgements are still
-	// confirmed before any hand-off. After a crash, messages whose
-	// acknowledgement was not yet confirmed are redelivered.
-	AsyncAck bool
+	// CommitInterval is how often the floors of partitions that processed
+	// messages are written (default 20 ms). A floor is always written and
+	// confirmed before a partition is handed off; after a crash, the
+	// messages handled since their partitions' last floors (about the last
+	// CommitInterval) are handled again by the next owners.
+	CommitInterval time.Duration
+	// ConfirmEach writes and confirms a partition's floor after every
+	// message, before its next message starts: after a crash only the
+	// messages being handled are handled again (at most one per partition),
+	// but every message costs a write and a round trip to the server (about
+	// a tenth of the throughput; see the package doc).
+	ConfirmEach bool
 	// MaxInFlight bounds the messages being handled (or, in manual-ack
 	// mode, not yet settled) at once, over all partitions (default 256).
 	MaxInFlight int
-	// Prefetch bounds the messages delivered to this member and not yet
-	// settled, handled or waiting (the member's consumer's MaxAckPending;
-	// default 1,024).
-	Prefetch int
 	// FiltersPerConsumer bounds the partitions one consumer of the member
-	// covers (default 256): the member shards its partitions over
-	// ceil(partitions / FiltersPerConsumer) consumers by partition index. The
-	// server checks a consumer's filters pairwise when it is created, and a
-	// change of ownership rebuilds (and pauses) only the shards it touches.
+	// covers (default 256): the server checks a consumer's filter subjects
+	// pairwise when it is created.
 	FiltersPerConsumer int
 	// PartitionBuffer bounds the messages one partition holds while it waits
-	// (default 64): more are handed back to the server and delivered again
-	// later, so that a blocked partition does not starve the others.
+	// (default 64): more are dropped and read again once it drained, so that
+	// a blocked partition neither grows without bound nor stalls the others.
 	PartitionBuffer int
 	// MaxDeliveries is the number of failed attempts after which a message
 	// goes to the dead-letter subject (default 5; negative: never, the
@@ -105,9 +102,6 @@ type Config struct {
 	// stored by a stream of yours, or dead-lettering fails and the message
 	// keeps blocking its partition.
 	DeadLetter string
-	// AckWait is the consumer's ack wait (default 30 s). Messages held or
-	// being handled longer are kept alive with progress acknowledgements.
-	AckWait time.Duration
 	// DrainTimeout bounds how long a hand-off waits for running handlers
 	// (default 30 s). Past it the member stops acting (as after a crash): the
 	// partitions move when it is expired, never while its handlers may run
@@ -115,8 +109,8 @@ type Config struct {
 	DrainTimeout time.Duration
 	// OpTimeout bounds each request to the server (default 5 s).
 	OpTimeout time.Duration
-	// CheckInterval is how often the member's consumer is checked against
-	// its expected configuration (default 30 s; negative disables).
+	// CheckInterval is how often the member's consumers are checked against
+	// their expected configuration (default 30 s; negative disables).
 	CheckInterval time.Duration
 	// Logger receives the helper's logs (default: the member's logger).
 	Logger *slog.Logger
@@ -125,17 +119,14 @@ type Config struct {
 }
 
 func (c *Config) setDefaults(group string, memberLog *slog.Logger) {
-	if c.SourceFilter == "" && c.Subject != "" {
-		c.SourceFilter = strings.ReplaceAll(c.Subject, Placeholder, "*")
+	if c.FloorStream == "" {
+		c.FloorStream = "PARTI_" + group + "_" + c.Stream + "_FLOORS"
 	}
-	if c.WorkQueue == "" {
-		c.WorkQueue = "PARTI_" + group + "_" + c.Stream
+	if c.CommitInterval == 0 {
+		c.CommitInterval = 20 * time.Millisecond
 	}
 	if c.MaxInFlight == 0 {
 		c.MaxInFlight = 256
-	}
-	if c.Prefetch == 0 {
-		c.Prefetch = 1024
 	}
 	if c.FiltersPerConsumer == 0 {
 		c.FiltersPerConsumer = 256
@@ -148,9 +139,6 @@ func (c *Config) setDefaults(group string, memberLog *slog.Logger) {
 	}
 	if len(c.Backoff) == 0 {
 		c.Backoff = []time.Duration{100 * time.Millisecond, 500 * time.Millisecond, 2 * time.Second, 5 * time.Second}
-	}
-	if c.AckWait == 0 {
-		c.AckWait = 30 * time.Second
 	}
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = 30 * time.Second
@@ -205,14 +193,8 @@ func (c Config) Validate(group string) error {
 			return fieldErr("Subject", "%q: %v", c.Subject, err)
 		}
 	}
-	if c.SourceFilter == "" {
-		return fieldErr("SourceFilter", "is required with SubjectFunc")
-	}
-	if !validSubject(c.SourceFilter, true) {
-		return fieldErr("SourceFilter", "%q is not a valid subject filter", c.SourceFilter)
-	}
-	if !validName(c.WorkQueue) {
-		return fieldErr("WorkQueue", "%q is not a valid stream name", c.WorkQueue)
+	if !validName(c.FloorStream) {
+		return fieldErr("FloorStream", "%q is not a valid stream name", c.FloorStream)
 	}
 	if c.Handler == nil {
 		return fieldErr("Handler", "is required")
@@ -220,8 +202,8 @@ func (c Config) Validate(group string) error {
 	if c.MaxInFlight < 1 {
 		return fieldErr("MaxInFlight", "(%d) must be ≥ 1", c.MaxInFlight)
 	}
-	if c.Prefetch < 1 {
-		return fieldErr("Prefetch", "(%d) must be ≥ 1", c.Prefetch)
+	if c.CommitInterval < 0 {
+		return fieldErr("CommitInterval", "(%v) must be > 0", c.CommitInterval)
 	}
 	if c.FiltersPerConsumer < 1 {
 		return fieldErr("FiltersPerConsumer", "(%d) must be ≥ 1", c.FiltersPerConsumer)
@@ -237,9 +219,6 @@ func (c Config) Validate(group string) error {
 	dl := c.deadLetterTemplate(group)
 	if !validSubject(strings.ReplaceAll(dl, Placeholder, "x"), false) {
 		return fieldErr("DeadLetter", "%q is not a valid subject template", dl)
-	}
-	if c.AckWait < time.Second {
-		return fieldErr("AckWait", "(%v) must be ≥ 1s", c.AckWait)
 	}
 	if c.DrainTimeout <= 0 {
 		return fieldErr("DrainTimeout", "(%v) must be > 0", c.DrainTimeout)

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
+	"strconv"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/parti-io/parti"
@@ -24,11 +24,10 @@ type Consumer struct {
 // assignment change until Leave, Close or Stop, or until ctx ends (ctx
 // bounds the member's whole life, as for parti.Join).
 //
-// Before joining it makes sure the helper's streams exist: the work queue
-// that sources cfg.Stream (created with the stream's replicas and storage)
-// and, unless cfg.DeadLetter is set, the dead-letter stream. member.Handler,
-// if set, is still called: Assigned before consumption starts, Revoked after
-// it stopped.
+// Before joining it makes sure the helper's streams exist: the floor stream
+// (created with cfg.Stream's replicas) and, unless cfg.DeadLetter is set,
+// the dead-letter stream. member.Handler, if set, is still called: Assigned
+// before consumption starts, Revoked after it stopped.
 func Join(ctx context.Context, js jetstream.JetStream, member parti.Config, cfg Config) (*Consumer, error) {
 	if err := member.Validate(); err != nil {
 		return nil, err
@@ -42,26 +41,28 @@ func Join(ctx context.Context, js jetstream.JetStream, member parti.Config, cfg 
 		tmpl, _ = parseTemplate(cfg.Subject)
 	}
 	e := newEngine(js, member.Group, cfg, tmpl)
+	seen := make(map[string]string, len(member.Partitions))
 	for _, p := range member.Partitions {
 		s := e.subjectOf(p)
 		if cfg.SubjectFunc == nil && !validToken(p) {
 			return nil, fieldErr("Subject", "cannot hold partition %q (not one subject token): set SubjectFunc and PartitionOf", p)
 		}
-		if !validSubject(s, false) || !subjectMatches(cfg.SourceFilter, s) {
-			return nil, fieldErr("SourceFilter", "%q does not cover partition %q's subject %q", cfg.SourceFilter, p, s)
+		if !validSubject(s, false) {
+			return nil, fieldErr("SubjectFunc", "maps partition %q to %q, not a literal subject", p, s)
 		}
 		if e.partitionOf(s) != p {
 			return nil, fieldErr("PartitionOf", "maps %q to %q, not to its partition %q", s, e.partitionOf(s), p)
 		}
+		if o, dup := seen[s]; dup {
+			return nil, fieldErr("SubjectFunc", "maps partitions %q and %q to the same subject %q", o, p, s)
+		}
+		seen[s] = p
 	}
-	wq, err := ensureStreams(ctx, js, member.Group, &cfg)
+	floors, origin, err := ensureStreams(ctx, js, member.Group, &cfg)
 	if err != nil {
 		return nil, err
 	}
-	e.wq = wq
-	if n := len(member.Partitions); n > 0 {
-		e.nshards = (n + cfg.FiltersPerConsumer - 1) / cfg.FiltersPerConsumer
-	}
+	e.floors, e.origin = floors, origin
 	user := member.Handler
 	member.Handler = adapter{e: e, user: user}
 	go e.run()
@@ -83,74 +84,83 @@ func Join(ctx context.Context, js jetstream.JetStream, member parti.Config, cfg 
 	return c, nil
 }
 
-// ensureStreams finds the user's stream and creates (or checks) the work
-// queue and the default dead-letter stream.
-func ensureStreams(ctx context.Context, js jetstream.JetStream, group string, cfg *Config) (jetstream.Stream, error) {
+// originKey is the floor stream's metadata entry holding the floor of
+// partitions that never had one.
+const originKey = "parti-origin"
+
+// ensureStreams checks the user's stream and creates (or checks) the floor
+// stream and the default dead-letter stream. It returns the floor stream and
+// the origin: the floor of a partition that never had one.
+func ensureStreams(ctx context.Context, js jetstream.JetStream, group string, cfg *Config) (jetstream.Stream, uint64, error) {
 	nc := js.Conn()
 	src, err := js.Stream(ctx, cfg.Stream)
 	if err != nil {
-		return nil, fmt.Errorf("consumer: stream %s: %w", cfg.Stream, wrapPermission(nc, "stream-info", err))
+		return nil, 0, fmt.Errorf("consumer: stream %s: %w", cfg.Stream, wrapPermission(nc, "stream-info", err))
 	}
-	si := src.CachedInfo().Config
-	wcfg := jetstream.StreamConfig{
-		Name:        cfg.WorkQueue,
-		Description: "parti group " + group + ": work queue of " + cfg.Stream,
-		Retention:   jetstream.WorkQueuePolicy,
-		Storage:     si.Storage,
-		Replicas:    si.Replicas,
-		Sources:     []*jetstream.StreamSource{{Name: cfg.Stream, FilterSubject: cfg.SourceFilter}},
-		// Members' consumers (a few per member) may outnumber the server's
-		// default limit of 1,000 per stream.
-		MaxConsumers: 100_000,
-	}
+	si := src.CachedInfo()
+	subj := floorPrefix(group, cfg.Stream) + ".>"
+	origin := uint64(0)
 	if cfg.StartNew {
-		now := time.Now()
-		wcfg.Sources[0].OptStartTime = &now
+		origin = si.State.LastSeq
 	}
-	wq, err := js.Stream(ctx, cfg.WorkQueue)
+	fcfg := jetstream.StreamConfig{
+		Name:              cfg.FloorStream,
+		Description:       "parti group " + group + ": the floor of each partition of " + cfg.Stream,
+		Subjects:          []string{subj},
+		MaxMsgsPerSubject: 1,
+		Storage:           jetstream.FileStorage,
+		Replicas:          si.Config.Replicas,
+		// Reads go to the stream's leader: a floor read must see the last
+		// write (the write fence catches a stale read anyway).
+		AllowDirect: false,
+		Metadata:    map[string]string{originKey: strconv.FormatUint(origin, 10)},
+	}
+	fs, err := js.Stream(ctx, cfg.FloorStream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		wq, err = js.CreateStream(ctx, wcfg)
-		if err != nil && !permissionErr(nc, err) {
-			// An account limit may refuse the consumer limit: fall back to
-			// the server's default.
-			wcfg.MaxConsumers = 0
-			wq, err = js.CreateStream(ctx, wcfg)
-		}
+		fs, err = js.CreateStream(ctx, fcfg)
 		if err != nil {
 			// Another member may have created it meanwhile.
-			if w, err2 := js.Stream(ctx, cfg.WorkQueue); err2 == nil {
-				wq, err = w, nil
+			if f, err2 := js.Stream(ctx, cfg.FloorStream); err2 == nil {
+				fs, err = f, nil
 			}
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("consumer: work queue %s: %w", cfg.WorkQueue, wrapPermission(nc, "create-stream", err))
+		return nil, 0, fmt.Errorf("consumer: floor stream %s: %w", cfg.FloorStream, wrapPermission(nc, "create-stream", err))
 	}
-	got := wq.CachedInfo().Config
-	if got.Retention != jetstream.WorkQueuePolicy || !slices.ContainsFunc(got.Sources, func(s *jetstream.StreamSource) bool {
-		return s.Name == cfg.Stream && s.FilterSubject == cfg.SourceFilter
-	}) {
-		return nil, fmt.Errorf("%w: stream %s exists but is not a work queue sourcing %s with filter %q", ErrWorkQueue, cfg.WorkQueue, cfg.Stream, cfg.SourceFilter)
+	got := fs.CachedInfo().Config
+	if got.MaxMsgsPerSubject != 1 || !slices.Contains(got.Subjects, subj) {
+		return nil, 0, fmt.Errorf("%w: stream %s exists but does not keep one message per subject of %s", ErrFloorStream, cfg.FloorStream, subj)
+	}
+	if v, ok := got.Metadata[originKey]; ok {
+		if origin, err = strconv.ParseUint(v, 10, 64); err != nil {
+			return nil, 0, fmt.Errorf("%w: stream %s: metadata %s=%q", ErrFloorStream, cfg.FloorStream, originKey, v)
+		}
+	} else {
+		origin = 0
 	}
 	if cfg.defaultDeadLetter() {
-		name := cfg.WorkQueue + "_DLQ"
+		name := cfg.FloorStream + "_DLQ"
+		if cfg.FloorStream == "PARTI_"+group+"_"+cfg.Stream+"_FLOORS" {
+			name = "PARTI_" + group + "_" + cfg.Stream + "_DLQ"
+		}
 		dl := cfg.deadLetterTemplate(group)
 		subj := dl[:len(dl)-len(Placeholder)] + ">"
 		if _, err := js.Stream(ctx, name); errors.Is(err, jetstream.ErrStreamNotFound) {
 			_, err = js.CreateStream(ctx, jetstream.StreamConfig{
 				Name: name, Description: "parti group " + group + ": dead letters of " + cfg.Stream,
-				Subjects: []string{subj}, Storage: si.Storage, Replicas: si.Replicas,
+				Subjects: []string{subj}, Storage: si.Config.Storage, Replicas: si.Config.Replicas,
 			})
 			if err != nil {
 				if _, err2 := js.Stream(ctx, name); err2 != nil {
-					return nil, fmt.Errorf("consumer: dead-letter stream %s: %w", name, wrapPermission(nc, "create-stream", err))
+					return nil, 0, fmt.Errorf("consumer: dead-letter stream %s: %w", name, wrapPermission(nc, "create-stream", err))
 				}
 			}
 		} else if err != nil {
-			return nil, fmt.Errorf("consumer: dead-letter stream %s: %w", name, wrapPermission(nc, "stream-info", err))
+			return nil, 0, fmt.Errorf("consumer: dead-letter stream %s: %w", name, wrapPermission(nc, "stream-info", err))
 		}
 	}
-	return wq, nil
+	return fs, origin, nil
 }
 
 // adapter is the member's Handler: it feeds assignment changes to the
@@ -169,9 +179,9 @@ func (h adapter) Assigned(a parti.Assignment) {
 }
 
 // Revoked implements parti.Handler: it returns once the partition's
-// handlers returned, their acknowledgements were confirmed and the member's
-// consumer no longer covers it, so the release the member appends next lets
-// the new owner start at the first unacknowledged message.
+// handlers returned and its floor is written past every message it
+// processed, so the release the member appends next lets the new owner
+// start at the first unprocessed message.
 func (h adapter) Revoked(a parti.Assignment, why parti.RevokeReason) {
 	h.e.revoke(a)
 	if h.user != nil {
@@ -189,7 +199,7 @@ func (c *Consumer) Stats() Stats { return c.e.stats() }
 func (c *Consumer) Done() <-chan struct{} { return c.closed }
 
 // Err returns why the helper stopped: its own error (ErrPermission,
-// ErrDrainTimeout, ErrWorkQueue) or the member's (parti.ErrStopped after
+// ErrDrainTimeout, ErrStream) or the member's (parti.ErrStopped after
 // Leave or Close); nil while it runs.
 func (c *Consumer) Err() error {
 	if err := c.e.Err(); err != nil {
@@ -198,8 +208,8 @@ func (c *Consumer) Err() error {
 	return c.m.Err()
 }
 
-// Leave hands every partition off (each once its handlers returned and their
-// acknowledgements are confirmed), leaves the group and returns once the
+// Leave hands every partition off (each once its handlers returned and its
+// floor is written), leaves the group and returns once the
 // helper stopped or ctx ends.
 func (c *Consumer) Leave(ctx context.Context) error {
 	if err := c.m.Leave(ctx); err != nil {
@@ -208,34 +218,27 @@ func (c *Consumer) Leave(ctx context.Context) error {
 	return c.wait(ctx)
 }
 
-// Close closes for a restart: it stops consuming (handlers return,
-// acknowledgements are confirmed), deletes the member's consumer and closes
-// the member, which keeps its ID and partitions for the grace period: a
-// process that joins with the same ID within the grace resumes them where
-// this one stopped, without a duplicate.
+// Close closes for a restart: it stops consuming (handlers return, floors
+// are written), stops the member's consumers and closes the member, which
+// keeps its ID and partitions for the grace period: a process that joins
+// with the same ID within the grace resumes them where this one stopped,
+// without a duplicate.
 func (c *Consumer) Close(ctx context.Context) error {
-	e := c.e
-	e.mu.Lock()
-	e.closing = true
-	e.mu.Unlock()
-	e.requestStop()
+	c.e.requestStop()
 	if err := c.wait(ctx); err != nil {
 		return err
 	}
-	if err := c.m.Close(ctx); err != nil {
-		return err
-	}
-	return nil
+	return c.m.Close(ctx)
 }
 
 // Stop stops at once, as a crash would, except that running handlers are
 // waited for (their contexts are cancelled): the member does not tell the
-// group, and the member's consumer is left for the next owners to clean up.
-// Messages in flight are delivered again to the partitions' next owners.
+// group and no floor is written. Messages handled since the partitions'
+// last floors are handled again by their next owners.
 func (c *Consumer) Stop() {
 	e := c.e
 	e.mu.Lock()
-	e.keepCons = true
+	e.crashed = true
 	e.closing = true
 	e.mu.Unlock()
 	c.m.Stop()

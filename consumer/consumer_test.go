@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -54,7 +55,7 @@ func (v *env) member(group string) parti.Config {
 func (v *env) config(h consumer.Handler) consumer.Config {
 	return consumer.Config{
 		Stream: "ORDERS", Subject: "orders.{partition}", Handler: h,
-		Backoff: []time.Duration{20 * time.Millisecond}, AckWait: 2 * time.Second,
+		Backoff:      []time.Duration{20 * time.Millisecond},
 		DrainTimeout: 5 * time.Second, OpTimeout: 2 * time.Second,
 	}
 }
@@ -282,12 +283,26 @@ func TestConsumerDeletedOrChangedFromOutsideIsRecreated(t *testing.T) {
 		v.publish(p, 0, 5)
 	}
 	waitUntil(t, 20*time.Second, "first messages", func() bool { return got.total() == 20 })
-	wq, err := v.js.Stream(ctx, "PARTI_g4_ORDERS")
+	stream, err := v.js.Stream(ctx, "ORDERS")
 	if err != nil {
 		t.Fatal(err)
 	}
-	name := c.Member().ID() + "_0" // the member's only shard
-	if err := wq.DeleteConsumer(ctx, name); err != nil {
+	// The member's consumer on ORDERS (all four partitions fit in one).
+	mine := func() string {
+		t.Helper()
+		var names []string
+		for n := range stream.ConsumerNames(ctx).Name() {
+			if strings.HasPrefix(n, "parti_"+c.Member().ID()+"_") {
+				names = append(names, n)
+			}
+		}
+		if len(names) != 1 {
+			t.Fatalf("member's consumers: %v, want one", names)
+		}
+		return names[0]
+	}
+	name := mine()
+	if err := stream.DeleteConsumer(ctx, name); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, 10*time.Second, "the deletion to be noticed", func() bool { _, ok := errs.Load("consumer-deleted"); return ok })
@@ -296,15 +311,15 @@ func TestConsumerDeletedOrChangedFromOutsideIsRecreated(t *testing.T) {
 	}
 	waitUntil(t, 20*time.Second, "messages after the deletion", func() bool { return got.total() == 40 })
 
-	// Change it: one filter only, a bigger ack pending.
-	cons, err := wq.Consumer(ctx, name)
+	// Change it: one filter only.
+	name = mine()
+	cons, err := stream.Consumer(ctx, name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cc := cons.CachedInfo().Config
 	cc.FilterSubjects = cc.FilterSubjects[:1]
-	cc.MaxAckPending = 7
-	if _, err := wq.UpdateConsumer(ctx, cc); err != nil {
+	if _, err := stream.UpdateConsumer(ctx, cc); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, 10*time.Second, "the change to be noticed", func() bool { _, ok := errs.Load("consumer-changed"); return ok })
@@ -381,7 +396,7 @@ func TestPermissionErrorStopsWithAClearError(t *testing.T) {
 	opts.Users = []*server.User{
 		{Username: "admin", Password: "a"},
 		{Username: "worker", Password: "w", Permissions: &server.Permissions{
-			Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{"$JS.API.CONSUMER.CREATE.PARTI_g6_ORDERS.>", "$JS.API.CONSUMER.DURABLE.CREATE.PARTI_g6_ORDERS.>"}},
+			Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{"$JS.API.CONSUMER.CREATE.ORDERS", "$JS.API.CONSUMER.CREATE.ORDERS.>"}},
 		}},
 	}
 	s := natstest.Start(t, opts)

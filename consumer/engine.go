@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -20,78 +20,71 @@ import (
 type partState int
 
 const (
-	partPending  partState = iota // assigned; the member's consumer does not cover it yet
-	partActive                    // covered and consumed
-	partRevoking                  // assignment context ended; waiting to be let go
+	partLoading  partState = iota // assigned; its floor is being read and claimed
+	partActive                    // consumed
+	partRevoking                  // assignment context ended; draining, then let go
 )
 
-// part is one tenure of one owned partition: from Assigned until the
-// member's consumer no longer covers it.
+// part is one tenure of one owned partition: from Assigned until its final
+// floor is written and it is let go.
+//
+// Positions are sequences of the user's stream. Every message of the
+// partition at or below floor was processed (by this member or an earlier
+// owner); every message at or below covered was delivered to this tenure
+// (or processed before it), so a delivery at or below covered is a repeat.
 type part struct {
 	e       *engine
-	sh      *shard
 	id      string
 	subject string
 	a       parti.Assignment
 	ctx     context.Context // handlers' context: ends with the assignment
 	cancel  context.CancelFunc
 	unwatch func() bool
-	state   partState
+	loaded  chan struct{} // closed once the floor is read and claimed (or given up)
+
+	cmu sync.Mutex // serialises floor writes
 
 	// Guarded by e.mu.
-	queue        []*delivery         // held, sorted by work-queue sequence
-	deferred     map[uint64]struct{} // handed back for overflow, to come again
-	busy         *delivery           // being handled or unsettled
-	blockedUntil time.Time           // back-off after a failure
+	state        partState
+	loadStarted  bool
+	src          *source // the consumer delivering it; nil while it needs one
+	covered      uint64
+	overflow     bool        // the queue was full: deliveries after covered were dropped
+	queue        []*delivery // held, in stream order
+	busy         *delivery   // being handled or unsettled
+	idle         chan struct{}
+	blockedUntil time.Time // back-off after a failure
 	retry        *time.Timer
-	attempts     map[uint64]int // failed attempts per work-queue sequence
+	attempts     map[uint64]int // failed attempts per stream sequence
 	waitingSlot  bool
-	released     chan struct{} // closed when the tenure is over
+	floor        uint64 // confirmed floor
+	rev          uint64 // sequence of the floor record last written or read (the fence of the next write)
+	dirty        bool   // processed something since the last floor write
+	lastWrite    time.Time
+	superseded   bool // a newer owner wrote the floor: stop acting on it
+	released     chan struct{}
 }
 
-// delivery is one delivered work-queue message held for a partition.
+// delivery is one delivered message held for a partition.
 type delivery struct {
-	p       *part
-	jm      jetstream.Msg
-	epoch   uint64 // the shard's consumer start that delivered it
-	gen     uint64 // the shard's consumer that delivered it (acknowledgements count while it lives)
-	seq     uint64
-	meta    *jetstream.MsgMetadata
-	touched time.Time // last delivery or progress acknowledgement
-}
-
-// shard is one of the member's consumers on the work queue: the owned
-// partitions whose index falls in it. A change of ownership rebuilds only
-// the shards it touches, and pauses only their partitions.
-type shard struct {
-	idx  int
-	name string // consumer name: <member ID>_<idx>
-
-	// Guarded by e.mu.
-	epoch      uint64 // bumped when consuming stops for a change: older deliveries are ignored
-	gen        uint64 // bumped when the consumer is deleted: older acknowledgements do not count
-	cc         jetstream.ConsumeContext
-	current    []string // filter subjects of the live consumer (sorted)
-	haveCons   bool     // the consumer covers current and is consumed
-	exists     bool     // the consumer exists on the server (perhaps parked)
-	force      []string // reasons that force a rebuild
-	quiescing  bool
-	running    int // handlers of its partitions running or unsettled
-	idle       chan struct{}
-	lastAsync  jetstream.Msg
-	asyncDirty bool
+	p    *part
+	jm   jetstream.Msg
+	seq  uint64
+	meta *jetstream.MsgMetadata
+	done bool // settled as processed; the floor moves past it
 }
 
 // engine runs one member's consumption: the partition table, the member's
-// consumers on the work queue, the handlers. The control goroutine (run)
-// changes the consumers; message callbacks and handler goroutines share the
-// table under mu.
+// consumers on the user's stream, the floors, the handlers. The control
+// goroutine (run) starts and stops consumers; message callbacks and handler
+// goroutines share the table under mu.
 type engine struct {
 	cfg      Config
 	group    string
 	js       jetstream.JetStream
 	nc       *nats.Conn
-	wq       jetstream.Stream
+	floors   jetstream.Stream
+	origin   uint64 // floor of a partition that never had one
 	tmpl     template
 	dlq      string
 	log      *slog.Logger
@@ -103,20 +96,20 @@ type engine struct {
 	stopReq  chan struct{} // closed by requestStop
 	stopOnce sync.Once
 	done     chan struct{}
+	srcSeq   atomic.Uint64
 
 	fencedCh chan struct{} // closed when fenced
 
 	mu        sync.Mutex
 	name      string // the member's ID
-	nshards   int    // fixed at the first assignment
-	shards    map[int]*shard
 	parts     map[string]*part
+	sources   map[*source]struct{}
 	running   int
 	slotQueue []*part
 	leaving   []*part // tenures replaced before they were revoked
-	fenced    bool
-	closing   bool // Close/Leave/Stop/fatal: no new partitions
-	keepCons  bool // Stop: leave the consumers for the next owners to clean up
+	fenced    bool    // drain timed out: act no more
+	closing   bool    // Close/Leave/Stop/fatal: no new partitions
+	crashed   bool    // Stop: write nothing more, as a crash would
 	err       error
 }
 
@@ -128,24 +121,8 @@ func newEngine(js jetstream.JetStream, group string, cfg Config, tmpl template) 
 		met:   cfg.Metrics,
 		ready: make(chan struct{}), kick: make(chan struct{}, 1),
 		stopReq: make(chan struct{}), done: make(chan struct{}), fencedCh: make(chan struct{}),
-		parts: map[string]*part{}, shards: map[int]*shard{},
+		parts: map[string]*part{}, sources: map[*source]struct{}{},
 	}
-}
-
-// shardOf returns the shard of the partition with index i. e.mu held; the
-// member must be set.
-func (e *engine) shardOf(i uint32) *shard {
-	if e.nshards == 0 {
-		n := len(e.member.State().Partitions)
-		e.nshards = max(1, (n+e.cfg.FiltersPerConsumer-1)/e.cfg.FiltersPerConsumer)
-	}
-	k := int(i % uint32(e.nshards))
-	sh := e.shards[k]
-	if sh == nil {
-		sh = &shard{idx: k, name: e.name + "_" + strconv.Itoa(k)}
-		e.shards[k] = sh
-	}
-	return sh
 }
 
 func (e *engine) subjectOf(partition string) string {
@@ -186,14 +163,6 @@ func (e *engine) kickRun() {
 	}
 }
 
-// markForce asks the control goroutine to rebuild a shard's consumer.
-func (e *engine) markForce(sh *shard, reason string) {
-	e.mu.Lock()
-	sh.force = append(sh.force, reason)
-	e.mu.Unlock()
-	e.kickRun()
-}
-
 func (e *engine) errorf(op string, err error, msg string, args ...any) {
 	e.cnt.errors.Add(1)
 	e.met.Error(op, err)
@@ -214,13 +183,12 @@ func (e *engine) assign(a parti.Assignment) {
 		// still here was never revoked: let it go with the next change.
 		e.log.Error("partition assigned while its previous tenure is not over", "partition", a.Partition)
 		old.cancel()
-		old.state = partRevoking
 		e.leaving = append(e.leaving, old)
 	}
 	ctx, cancel := context.WithCancel(a.Context)
 	p := &part{
 		e: e, id: a.Partition, subject: subject, a: a, ctx: ctx, cancel: cancel,
-		deferred: map[uint64]struct{}{}, attempts: map[uint64]int{}, released: make(chan struct{}),
+		attempts: map[uint64]int{}, released: make(chan struct{}), loaded: make(chan struct{}),
 	}
 	p.unwatch = context.AfterFunc(a.Context, e.kickRun)
 	e.parts[a.Partition] = p
@@ -228,9 +196,10 @@ func (e *engine) assign(a parti.Assignment) {
 	e.kickRun()
 }
 
-// revoke returns once the tenure of a is over: its handlers returned, their
-// acknowledgements are confirmed, and the member's consumer no longer
-// covers the partition (or the member stopped, so no release can follow).
+// revoke returns once the tenure of a is over: its handlers returned, its
+// floor is written past everything it processed, and no consumer of the
+// member delivers it any more (or the member stopped, so that no release
+// can follow).
 func (e *engine) revoke(a parti.Assignment) {
 	e.mu.Lock()
 	p := e.parts[a.Partition]
@@ -255,82 +224,82 @@ func (e *engine) revoke(a parti.Assignment) {
 	}
 }
 
-// --- messages (from the consumer's delivery goroutine) ---
+// --- messages (from a consumer's delivery goroutine) ---
 
-func (e *engine) onMsg(sh *shard, epoch uint64, jm jetstream.Msg) {
+func (e *engine) onMsg(src *source, jm jetstream.Msg) {
 	meta, err := jm.Metadata()
 	if err != nil {
 		return
 	}
+	seq := meta.Sequence.Stream
 	id := e.partitionOf(jm.Subject())
-	now := time.Now()
-	var naks []jetstream.Msg
 	e.mu.Lock()
-	if epoch != sh.epoch || e.fenced {
-		e.mu.Unlock()
-		return // a consumer being replaced: everything held is delivered again
-	}
-	p := e.parts[id]
-	if p == nil || p.sh != sh || p.state != partActive || p.subject != jm.Subject() {
-		e.mu.Unlock()
-		// Not a partition this consumer should cover: hand it back.
-		_ = jm.NakWithDelay(time.Second)
+	defer e.mu.Unlock()
+	if src.stopped || src.gap {
 		return
 	}
-	seq := meta.Sequence.Stream
-	if p.busy != nil && p.busy.seq == seq {
-		p.busy.touched = now
-		e.mu.Unlock()
-		return // a redelivery of the message being handled
+	if meta.Sequence.Consumer != src.dseq+1 {
+		src.gap = true
+		// A delivery went missing (the server dropped it for a slow
+		// client, or the consumer was recreated behind our back): start
+		// over from where each partition got.
+		go e.replace(src, "gap")
+		return
 	}
-	d := &delivery{p: p, jm: jm, epoch: epoch, gen: sh.gen, seq: seq, meta: meta, touched: now}
-	i, found := slices.BinarySearchFunc(p.queue, seq, func(x *delivery, s uint64) int { return cmpU64(x.seq, s) })
-	if found {
-		p.queue[i] = d
-	} else {
-		p.queue = slices.Insert(p.queue, i, d)
+	src.dseq = meta.Sequence.Consumer
+	if seq > src.pos {
+		src.pos = seq
 	}
-	delete(p.deferred, seq)
-	for len(p.queue) > e.cfg.PartitionBuffer {
-		last := p.queue[len(p.queue)-1]
-		p.queue[len(p.queue)-1] = nil
-		p.queue = p.queue[:len(p.queue)-1]
-		p.deferred[last.seq] = struct{}{}
-		naks = append(naks, last.jm)
+	src.lastMsg = time.Now()
+	src.atTail = meta.NumPending == 0
+	p := e.parts[id]
+	if p == nil || p.src != src || p.state != partActive || p.subject != jm.Subject() || seq <= p.covered || p.overflow {
+		return
 	}
+	if len(p.queue) >= e.cfg.PartitionBuffer {
+		// Hold no more: the partition reads the rest again once drained.
+		p.overflow = true
+		e.kickRun()
+		return
+	}
+	p.covered = seq
+	p.queue = append(p.queue, &delivery{p: p, jm: jm, seq: seq, meta: meta})
 	e.pump(p)
-	e.mu.Unlock()
-	for _, m := range naks {
-		if err := m.NakWithDelay(time.Second); err != nil {
-			e.errorf("nak", err, "handing back a message failed", "partition", id)
-		}
-	}
 }
 
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
+// coveredOf returns p's covered position, counting its consumer's progress
+// over the stream (the consumer delivered every message of p up to its
+// position, unless p overflowed). e.mu held.
+func coveredOf(p *part) uint64 {
+	if p.src != nil && !p.overflow {
+		return max(p.covered, p.src.pos)
 	}
-	return 0
+	return p.covered
+}
+
+// floorCandidate returns the floor p may write now: everything before its
+// first message not processed yet. e.mu held.
+func floorCandidate(p *part) uint64 {
+	var f uint64
+	switch {
+	case p.busy != nil && !p.busy.done:
+		f = p.busy.seq - 1
+	case len(p.queue) > 0:
+		f = p.queue[0].seq - 1
+	default:
+		f = coveredOf(p)
+	}
+	return max(f, p.floor)
 }
 
 // pump starts the partition's next message if it may run. e.mu held.
 func (e *engine) pump(p *part) {
-	if p.sh.quiescing || e.fenced || p.state != partActive || p.busy != nil || len(p.queue) == 0 {
+	if e.fenced || p.state != partActive || p.superseded || p.busy != nil || len(p.queue) == 0 {
 		return
 	}
 	if wait := time.Until(p.blockedUntil); wait > 0 {
 		e.armRetry(p, wait)
 		return
-	}
-	head := p.queue[0]
-	for s := range p.deferred {
-		if s < head.seq {
-			return // an earlier message was handed back: wait for it
-		}
 	}
 	if e.running >= e.cfg.MaxInFlight {
 		if !p.waitingSlot {
@@ -339,16 +308,16 @@ func (e *engine) pump(p *part) {
 		}
 		return
 	}
+	head := p.queue[0]
 	p.queue[0] = nil
 	p.queue = p.queue[1:]
 	p.busy = head
 	e.running++
-	p.sh.running++
 	e.met.InFlight(e.running)
 	try := &attempt{d: head, start: time.Now()}
 	m := &Msg{
 		Partition: p.id, Token: p.a.Token, Subject: head.jm.Subject(), Header: head.jm.Headers(),
-		Data: head.jm.Data(), StreamSeq: sourceSeq(head.jm.Headers()), Seq: head.seq,
+		Data: head.jm.Data(), Seq: head.seq,
 		Attempt: p.attempts[head.seq] + 1, Time: head.meta.Timestamp, try: try,
 	}
 	go e.process(m)
@@ -368,12 +337,10 @@ func (e *engine) pumpSlots() {
 func (e *engine) release(p *part) {
 	p.busy = nil
 	e.running--
-	sh := p.sh
-	sh.running--
 	e.met.InFlight(e.running)
-	if sh.running == 0 && sh.idle != nil {
-		close(sh.idle)
-		sh.idle = nil
+	if p.idle != nil {
+		close(p.idle)
+		p.idle = nil
 	}
 }
 
@@ -396,7 +363,7 @@ func (e *engine) call(m *Msg) (err error) {
 	return e.cfg.Handler(m.try.d.p.ctx, m)
 }
 
-// settle finishes one attempt: acknowledge, retry later, or dead-letter.
+// settle finishes one attempt: processed, retried later, or dead-lettered.
 func (e *engine) settle(t *attempt, herr error) error {
 	if !t.settled.CompareAndSwap(false, true) {
 		return ErrSettled
@@ -405,14 +372,13 @@ func (e *engine) settle(t *attempt, herr error) error {
 	p := d.p
 	took := time.Since(t.start)
 	if herr == nil {
-		if err := e.ack(d); err != nil {
-			e.finish(d, false)
-			return err
+		err := e.processed(d)
+		if err == nil {
+			e.cnt.processed.Add(1)
+			e.met.Processed(p.id, took)
 		}
-		e.cnt.processed.Add(1)
-		e.met.Processed(p.id, took)
-		e.finish(d, true)
-		return nil
+		e.finish(d)
+		return err
 	}
 	reason := "error"
 	switch {
@@ -430,17 +396,15 @@ func (e *engine) settle(t *attempt, herr error) error {
 	if reason == "permanent" || (e.cfg.MaxDeliveries > 0 && n >= e.cfg.MaxDeliveries) {
 		err := e.deadLetter(d, herr, n)
 		if err == nil {
-			err = e.ack(d)
-		}
-		if err == nil {
 			e.cnt.dead.Add(1)
 			e.met.DeadLettered(p.id)
 			e.log.Warn("message dead-lettered", "partition", p.id, "seq", d.seq, "attempts", n, "reason", herr.Error())
-			e.finish(d, true)
+			_ = e.processed(d)
+			e.finish(d)
 			return nil
 		}
 		if errors.Is(err, ErrSettled) {
-			e.finish(d, false)
+			e.finish(d)
 			return nil
 		}
 		e.errorf("dead-letter", err, "dead-lettering failed; the message blocks its partition", "partition", p.id, "seq", d.seq)
@@ -451,6 +415,25 @@ func (e *engine) settle(t *attempt, herr error) error {
 	return nil
 }
 
+// processed marks d processed and, with ConfirmEach, writes the partition's
+// floor past it before the partition's next message may start.
+func (e *engine) processed(d *delivery) error {
+	p := d.p
+	e.mu.Lock()
+	if p.busy != d {
+		e.mu.Unlock()
+		return ErrSettled
+	}
+	d.done = true
+	p.dirty = true
+	delete(p.attempts, d.seq)
+	e.mu.Unlock()
+	if !e.cfg.ConfirmEach {
+		return nil
+	}
+	return e.commit(p.ctx, p)
+}
+
 func (e *engine) backoff(n int) time.Duration {
 	b := e.cfg.Backoff
 	if n-1 < len(b) {
@@ -459,16 +442,12 @@ func (e *engine) backoff(n int) time.Duration {
 	return b[len(b)-1]
 }
 
-// finish ends the busy message of d's partition; done says it left the
-// queue for good (acknowledged).
-func (e *engine) finish(d *delivery, done bool) {
+// finish ends the busy message of d's partition.
+func (e *engine) finish(d *delivery) {
 	e.mu.Lock()
 	p := d.p
 	if p.busy == d {
 		e.release(p)
-	}
-	if done {
-		delete(p.attempts, d.seq)
 	}
 	e.pump(p)
 	e.pumpSlots()
@@ -480,9 +459,7 @@ func (e *engine) retryLater(d *delivery, wait time.Duration) {
 	p := d.p
 	if p.busy == d {
 		e.release(p)
-	}
-	if p.state == partActive && d.epoch == p.sh.epoch && !e.fenced {
-		p.queue = slices.Insert(p.queue, 0, d)
+		p.queue = append([]*delivery{d}, p.queue...)
 	}
 	p.blockedUntil = time.Now().Add(wait)
 	e.armRetry(p, wait)
@@ -503,57 +480,9 @@ func (e *engine) armRetry(p *part, wait time.Duration) {
 	})
 }
 
-// ack acknowledges d, confirmed by the server unless AsyncAck. It refuses
-// once the member's consumer moved on or the engine is fenced: the
-// acknowledgement would not count.
-func (e *engine) ack(d *delivery) error {
-	e.mu.Lock()
-	stale := e.fenced || d.gen != d.p.sh.gen
-	e.mu.Unlock()
-	if stale {
-		return ErrSettled
-	}
-	if e.cfg.AsyncAck {
-		if err := d.jm.Ack(); err != nil {
-			e.errorf("ack", err, "acknowledgement failed", "partition", d.p.id, "seq", d.seq)
-			return err
-		}
-		e.mu.Lock()
-		d.p.sh.lastAsync, d.p.sh.asyncDirty = d.jm, true
-		e.mu.Unlock()
-		return nil
-	}
-	return e.confirmAck(d.jm, d.p.id)
-}
-
-// confirmAck sends +ACK as a request: the server replies once it processed
-// it (and, on a replicated consumer, once it is replicated). Acknowledging
-// twice is harmless, so timeouts are retried.
-func (e *engine) confirmAck(jm jetstream.Msg, partition string) error {
-	var err error
-	for i := range 3 {
-		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.OpTimeout)
-		_, err = e.nc.RequestWithContext(ctx, jm.Reply(), []byte("+ACK"))
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if permissionErr(e.nc, err) {
-			e.fatal(wrapPermission(e.nc, "ack", err))
-			return err
-		}
-		if errors.Is(err, nats.ErrConnectionClosed) {
-			break
-		}
-		e.log.Debug("acknowledgement not confirmed; retrying", "partition", partition, "try", i+1, "err", err)
-	}
-	e.errorf("ack", err, "acknowledgement not confirmed; the message will be delivered again", "partition", partition)
-	return err
-}
-
 func (e *engine) deadLetter(d *delivery, reason error, attempts int) error {
 	e.mu.Lock()
-	stale := e.fenced || d.gen != d.p.sh.gen
+	stale := e.fenced || e.crashed || d.p.superseded
 	e.mu.Unlock()
 	if stale {
 		return ErrSettled
@@ -574,45 +503,16 @@ func (e *engine) deadLetter(d *delivery, reason error, attempts int) error {
 	msg.Header.Set("Parti-Group", e.group)
 	msg.Header.Set("Parti-Partition", d.p.id)
 	msg.Header.Set("Parti-Stream", e.cfg.Stream)
-	msg.Header.Set("Parti-Stream-Seq", strconv.FormatUint(sourceSeq(d.jm.Headers()), 10))
+	msg.Header.Set("Parti-Stream-Seq", strconv.FormatUint(d.seq, 10))
 	msg.Header.Set("Parti-Subject", d.jm.Subject())
 	msg.Header.Set("Parti-Attempts", strconv.Itoa(attempts))
 	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.OpTimeout)
 	defer cancel()
-	_, err := e.js.PublishMsg(ctx, msg, jetstream.WithMsgID(fmt.Sprintf("parti-dlq:%s:%d", e.cfg.WorkQueue, d.seq)))
+	_, err := e.js.PublishMsg(ctx, msg, jetstream.WithMsgID(fmt.Sprintf("parti-dlq:%s:%d", e.cfg.Stream, d.seq)))
 	if permissionErr(e.nc, err) {
 		e.fatal(wrapPermission(e.nc, "dead-letter", err))
 	}
 	return err
-}
-
-// keepAlive sends progress acknowledgements for messages held or handled
-// longer than a third of the ack wait, so that the server does not deliver
-// them again behind the partition's back.
-func (e *engine) keepAlive() {
-	limit := e.cfg.AckWait / 3
-	now := time.Now()
-	var msgs []jetstream.Msg
-	e.mu.Lock()
-	for _, p := range e.parts {
-		if p.busy != nil && p.busy.gen == p.sh.gen && now.Sub(p.busy.touched) >= limit {
-			p.busy.touched = now
-			msgs = append(msgs, p.busy.jm)
-		}
-		for _, d := range p.queue {
-			if d.epoch == p.sh.epoch && now.Sub(d.touched) >= limit {
-				d.touched = now
-				msgs = append(msgs, d.jm)
-			}
-		}
-	}
-	e.mu.Unlock()
-	for _, m := range msgs {
-		if err := m.InProgress(); err != nil {
-			e.errorf("progress", err, "progress acknowledgement failed")
-			return
-		}
-	}
 }
 
 func (e *engine) fatal(err error) {
@@ -660,6 +560,6 @@ func (e *engine) stats() Stats {
 	return Stats{
 		Processed: e.cnt.processed.Load(), Failed: e.cnt.failed.Load(), Panics: e.cnt.panics.Load(),
 		DeadLettered: e.cnt.dead.Load(), Reconfigs: e.cnt.reconfigs.Load(), Errors: e.cnt.errors.Load(),
-		InFlight: inflight, Partitions: n,
+		FloorWrites: e.cnt.floorWrites.Load(), InFlight: inflight, Partitions: n,
 	}
 }

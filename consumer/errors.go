@@ -19,17 +19,19 @@ var (
 	// ErrDrainTimeout: a hand-off waited longer than Config.DrainTimeout
 	// for running handlers; the member stopped acting without releasing.
 	ErrDrainTimeout = errors.New("consumer: handlers did not return within the drain timeout")
-	// ErrWorkQueue: the work-queue stream is missing or is not what the
-	// helper needs (it is never recreated silently: sourcing would start
-	// over and deliver the whole stream again).
-	ErrWorkQueue = errors.New("consumer: work queue unusable")
+	// ErrFloorStream: the floor stream exists but is not what the helper
+	// needs (it is never changed silently: it holds every partition's
+	// progress).
+	ErrFloorStream = errors.New("consumer: floor stream unusable")
+	// ErrStream: the user's stream is gone.
+	ErrStream = errors.New("consumer: stream unusable")
 	// ErrPermanent marks a handler error that must not be retried: the
 	// message goes to the dead-letter subject at once.
 	ErrPermanent = errors.New("consumer: permanent failure")
 	// ErrNotManual: Msg.Ack or Msg.Nak outside manual-ack mode.
 	ErrNotManual = errors.New("consumer: not in manual-ack mode")
 	// ErrSettled: the message was settled already, or its partition was
-	// handed off (its acknowledgement would no longer count).
+	// handed off (settling it would no longer count).
 	ErrSettled = errors.New("consumer: message already settled or handed off")
 	// ErrPanic wraps a recovered handler panic.
 	ErrPanic = errors.New("consumer: handler panicked")
@@ -37,9 +39,7 @@ var (
 
 // JetStream API error codes the helper branches on.
 const (
-	codeWQNotUnique = 10100 // filtered consumer not unique on work-queue stream
-	codeNotFound    = 10014 // consumer not found
-	codeStreamGone  = 10059 // stream not found
+	codeNotFound = 10014 // consumer not found
 )
 
 func apiCode(err error) jetstream.ErrorCode {

@@ -28,11 +28,11 @@ func Example() {
 		Stream:  "ORDERS",
 		Subject: "orders.{partition}",
 		Handler: func(ctx context.Context, m *consumer.Msg) error {
-			fmt.Printf("%s #%d: %s\n", m.Partition, m.StreamSeq, m.Data)
+			fmt.Printf("%s #%d: %s\n", m.Partition, m.Seq, m.Data)
 			if string(m.Data) == "refund" {
 				close(done)
 			}
-			return nil // acknowledged; an error retries, then dead-letters
+			return nil // processed; an error retries, then dead-letters
 		},
 	})
 	if err != nil {

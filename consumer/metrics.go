@@ -9,7 +9,7 @@ import (
 // from many goroutines: implementations must be safe for concurrent use and
 // must not block. Embed NopMetrics to implement only some methods.
 type Metrics interface {
-	// Processed counts a message handled successfully and acknowledged;
+	// Processed counts a message handled successfully and settled;
 	// took is the handler's time.
 	Processed(partition string, took time.Duration)
 	// Failed counts a failed attempt; reason is "error", "panic" or
@@ -22,13 +22,14 @@ type Metrics interface {
 	InFlight(n int)
 	// Partitions reports the partitions being consumed.
 	Partitions(n int)
-	// Reconfigured counts a change of the member's consumer (reason:
-	// "assign", "revoke", "consumer-deleted", "consumer-changed", ...) and
-	// the pause it imposed on the member's partitions.
+	// Reconfigured counts a consumer of the member started ("consumer",
+	// with the time it took) or replaced because it was deleted or changed
+	// from outside ("consumer-deleted", "consumer-changed", pause 0).
 	Reconfigured(reason string, pause time.Duration)
-	// Error counts a failed operation ("ack", "nak", "progress",
-	// "dead-letter", "consume", "create-consumer", "delete-consumer",
-	// "check-consumer", "drain-timeout", "permission", ...).
+	// Error counts a failed operation ("floor-read", "floor-write",
+	// "floor-fence", "floor-record", "dead-letter", "consume",
+	// "create-consumer", "check-consumer", "drain-timeout", "permission",
+	// ...).
 	Error(op string, err error)
 }
 
@@ -58,16 +59,17 @@ func (NopMetrics) Error(string, error) {}
 
 // Stats are the helper's counters since it started.
 type Stats struct {
-	Processed    uint64 // handled successfully and acknowledged
+	Processed    uint64 // handled successfully and settled
 	Failed       uint64 // failed attempts, panics included
 	Panics       uint64 // recovered handler panics
 	DeadLettered uint64 // moved to the dead-letter subject
-	Reconfigs    uint64 // changes of the member's consumer
+	Reconfigs    uint64 // consumers started
+	FloorWrites  uint64 // partition floors written
 	Errors       uint64 // failed operations (see Metrics.Error)
 	InFlight     int    // being handled now
 	Partitions   int    // being consumed now
 }
 
 type counters struct {
-	processed, failed, panics, dead, reconfigs, errors atomic.Uint64
+	processed, failed, panics, dead, reconfigs, errors, floorWrites atomic.Uint64
 }

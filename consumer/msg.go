@@ -1,8 +1,6 @@
 package consumer
 
 import (
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -22,13 +20,11 @@ type Msg struct {
 	Subject string
 	Header  nats.Header
 	Data    []byte
-	// StreamSeq is the message's sequence in the user's stream (0 when
-	// unknown); Seq its sequence in the work queue.
-	StreamSeq uint64
-	Seq       uint64
+	// Seq is the message's sequence in the user's stream.
+	Seq uint64
 	// Attempt counts this member's attempts at the message, from 1.
 	Attempt int
-	// Time is when the message entered the work queue (server time).
+	// Time is when the message was stored (server time).
 	Time time.Time
 
 	try *attempt
@@ -41,8 +37,10 @@ type attempt struct {
 	start   time.Time
 }
 
-// Ack settles the message as processed, in manual-ack mode; it returns once
-// the server confirmed the acknowledgement. Safe from any goroutine.
+// Ack settles the message as processed, in manual-ack mode; with
+// ConfirmEach it returns once the server confirmed the partition's new
+// floor.
+// Safe from any goroutine.
 func (m *Msg) Ack() error {
 	e := m.try.d.p.e
 	if !e.cfg.ManualAck {
@@ -65,8 +63,8 @@ func (m *Msg) Nak(err error) error {
 	return e.settle(m.try, err)
 }
 
-// Raw returns the underlying JetStream message (of the work queue). Do not
-// acknowledge it yourself.
+// Raw returns the underlying JetStream message, delivered by an ordered
+// (acknowledgement-free) consumer: acknowledging it does nothing.
 func (m *Msg) Raw() jetstream.Msg { return m.try.d.jm }
 
 type nakNil struct{}
@@ -74,21 +72,3 @@ type nakNil struct{}
 func (nakNil) Error() string { return "consumer: Nak(nil)" }
 
 var errNakNil error = nakNil{}
-
-// sourceSeq parses the original stream sequence from a sourced message's
-// Nats-Stream-Source header ("<stream> <seq> ...").
-func sourceSeq(h nats.Header) uint64 {
-	v := h.Get("Nats-Stream-Source")
-	if v == "" {
-		return 0
-	}
-	f := strings.Fields(v)
-	if len(f) < 2 {
-		return 0
-	}
-	n, err := strconv.ParseUint(f[1], 10, 64)
-	if err != nil {
-		return 0
-	}
-	return n
-}

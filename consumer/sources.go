@@ -1,0 +1,610 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// source is one of the member's consumers on the user's stream: an ordered
+// (acknowledgement-free) consumer over the subjects of a fixed set of
+// partitions, from a start sequence. A partition belongs to at most one
+// source at a time; deliveries for a partition from any other source are
+// ignored. Sources are created for partitions that need one (new, or
+// drained after an overflow), grouped by how far behind they are, and
+// merged once they all reached the end of the stream.
+type source struct {
+	id      uint64
+	name    string
+	filters []string
+	start   uint64
+	cons    jetstream.Consumer
+	created time.Time
+
+	// Guarded by e.mu.
+	cc      jetstream.ConsumeContext
+	n       int    // partitions it delivers
+	pos     uint64 // highest stream sequence it delivered
+	lastMsg time.Time
+	atTail  bool   // its last delivery had nothing pending after it
+	dseq    uint64 // its last delivery's consumer sequence
+	gap     bool   // a delivery went missing: being replaced
+	stopped bool
+}
+
+// The control goroutine gathers the assignment changes of one rebalance
+// (the member cancels every revoked assignment in one pass, then assigns in
+// one pass) into one change: it waits for a quiet spell, within a bound.
+const (
+	quietSpell = 2 * time.Millisecond
+	maxGather  = 20 * time.Millisecond
+	// tidyEvery is how often sources are merged, overflowed partitions
+	// re-read and empty sources stopped even without a change.
+	tidyEvery = time.Second
+	// settledFor is how long a source without deliveries counts as having
+	// reached the end of the stream.
+	settledFor = time.Second
+)
+
+// run is the control goroutine: it reads and claims new partitions' floors,
+// hands revoked ones off, keeps the member's consumers in line with its
+// partitions and checks them.
+func (e *engine) run() {
+	defer close(e.done)
+	select {
+	case <-e.ready:
+	case <-e.stopReq:
+		e.finalize()
+		return
+	}
+	go e.committer()
+	var audit <-chan time.Time
+	if e.cfg.CheckInterval > 0 {
+		t := time.NewTicker(e.cfg.CheckInterval)
+		defer t.Stop()
+		audit = t.C
+	}
+	tidy := time.NewTicker(tidyEvery)
+	defer tidy.Stop()
+	memberDone := e.member.Done()
+	handoffs := make(chan struct{}, 1)
+	var running int // hand-off goroutines
+	for {
+		select {
+		case <-e.kick:
+			e.gather()
+			running += e.reconcile(handoffs)
+		case <-tidy.C:
+			running += e.reconcile(handoffs)
+		case <-handoffs:
+			running--
+		case <-audit:
+			e.audit()
+		case <-memberDone:
+			e.mu.Lock()
+			e.closing = true
+			e.mu.Unlock()
+			memberDone = nil
+			running += e.reconcile(handoffs)
+			e.waitHandoffs(running, handoffs)
+			e.finalize()
+			return
+		case <-e.stopReq:
+			e.mu.Lock()
+			e.closing = true
+			e.mu.Unlock()
+			running += e.reconcile(handoffs)
+			e.waitHandoffs(running, handoffs)
+			e.finalize()
+			return
+		}
+	}
+}
+
+func (e *engine) waitHandoffs(n int, ch chan struct{}) {
+	for ; n > 0; n-- {
+		<-ch
+	}
+}
+
+// gather waits for a quiet spell of kicks, at most maxGather.
+func (e *engine) gather() {
+	deadline := time.NewTimer(maxGather)
+	quiet := time.NewTimer(quietSpell)
+	defer deadline.Stop()
+	defer quiet.Stop()
+	for {
+		select {
+		case <-e.kick:
+			quiet.Reset(quietSpell)
+		case <-quiet.C:
+			return
+		case <-deadline.C:
+			return
+		}
+	}
+}
+
+// reconcile starts what the partition table needs: floor loads for new
+// partitions, hand-offs for revoked ones, consumers for partitions without
+// one, merges of consumers that reached the end of the stream. It returns
+// the number of hand-off goroutines it started (each signals handoffs).
+func (e *engine) reconcile(handoffs chan struct{}) int {
+	e.mu.Lock()
+	if e.fenced {
+		e.mu.Unlock()
+		return 0
+	}
+	var revoking, loading []*part
+	for _, p := range e.parts {
+		if p.state != partRevoking && (p.ctx.Err() != nil || e.closing) {
+			p.state = partRevoking
+			p.cancel()
+			revoking = append(revoking, p)
+		}
+	}
+	for _, p := range e.leaving {
+		if p.state != partRevoking {
+			p.state = partRevoking
+			revoking = append(revoking, p)
+		}
+	}
+	e.leaving = nil
+	for _, p := range revoking {
+		e.detach(p)
+		if p.waitingSlot {
+			p.waitingSlot = false
+			e.slotQueue = slices.DeleteFunc(e.slotQueue, func(q *part) bool { return q == p })
+		}
+	}
+	var homeless []*part
+	for _, p := range e.parts {
+		switch {
+		case p.state == partLoading && !p.loadStarted:
+			p.loadStarted = true
+			loading = append(loading, p)
+		case p.state != partActive || p.superseded:
+		case p.overflow && len(p.queue) <= e.cfg.PartitionBuffer/2:
+			e.detach(p) // read the rest again from where it stopped
+			homeless = append(homeless, p)
+		case p.src == nil:
+			homeless = append(homeless, p)
+		}
+	}
+	// Merge sources that reached the end of the stream when there are more
+	// than the partitions need, so that hand-offs do not leave the member
+	// with a consumer per rebalance.
+	active := 0
+	for _, p := range e.parts {
+		if p.state == partActive && !p.superseded {
+			active++
+		}
+	}
+	need := (active + e.cfg.FiltersPerConsumer - 1) / e.cfg.FiltersPerConsumer
+	var stop []*source
+	for s := range e.sources {
+		if s.n == 0 {
+			stop = append(stop, s)
+		}
+	}
+	if len(e.sources)-len(stop) > need {
+		now := time.Now()
+		var settled []*source
+		for s := range e.sources {
+			if s.n > 0 && now.Sub(s.created) >= settledFor && (s.atTail || now.Sub(s.lastMsg) >= settledFor) {
+				settled = append(settled, s)
+			}
+		}
+		if len(settled) >= 2 {
+			for _, p := range e.parts {
+				if p.src != nil && slices.Contains(settled, p.src) {
+					e.detach(p)
+					homeless = append(homeless, p)
+				}
+			}
+			stop = append(stop, settled...)
+		}
+	}
+	for _, s := range stop {
+		s.stopped = true
+		delete(e.sources, s)
+	}
+	// Group the partitions that need a consumer by how far they got, so
+	// that a consumer starting far back re-reads few messages of partitions
+	// that are further on.
+	slices.SortFunc(homeless, func(a, b *part) int {
+		if c := cmpU64(a.covered, b.covered); c != 0 {
+			return c
+		}
+		return strings.Compare(a.id, b.id)
+	})
+	var groups [][]*part
+	for len(homeless) > 0 {
+		n := min(len(homeless), e.cfg.FiltersPerConsumer)
+		groups = append(groups, homeless[:n])
+		homeless = homeless[n:]
+	}
+	e.mu.Unlock()
+
+	for _, s := range stop {
+		e.stopSource(s)
+	}
+	for _, p := range loading {
+		go e.load(p)
+	}
+	if len(revoking) > 0 {
+		go func() {
+			e.handOff(revoking)
+			handoffs <- struct{}{}
+		}()
+	}
+	e.parallel(len(groups), func(i int) { e.startSource(groups[i]) })
+	if len(groups) > 0 || len(stop) > 0 {
+		e.met.Partitions(active)
+	}
+	if len(revoking) > 0 {
+		return 1
+	}
+	return 0
+}
+
+// detach takes p off its source, keeping how far the source delivered it.
+// e.mu held.
+func (e *engine) detach(p *part) {
+	if p.src == nil {
+		return
+	}
+	p.covered = coveredOf(p)
+	p.overflow = false
+	p.src.n--
+	p.src = nil
+}
+
+// startSource creates a consumer for parts, from the first message none of
+// them has seen. A failure leaves them without one: the next tidy retries.
+func (e *engine) startSource(parts []*part) {
+	start := time.Now()
+	e.mu.Lock()
+	from := parts[0].covered + 1
+	filters := make([]string, 0, len(parts))
+	for _, p := range parts {
+		from = min(from, p.covered+1)
+		filters = append(filters, p.subject)
+	}
+	e.mu.Unlock()
+	slices.Sort(filters)
+	s := &source{id: e.srcSeq.Add(1), filters: filters, start: from, pos: from - 1, created: start, lastMsg: start}
+	s.name = consumerName(e.name, s.id)
+	cc := jetstream.ConsumerConfig{
+		Name: s.name, DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from,
+		AckPolicy: jetstream.AckNonePolicy, MemoryStorage: true, Replicas: 1,
+		InactiveThreshold: 30 * time.Second,
+		Metadata:          map[string]string{"parti-group": e.group, "parti-member": e.name},
+	}
+	if len(filters) == 1 {
+		cc.FilterSubject = filters[0]
+	} else {
+		cc.FilterSubjects = filters
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.OpTimeout)
+	cons, err := e.js.CreateConsumer(ctx, e.cfg.Stream, cc)
+	cancel()
+	if err == nil {
+		s.cons = cons
+		// Attach before consuming, so that no delivery finds its partition
+		// without a source.
+		e.mu.Lock()
+		for _, p := range parts {
+			if p.state == partActive && p.src == nil && !p.superseded {
+				p.src = s
+				s.n++
+			}
+		}
+		e.sources[s] = struct{}{}
+		e.mu.Unlock()
+		var cc jetstream.ConsumeContext
+		cc, err = cons.Consume(func(jm jetstream.Msg) { e.onMsg(s, jm) },
+			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) { e.consumeErr(s, err) }))
+		if err == nil {
+			e.mu.Lock()
+			s.cc = cc
+			stopped := s.stopped
+			e.mu.Unlock()
+			if stopped { // replaced while it started
+				e.stopSource(s)
+			}
+		}
+	}
+	if err != nil {
+		e.mu.Lock()
+		for _, p := range parts {
+			if p.src == s {
+				e.detach(p)
+			}
+		}
+		s.stopped = true
+		delete(e.sources, s)
+		e.mu.Unlock()
+		if permissionErr(e.nc, err) {
+			e.fatal(wrapPermission(e.nc, "create-consumer", err))
+			return
+		}
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			e.fatal(fmt.Errorf("%w: stream %s: %w", ErrStream, e.cfg.Stream, err))
+			return
+		}
+		e.errorf("create-consumer", err, "creating a consumer failed; retrying", "partitions", len(parts))
+		return
+	}
+	pause := time.Since(start)
+	e.cnt.reconfigs.Add(1)
+	e.met.Reconfigured("consumer", pause)
+	e.log.Debug("consumer started", "partitions", len(parts), "from", from, "took", pause)
+}
+
+// consumerName names a member's consumer: its ID (made one token) and the
+// source's number.
+func consumerName(member string, id uint64) string {
+	return fmt.Sprintf("parti_%s_%d", subjectSafe(member), id)
+}
+
+func (e *engine) consumeErr(s *source, err error) {
+	switch {
+	case permissionErr(e.nc, err):
+		e.fatal(wrapPermission(e.nc, "consume", err))
+	case errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound):
+		e.replace(s, "consumer-deleted")
+	case errors.Is(err, jetstream.ErrNoHeartbeat):
+		// The server lost it (a restart) or the connection stalled.
+		e.replace(s, "consumer-stalled")
+	case errors.Is(err, nats.ErrConnectionClosed):
+	default:
+		e.errorf("consume", err, "a consumer reported an error", "consumer", s.name)
+	}
+}
+
+// replace takes a broken consumer's partitions off it and stops it: the
+// control goroutine gives them a new one from where each got.
+func (e *engine) replace(s *source, reason string) {
+	e.mu.Lock()
+	if s.stopped {
+		e.mu.Unlock()
+		return
+	}
+	for _, p := range e.parts {
+		if p.src == s {
+			e.detach(p)
+		}
+	}
+	s.stopped = true
+	delete(e.sources, s)
+	e.mu.Unlock()
+	if reason != "gap" {
+		e.errorf(reason, errors.New(reason), "a consumer of the member broke; replacing it", "consumer", s.name)
+	} else {
+		e.log.Debug("a consumer skipped a delivery; replacing it", "consumer", s.name)
+	}
+	e.met.Reconfigured(reason, 0)
+	e.stopSource(s)
+	e.kickRun()
+}
+
+// stopSource stops a consumer and deletes it from the server.
+func (e *engine) stopSource(s *source) {
+	e.mu.Lock()
+	cc := s.cc
+	e.mu.Unlock()
+	if cc == nil {
+		return // not consuming yet: startSource stops it
+	}
+	cc.Stop()
+	name := s.name
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.OpTimeout)
+		defer cancel()
+		if err := e.js.DeleteConsumer(ctx, e.cfg.Stream, name); err != nil &&
+			!errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, nats.ErrConnectionClosed) {
+			e.log.Debug("deleting a stopped consumer failed; the server removes it when inactive", "consumer", name, "err", err)
+		}
+	}()
+}
+
+// handOff ends the tenures of revoked partitions: it waits for their
+// handlers (at most DrainTimeout), writes their final floors and lets them
+// go. Past the drain timeout, or when a floor cannot be written, the member
+// stops acting without releasing: the partitions move once it is expired.
+func (e *engine) handOff(parts []*part) {
+	deadline := time.Now().Add(e.cfg.DrainTimeout)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	for _, p := range parts {
+		select {
+		case <-p.loaded:
+		case <-ctx.Done():
+		}
+		if !e.waitIdle(ctx, p) {
+			e.drainTimedOut()
+			return
+		}
+	}
+	e.mu.Lock()
+	write := !e.crashed && !e.fenced
+	e.mu.Unlock()
+	var failed atomic.Bool
+	if write {
+		e.parallel(len(parts), func(i int) {
+			p := parts[i]
+			if err := e.commit(ctx, p); err != nil && !errors.Is(err, ErrSettled) && !errors.Is(err, errSuperseded) {
+				e.errorf("floor-write", err, "the final floor of a revoked partition could not be written", "partition", p.id)
+				failed.Store(true)
+			}
+		})
+	}
+	if failed.Load() {
+		e.drainTimedOut()
+		return
+	}
+	e.mu.Lock()
+	for _, p := range parts {
+		e.letGo(p)
+	}
+	e.mu.Unlock()
+}
+
+// waitIdle waits until p has no handler running and no message unsettled.
+func (e *engine) waitIdle(ctx context.Context, p *part) bool {
+	e.mu.Lock()
+	if p.busy == nil {
+		e.mu.Unlock()
+		return true
+	}
+	if p.idle == nil {
+		p.idle = make(chan struct{})
+	}
+	ch := p.idle
+	e.mu.Unlock()
+	select {
+	case <-ch:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-e.fencedCh:
+		return false
+	}
+}
+
+// letGo ends a tenure. e.mu held.
+func (e *engine) letGo(p *part) {
+	p.unwatch()
+	if p.retry != nil {
+		p.retry.Stop()
+	}
+	clear(p.queue)
+	p.queue = nil
+	e.detach(p)
+	if e.parts[p.id] == p {
+		delete(e.parts, p.id)
+	}
+	select {
+	case <-p.released:
+	default:
+		close(p.released)
+	}
+}
+
+// drainTimedOut stops the member without a release: handlers still run (or
+// floors are unwritten), so the partitions may move only once the member is
+// expired.
+func (e *engine) drainTimedOut() {
+	e.mu.Lock()
+	first := !e.fenced
+	if first {
+		e.fenced = true
+		e.closing = true
+		close(e.fencedCh)
+		if e.err == nil {
+			e.err = ErrDrainTimeout
+		}
+	}
+	running := e.running
+	e.mu.Unlock()
+	if first {
+		e.errorf("drain-timeout", ErrDrainTimeout, "a hand-off could not finish in time: stopping the member without releasing", "running", running, "timeout", e.cfg.DrainTimeout)
+		go e.member.Stop()
+	}
+	<-e.member.Done()
+}
+
+// finalize stops every consumer and lets every remaining tenure go: called
+// when the engine stops.
+func (e *engine) finalize() {
+	e.mu.Lock()
+	e.closing = true
+	var stop []*source
+	for s := range e.sources {
+		s.stopped = true
+		stop = append(stop, s)
+	}
+	clear(e.sources)
+	for _, p := range e.parts {
+		p.cancel()
+		e.letGo(p)
+	}
+	for _, p := range e.leaving {
+		p.cancel()
+		e.letGo(p)
+	}
+	e.leaving = nil
+	crashed := e.crashed
+	e.mu.Unlock()
+	for _, s := range stop {
+		if crashed {
+			// As a crash would: the server removes them when inactive.
+			e.mu.Lock()
+			cc := s.cc
+			e.mu.Unlock()
+			if cc != nil {
+				cc.Stop()
+			}
+			continue
+		}
+		e.stopSource(s)
+	}
+}
+
+// audit checks each consumer against what it should be: one deleted or
+// changed from outside is replaced (its partitions resume where they got).
+func (e *engine) audit() {
+	e.mu.Lock()
+	var srcs []*source
+	for s := range e.sources {
+		srcs = append(srcs, s)
+	}
+	e.mu.Unlock()
+	for _, s := range srcs {
+		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.OpTimeout)
+		info, err := e.js.Consumer(ctx, e.cfg.Stream, s.name)
+		cancel()
+		switch {
+		case errors.Is(err, jetstream.ErrConsumerNotFound) || apiCode(err) == codeNotFound:
+			e.replace(s, "consumer-deleted")
+		case err != nil:
+			if permissionErr(e.nc, err) {
+				e.fatal(wrapPermission(e.nc, "check-consumer", err))
+				return
+			}
+			e.errorf("check-consumer", err, "checking a consumer failed", "consumer", s.name)
+		default:
+			c := info.CachedInfo().Config
+			got := gatherFilters(c)
+			slices.Sort(got)
+			if !slices.Equal(got, s.filters) || c.AckPolicy != jetstream.AckNonePolicy {
+				e.replace(s, "consumer-changed")
+			}
+		}
+	}
+}
+
+func gatherFilters(c jetstream.ConsumerConfig) []string {
+	if c.FilterSubject != "" {
+		return append([]string{c.FilterSubject}, c.FilterSubjects...)
+	}
+	return slices.Clone(c.FilterSubjects)
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
