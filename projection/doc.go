@@ -36,6 +36,15 @@
 // not go backwards and refolds from 1 if it did. Readers use State (a copy),
 // View (no copy, under a read lock), WaitFor, Notify and Stats.
 //
+// # Migration
+//
+// The log is never compacted in place. Migrate moves a group whose log has
+// grown too old to a new group ID whose stream starts with a genesis
+// (events.Genesis) carrying the old log's final fold; the new stream numbers
+// its messages after the old one's, so fencing tokens keep increasing. See
+// Migrate for the procedure; parti-replay migrate runs it and parti-replay
+// audit --from-group checks it.
+//
 // # A worked example
 //
 // A member joins, waits for its fold to catch up, and — as the leader —

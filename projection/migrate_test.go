@@ -113,3 +113,33 @@ func TestMigrateStartsANewGenerationFromTheOldFold(t *testing.T) {
 		t.Fatalf("migrating into a stream with records: %v, want ErrTargetNotEmpty", err)
 	}
 }
+
+// With AllowLive, a group whose members still run is migrated as it is: the
+// live members are carried (and are expired in the new generation, where
+// nobody heartbeats for them).
+func TestMigrateAllowLiveCarriesLiveMembers(t *testing.T) {
+	ts := runServer(t)
+	_, js := ts.connect(t)
+	ctx := testCtx(t)
+	if _, err := Provision(ctx, js, StreamConfig{Group: "old"}); err != nil {
+		t.Fatal(err)
+	}
+	subj, _ := events.NewSubjects("old")
+	h := newHarness(t, NewAppender(js, subj))
+	h.scenario()
+	res, err := Migrate(ctx, js, MigrateConfig{From: "old", To: "new", AllowLive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Members) != 3 || res.Members[0] != "worker-0/1 live" || res.Parts != 1 {
+		t.Fatalf("%+v", *res)
+	}
+	nsubj, _ := events.NewSubjects("new")
+	p := startProjection(t, newHarness(t, NewAppender(js, nsubj)), Config{Group: "new"})
+	if err := p.WaitFor(ctx, res.GenesisLast); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(p.State().LiveMembers()); got != 3 {
+		t.Fatalf("%d live members carried, want 3", got)
+	}
+}

@@ -17,6 +17,15 @@
 // verdicts and snapshot chunks are read where an analysis needs them (the
 // audit, tail, export) and never folded.
 //
+// # Generations
+//
+// A group migrated from an older one (projection.Migrate, DESIGN rule 7)
+// starts its log with a genesis (events.Genesis) carrying the old log's fold:
+// the fold restores it, [Audit] reports it in [AuditReport].Genesis, and,
+// given the old generation's history as [AuditOptions].Previous, refolds
+// that up to the genesis's sequence and checks that the hashes match and
+// that the old log did not go on after it.
+//
 // # The export format
 //
 // [Export] and [Writer] write one JSON object per line:
