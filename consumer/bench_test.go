@@ -146,8 +146,8 @@ func TestBenchThroughput(t *testing.T) {
 		}
 		end := time.Now()
 		rate := float64(N) / end.Sub(time.Unix(0, first.Load())).Seconds()
-		t.Logf("helper (%s acks):   %8.0f msg/s = %.2f× plain (first message %v after the join; %.0f msg/s counting the join)",
-			map[bool]string{false: "confirmed", true: "async    "}[async], rate, rate/plain,
+		t.Logf("helper (%s): %8.0f msg/s = %.2f× plain (first message %v after the join; %.0f msg/s counting the join)",
+			map[bool]string{false: "ConfirmEach", true: "default    "}[async], rate, rate/plain,
 			time.Unix(0, first.Load()).Sub(joined).Round(time.Millisecond), float64(N)/end.Sub(joined).Seconds())
 		t.Logf("stats: %+v", h.Stats())
 		if err := h.Leave(ctx); err != nil {

@@ -71,6 +71,12 @@ type Config struct {
 	// messages handled since their partitions' last floors (about the last
 	// CommitInterval) are handled again by the next owners.
 	CommitInterval time.Duration
+	// MaxFloorWrites bounds the floor writes per second of the background
+	// writer (default 10,000): with more busy partitions than that per
+	// CommitInterval, each partition's floor is written less often (the
+	// longest unwritten first), so that the writes do not crowd out the
+	// deliveries. Hand-offs and ConfirmEach are not bounded by it.
+	MaxFloorWrites int
 	// ConfirmEach writes and confirms a partition's floor after every
 	// message, before its next message starts: after a crash only the
 	// messages being handled are handled again (at most one per partition),
@@ -124,6 +130,9 @@ func (c *Config) setDefaults(group string, memberLog *slog.Logger) {
 	}
 	if c.CommitInterval == 0 {
 		c.CommitInterval = 20 * time.Millisecond
+	}
+	if c.MaxFloorWrites == 0 {
+		c.MaxFloorWrites = 10_000
 	}
 	if c.MaxInFlight == 0 {
 		c.MaxInFlight = 256
@@ -204,6 +213,9 @@ func (c Config) Validate(group string) error {
 	}
 	if c.CommitInterval < 0 {
 		return fieldErr("CommitInterval", "(%v) must be > 0", c.CommitInterval)
+	}
+	if c.MaxFloorWrites < 1 {
+		return fieldErr("MaxFloorWrites", "(%d) must be ≥ 1", c.MaxFloorWrites)
 	}
 	if c.FiltersPerConsumer < 1 {
 		return fieldErr("FiltersPerConsumer", "(%d) must be ≥ 1", c.FiltersPerConsumer)

@@ -57,6 +57,8 @@ type part struct {
 	retry        *time.Timer
 	attempts     map[uint64]int // failed attempts per stream sequence
 	waitingSlot  bool
+	running      bool   // a goroutine handles its messages (runPart)
+	next         *Msg   // started while running: runPart takes it
 	floor        uint64 // confirmed floor
 	rev          uint64 // sequence of the floor record last written or read (the fence of the next write)
 	dirty        bool   // processed something since the last floor write
@@ -320,7 +322,30 @@ func (e *engine) pump(p *part) {
 		Data: head.jm.Data(), Seq: head.seq,
 		Attempt: p.attempts[head.seq] + 1, Time: head.meta.Timestamp, try: try,
 	}
-	go e.process(m)
+	if p.running {
+		p.next = m // the partition's goroutine takes it once it settled the last
+		return
+	}
+	p.running = true
+	go e.runPart(p, m)
+}
+
+// runPart handles p's messages one after another, from m, for as long as
+// the next one is ready when the last is settled (one goroutine per burst,
+// not per message).
+func (e *engine) runPart(p *part, m *Msg) {
+	for m != nil {
+		err := e.call(m)
+		if !e.cfg.ManualAck || err != nil {
+			_ = e.settle(m.try, err)
+		}
+		e.mu.Lock()
+		m, p.next = p.next, nil
+		if m == nil {
+			p.running = false
+		}
+		e.mu.Unlock()
+	}
 }
 
 func (e *engine) pumpSlots() {
@@ -344,14 +369,6 @@ func (e *engine) release(p *part) {
 	}
 }
 
-func (e *engine) process(m *Msg) {
-	err := e.call(m)
-	if e.cfg.ManualAck && err == nil {
-		return // the handler settles it
-	}
-	_ = e.settle(m.try, err)
-}
-
 func (e *engine) call(m *Msg) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -371,6 +388,21 @@ func (e *engine) settle(t *attempt, herr error) error {
 	d := t.d
 	p := d.p
 	took := time.Since(t.start)
+	if herr == nil && !e.cfg.ConfirmEach {
+		// The floor follows in the background: one step under the lock.
+		e.mu.Lock()
+		if p.busy == d {
+			d.done, p.dirty = true, true
+			delete(p.attempts, d.seq)
+			e.release(p)
+		}
+		e.pump(p)
+		e.pumpSlots()
+		e.mu.Unlock()
+		e.cnt.processed.Add(1)
+		e.met.Processed(p.id, took)
+		return nil
+	}
 	if herr == nil {
 		err := e.processed(d)
 		if err == nil {

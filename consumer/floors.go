@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -238,6 +240,18 @@ func (e *engine) committer() {
 			if (!e.cfg.ConfirmEach && p.dirty) || now.Sub(p.lastWrite) >= idleCommit {
 				todo = append(todo, p)
 			}
+		}
+		// Within the write budget, the longest unwritten first: with many
+		// busy partitions each is written less often, rather than the
+		// writes crowding out the deliveries.
+		if budget := max(1, int(float64(e.cfg.MaxFloorWrites)*every.Seconds())); len(todo) > budget {
+			slices.SortFunc(todo, func(a, b *part) int {
+				if c := a.lastWrite.Compare(b.lastWrite); c != 0 {
+					return c
+				}
+				return strings.Compare(a.id, b.id)
+			})
+			todo = todo[:budget]
 		}
 		e.mu.Unlock()
 		e.parallel(len(todo), func(i int) {
