@@ -40,10 +40,11 @@ type MigrateConfig struct {
 	// By and Note are recorded in the genesis: who migrated, and why.
 	By, Note string
 	// AllowLive migrates although the old fold has live or leaving
-	// members. They are carried as they are: in the new generation their
-	// judges expire them (nobody heartbeats for them there) and their
-	// partitions move; a process of the old generation that still runs
-	// never sees the new log. Without it, Migrate refuses (ErrLiveMembers).
+	// members: for members known to be dead but not yet expired (a live
+	// one would keep appending to the old log, and Migrate then fails with
+	// ErrLogMoved). They are carried as they are: in the new generation
+	// their judges expire them (nobody heartbeats for them there) and their
+	// partitions move. Without it, Migrate refuses (ErrLiveMembers).
 	AllowLive bool
 	// Replicas and Storage configure the new stream; zero values take the
 	// old stream's.

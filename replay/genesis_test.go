@@ -175,3 +175,15 @@ func TestAuditFlagsAGenesisInTheMiddleOfALog(t *testing.T) {
 		t.Fatalf("violations: %+v", rep.Violations)
 	}
 }
+
+// What-if refolds a new generation from the state its genesis carries.
+func TestWhatIfStartsFromTheGenesis(t *testing.T) {
+	_, next := generations(t, 256)
+	rep, err := WhatIf(t.Context(), memSource(t, next), WhatIfOptions{Strategy: "round-robin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Notes) != 0 || rep.WhatIf.FinalMax == 0 {
+		t.Fatalf("what-if of the new generation: notes %v, totals %+v", rep.Notes, rep.WhatIf)
+	}
+}

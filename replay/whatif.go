@@ -176,9 +176,17 @@ func WhatIf(ctx context.Context, src Source, opts WhatIfOptions) (*WhatIfReport,
 			return nil
 		}
 		wasWindow := w.s.Window
+		if g, ok := r.Event.(*events.Genesis); ok && g.Part == 0 && w.seq < g.UpTo {
+			// The what-if starts from the carried state too: its own
+			// sequence must follow the log the genesis carries.
+			w.seq = g.UpTo
+		}
 		wout := w.apply(r.Time, r.Event)
-		if _, ok := r.Event.(*events.PartitionsDeclared); ok && opts.Strategy != "" && wout.Kind == decider.Applied {
-			w.s.Strategy = opts.Strategy
+		switch r.Event.(type) {
+		case *events.PartitionsDeclared, *events.Genesis:
+			if opts.Strategy != "" && wout.Kind == decider.Applied {
+				w.s.Strategy = opts.Strategy
+			}
 		}
 		if (out.Kind == decider.Applied) != (wout.Kind == decider.Applied) && out.Kind != decider.Partial {
 			w.note("seq %d (%s): %s in the record, %s in the what-if", r.Seq, eventName(r), out.Kind, wout.Kind)
