@@ -87,9 +87,17 @@
 //     acknowledgement-free consumer with 256 filter subjects delivers about
 //     2.4× as fast as a plain consumer that acknowledges, and the floors
 //     cost one write per partition per CommitInterval. Through the helper:
-//     1.3–1.75× a plain consumer on one server. With ConfirmEach every
-//     message costs a fenced write and a round trip (the server takes about
-//     40,000 of those a second from 256 writers here): about 0.1×.
+//     1.1–1.75× a plain consumer on one server, 2.5× on R3. With
+//     ConfirmEach every message costs a fenced write and a round trip (the
+//     server takes about 40,000 of those a second from 256 writers here):
+//     0.06–0.14×, 0.35× on R3.
+//
+// A limit of this layout: the server slows down sharply when several
+// consumers with many filter subjects drain the same backlog at once (raw,
+// four consumers of 64 subjects together reach a third of what one of 256
+// does; sixteen of 256 over 4,096 partitions, 8,000 msg/s). A fleet
+// catching up a large backlog therefore reads far slower than one member
+// alone; following the tail of a live stream is not affected the same way.
 //
 // Ordering holds because one consumer delivers a partition at a time and
 // in stream order; a delivery whose consumer sequence skips one (a slow

@@ -145,6 +145,10 @@ func (e *engine) reconcile(handoffs chan struct{}) int {
 	var revoking, loading []*part
 	for _, p := range e.parts {
 		if p.state != partRevoking && (p.ctx.Err() != nil || e.closing) {
+			if p.state == partLoading && !p.loadStarted {
+				p.loadStarted = true // never loaded: nothing to wait for
+				close(p.loaded)
+			}
 			p.state = partRevoking
 			p.cancel()
 			revoking = append(revoking, p)
@@ -152,6 +156,10 @@ func (e *engine) reconcile(handoffs chan struct{}) int {
 	}
 	for _, p := range e.leaving {
 		if p.state != partRevoking {
+			if p.state == partLoading && !p.loadStarted {
+				p.loadStarted = true
+				close(p.loaded)
+			}
 			p.state = partRevoking
 			revoking = append(revoking, p)
 		}
