@@ -1,6 +1,7 @@
 package decider
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -148,4 +149,52 @@ func TestGenesisIsRefusedWhereItCannotBeTrusted(t *testing.T) {
 	if len(s.Partitions) != 0 || s.Members["a"] != nil {
 		t.Fatal("an interrupted genesis applied")
 	}
+}
+
+// FuzzGenesis folds a genesis whose state is arbitrary bytes with their own
+// (so matching) hash, as the first record of a log, then a few records after
+// it: a forged genesis never panics the fold, and whatever it restores
+// keeps the invariants.
+func FuzzGenesis(f *testing.F) {
+	old := New()
+	for i, id := range []string{"a", "b"} {
+		c, _ := Claim(id, "n"+id, 0)
+		Apply(old, events.NewRecord(uint64(i+1), fixedTime(1), "parti.g.log", nil, events.MustEncode(events.MaxVersion, c)))
+	}
+	good, _, _ := Snapshot(old)
+	f.Add(good, uint8(0))
+	f.Add([]byte(`{"last_seq":2,"members":{"a":null},"order":["a"]}`), uint8(1))
+	f.Add([]byte(`{"last_seq":2,"partitions":["x","x"],"owners":[{"owner":"a","inc":1,"token":9}]}`), uint8(2))
+	f.Add([]byte(`{"last_seq":2,"members":{"a":{"id":"b","inc":1}},"order":["a","a"],"owners":[{"target":"a"}]}`), uint8(3))
+	f.Fuzz(func(t *testing.T, data []byte, after uint8) {
+		s := New()
+		g := &events.Genesis{FromGroup: "g", UpTo: 2, Hash: Hash(data), State: data}
+		r := events.NewRecord(10, fixedTime(10), "parti.g2.log", nil, events.MustEncode(events.MaxVersion, g))
+		out := Apply(s, r)
+		if out.Kind == Applied {
+			if err := CheckInvariants(s); err != nil {
+				t.Fatalf("a restored genesis breaks the invariants: %v", err)
+			}
+		}
+		// The fold goes on from whatever it restored.
+		seq := uint64(10)
+		for i := range int(after % 8) {
+			seq++
+			var ev events.Event
+			switch i % 4 {
+			case 0:
+				ev = &events.MemberClaimed{ID: "a", Nonce: fmt.Sprintf("z%d", i)}
+			case 1:
+				ev = &events.MemberRemoved{Member: "a", Incarnation: 1, Reason: events.ReasonForced}
+			case 2:
+				ev = &events.MemberClosing{Member: "b", Incarnation: 1}
+			case 3:
+				ev = &events.GraceEnded{Member: "b", Incarnation: 1}
+			}
+			Apply(s, events.NewRecord(seq, fixedTime(seq), "parti.g2.log", nil, events.MustEncode(events.MaxVersion, ev)))
+			if err := CheckInvariants(s); err != nil {
+				t.Fatalf("after %T: %v", ev, err)
+			}
+		}
+	})
 }

@@ -43,6 +43,14 @@ func Restore(data []byte, hash string) (*State, error) {
 	if s.LastInc == nil {
 		s.LastInc = map[string]uint64{}
 	}
+	for id, m := range s.Members {
+		if m == nil {
+			// Decoded bytes are input: a null member would crash the
+			// index below (a snapshot or genesis whose hash matches is
+			// not necessarily one this package wrote).
+			return nil, fmt.Errorf("decider: restore: member %q is null", id)
+		}
+	}
 	s.rebuildIndex()
 	if err := CheckInvariants(s); err != nil {
 		return nil, fmt.Errorf("decider: restore: %w", err)
