@@ -121,7 +121,7 @@ func (t *traffic) report(ctx context.Context, w io.Writer) error {
 		total, dups, reorders := t.total, t.dups, t.reorders
 		t.mu.Unlock()
 		if lost == 0 || time.Now().After(deadline) {
-			fmt.Fprintf(w, "orders: %d published, %d processed, %d not processed, %d duplicates (redeliveries after the crash), %d out of order\n\n",
+			fmt.Fprintf(w, "orders: %d published, %d processed, %d not processed, %d duplicates (handled again after the crash), %d out of order\n\n",
 				published, total, lost, dups, reorders)
 			if reorders > 0 || lost > 0 {
 				return fmt.Errorf("orders were lost or reordered")
