@@ -25,6 +25,13 @@ type interval struct {
 	token  string
 	start  time.Duration
 	end    time.Duration // 0 while open
+	// stopped is when the assignment's context ended (revoked or lease
+	// lost: the member stopped acting), capped by the lease deadline at
+	// that moment; 0 before. The Revoked call may come much later (a
+	// consumer helper's revocation waits for its handlers and for the
+	// server), and the member may have a new incarnation with a new lease
+	// by then.
+	stopped time.Duration
 }
 
 // recorder records every member's ownership intervals on one shared clock
@@ -44,9 +51,23 @@ func newRecorder() *recorder {
 func (r *recorder) handler(name string, lease func() time.Duration) parti.Handler {
 	return parti.HandlerFuncs{
 		OnAssigned: func(a parti.Assignment) {
+			iv := &interval{member: name, token: a.Token.String(), start: r.clk.Now()}
 			r.mu.Lock()
-			defer r.mu.Unlock()
-			r.ivs[a.Partition] = append(r.ivs[a.Partition], &interval{member: name, token: a.Token.String(), start: r.clk.Now()})
+			r.ivs[a.Partition] = append(r.ivs[a.Partition], iv)
+			r.mu.Unlock()
+			if a.Context != nil {
+				context.AfterFunc(a.Context, func() {
+					at := r.clk.Now()
+					if d := lease(); d > 0 && d < at {
+						at = d
+					}
+					r.mu.Lock()
+					defer r.mu.Unlock()
+					if iv.stopped == 0 {
+						iv.stopped = at
+					}
+				})
+			}
 		},
 		OnRevoked: func(a parti.Assignment, _ parti.RevokeReason) {
 			now := r.clk.Now()
@@ -59,6 +80,9 @@ func (r *recorder) handler(name string, lease func() time.Duration) parti.Handle
 			for _, iv := range r.ivs[a.Partition] {
 				if iv.member == name && iv.token == a.Token.String() && iv.end == 0 {
 					iv.end = end
+					if iv.stopped != 0 && iv.stopped < end {
+						iv.end = iv.stopped
+					}
 				}
 			}
 		},
@@ -82,7 +106,9 @@ func (r *recorder) checkNoOverlap(t *testing.T, leases map[string]func() time.Du
 			end := iv.end
 			if end == 0 {
 				end = now
-				if l := leases[iv.member]; l != nil {
+				if iv.stopped != 0 {
+					end = iv.stopped
+				} else if l := leases[iv.member]; l != nil {
 					end = min(end, l())
 				}
 			}
@@ -284,6 +310,21 @@ func moved(a, b map[string]string) int {
 	for p, o := range a {
 		if b[p] != o {
 			n++
+		}
+	}
+	return n
+}
+
+// open returns the number of intervals not yet ended by a revocation.
+func (r *recorder) open() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, ivs := range r.ivs {
+		for _, iv := range ivs {
+			if iv.end == 0 {
+				n++
+			}
 		}
 	}
 	return n
