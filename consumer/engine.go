@@ -47,7 +47,8 @@ type part struct {
 	// Guarded by e.mu.
 	state        partState
 	loadStarted  bool
-	src          *source // the consumer delivering it; nil while it needs one
+	activeAt     time.Time // when its floor was loaded
+	src          *source   // the consumer delivering it; nil while it needs one
 	covered      uint64
 	overflow     bool        // the queue was full: deliveries after covered were dropped
 	queue        []*delivery // held, in stream order
@@ -99,6 +100,7 @@ type engine struct {
 	stopOnce sync.Once
 	done     chan struct{}
 	srcSeq   atomic.Uint64
+	loadSem  chan struct{} // bounds the floor loads at once
 
 	fencedCh chan struct{} // closed when fenced
 
@@ -106,6 +108,7 @@ type engine struct {
 	name      string // the member's ID
 	parts     map[string]*part
 	sources   map[*source]struct{}
+	loading   int // floor loads started and not finished
 	running   int
 	slotQueue []*part
 	leaving   []*part // tenures replaced before they were revoked
@@ -123,7 +126,8 @@ func newEngine(js jetstream.JetStream, group string, cfg Config, tmpl template) 
 		met:   cfg.Metrics,
 		ready: make(chan struct{}), kick: make(chan struct{}, 1),
 		stopReq: make(chan struct{}), done: make(chan struct{}), fencedCh: make(chan struct{}),
-		parts: map[string]*part{}, sources: map[*source]struct{}{},
+		loadSem: make(chan struct{}, parallelOps),
+		parts:   map[string]*part{}, sources: map[*source]struct{}{},
 	}
 }
 

@@ -118,7 +118,19 @@ func (e *engine) writeFloor(ctx context.Context, p *part, floor, rev uint64) (ui
 // of an earlier owner fails), then makes p active. It retries until p's
 // assignment ends.
 func (e *engine) load(p *part) {
-	defer close(p.loaded)
+	defer func() {
+		e.mu.Lock()
+		e.loading--
+		e.mu.Unlock()
+		close(p.loaded)
+		e.kickRun()
+	}()
+	select {
+	case e.loadSem <- struct{}{}:
+		defer func() { <-e.loadSem }()
+	case <-p.ctx.Done():
+		return
+	}
 	for i := 0; ; i++ {
 		ctx, cancel := context.WithTimeout(p.ctx, e.cfg.OpTimeout)
 		r, rev, err := e.readFloor(ctx, p)
@@ -132,11 +144,11 @@ func (e *engine) load(p *part) {
 		if err == nil {
 			e.mu.Lock()
 			p.floor, p.rev, p.covered, p.lastWrite = r.Floor, rev, r.Floor, time.Now()
+			p.activeAt = p.lastWrite
 			if p.state == partLoading {
 				p.state = partActive
 			}
 			e.mu.Unlock()
-			e.kickRun()
 			return
 		}
 		if errors.Is(err, errSuperseded) {

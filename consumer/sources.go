@@ -51,6 +51,9 @@ const (
 	// settledFor is how long a source without deliveries counts as having
 	// reached the end of the stream.
 	settledFor = time.Second
+	// holdForLoads is how long a partition whose floor loaded waits for
+	// the others still loading before it gets a consumer.
+	holdForLoads = 250 * time.Millisecond
 )
 
 // run is the control goroutine: it reads and claims new partitions' floors,
@@ -177,6 +180,7 @@ func (e *engine) reconcile(handoffs chan struct{}) int {
 		switch {
 		case p.state == partLoading && !p.loadStarted:
 			p.loadStarted = true
+			e.loading++
 			loading = append(loading, p)
 		case p.state != partActive || p.superseded:
 		case p.overflow && len(p.queue) <= e.cfg.PartitionBuffer/2:
@@ -185,6 +189,13 @@ func (e *engine) reconcile(handoffs chan struct{}) int {
 		case p.src == nil:
 			homeless = append(homeless, p)
 		}
+	}
+	// While floors are still loading, hold the partitions that just loaded
+	// (briefly): partitions that arrive together then share consumers,
+	// rather than each load's batch getting one.
+	if e.loading > 0 {
+		now := time.Now()
+		homeless = slices.DeleteFunc(homeless, func(p *part) bool { return now.Sub(p.activeAt) < holdForLoads })
 	}
 	// Merge sources that reached the end of the stream when there are more
 	// than the partitions need, so that hand-offs do not leave the member
