@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -153,9 +154,9 @@ type chaosMember struct {
 // the end of the settle that followed it. who is a member name, or "" for
 // a fault of the servers (it touches every member).
 type faultWin struct {
-	kind       string
-	who        string
-	start, end time.Duration
+	kind               string
+	who                string
+	start, healed, end time.Duration
 }
 
 // chaosRig runs one chaos test.
@@ -187,6 +188,9 @@ type chaosRig struct {
 	worst       map[string]time.Duration // worst settle and resume, by fault kind
 	events      []string                 // fault events with wall times, for dumps
 	joinRetries []string
+	loopDumps   int
+	dumped      map[string]bool
+	current     *faultWin // the fault being injected or settled
 }
 
 // runChaos runs the fleet of env for dur under random faults seeded with
@@ -204,8 +208,9 @@ type chaosRig struct {
 //   - at the end: every published message was handled; each handler
 //     tenure handled its messages in order, none skipped; a message was
 //     handled again only after a hard fault (crash, cut, reset, lost
-//     server) of the member that handled it before; every sampled state
-//     equals an independent refold of the log at that sequence;
+//     server) of the member that handled it before; no handler started
+//     more than the margin past its member's lease deadline; every sampled
+//     state equals an independent refold of the log at that sequence;
 //   - finally, a record of a newer protocol version on the log stops every
 //     member (parti.ErrNewerProtocol) and nothing more is appended.
 func runChaos(t *testing.T, ctx context.Context, env chaosEnv, seed int64, dur time.Duration) {
@@ -214,7 +219,7 @@ func runChaos(t *testing.T, ctx context.Context, env chaosEnv, seed int64, dur t
 		group: "chaos" + env.name, parts: partitions(env.nparts), rec: newRecorder(),
 		prox: map[string][]*faultproxy.Proxy{}, members: map[string]*chaosMember{},
 		gen: map[string]int{}, leases: map[string]func() time.Duration{},
-		counts: map[string]int{}, expired: map[string]int{}, worst: map[string]time.Duration{},
+		counts: map[string]int{}, expired: map[string]int{}, worst: map[string]time.Duration{}, dumped: map[string]bool{},
 	}
 	r.led = newLedger(r.rec.clk)
 	r.states = newStateSampler()
@@ -318,6 +323,11 @@ func runChaos(t *testing.T, ctx context.Context, env chaosEnv, seed int64, dur t
 	r.checkNoOverlap()
 	r.checkSameState()
 	ls := r.led.check(t, r.prod.sentCopy(), r.faultWindows(), 3*r.consumerOpTimeout()+2*time.Second)
+	if ls.maxLate > env.timings.Margin {
+		// Past the margin a judge may have expired the member and a new
+		// owner may run: only fencing tokens would protect the data.
+		t.Errorf("seed %d: a handler started %v after its member's lease deadline, beyond the margin %v", seed, ls.maxLate, env.timings.Margin)
+	}
 
 	// The group's v1 life ends: a newer protocol version on the log.
 	bumpSeq, after := r.protocolBump()
@@ -333,8 +343,8 @@ func runChaos(t *testing.T, ctx context.Context, env chaosEnv, seed int64, dur t
 	t.Logf("seed %d: worst settle/resume by fault: %v (bound %v)", seed, fmtDurs(r.worst), r.bound)
 	t.Logf("seed %d: incarnations ended by the fault in progress: %v; removals in the log: %d; consumers that stopped themselves: %d %v",
 		seed, r.expired, removals, len(r.selfStops), r.selfStops)
-	t.Logf("seed %d: messages published %d (publish retries %d), handled %d, distinct %d, handled again %d %v (at most %d in a row), published twice %d; started with the lease lapsed %d (at most %v past the deadline), with the context ended %d",
-		seed, published, r.prod.retries.Load(), ls.handled, ls.distinct, ls.dups, ls.dupsBy, ls.maxRun, ls.producerDups, ls.lapsed, ls.maxLate, ls.cancelled)
+	t.Logf("seed %d: messages published %d (publish retries %d), handled %d, distinct %d, handled again %d %v (at most %d in a row), published twice %d; started with the lease lapsed %d %v (at most %v past the deadline), with the context ended %d",
+		seed, published, r.prod.retries.Load(), ls.handled, ls.distinct, ls.dups, ls.dupsBy, ls.maxRun, ls.producerDups, ls.lapsed, ls.lapsedBy, ls.maxLate, ls.cancelled)
 	t.Logf("seed %d: joins retried: %d %v", seed, len(r.joinRetries), r.joinRetries)
 	t.Logf("seed %d: states sampled %d at %d sequences; protocol bump at log sequence %d, %d log records after it",
 		seed, r.states.count(), r.states.seqs(), bumpSeq, after)
@@ -651,6 +661,7 @@ func (r *chaosRig) addFault(kind, who string) *faultWin {
 	r.note("%s %s", kind, who)
 	w := &faultWin{kind: kind, who: who, start: r.now()}
 	r.mu.Lock()
+	r.current = w
 	r.faults = append(r.faults, w)
 	r.counts[kind]++
 	r.mu.Unlock()
@@ -752,12 +763,16 @@ func (r *chaosRig) inject(kind string) {
 		w = r.addFault(kind, "")
 		r.env.serverFault(r, kind)
 	}
+	r.mu.Lock()
+	w.healed = r.now()
+	r.mu.Unlock()
 	r.note("%s healed", kind)
 	r.settle(kind, r.now(), incs)
 	r.note("%s settled", kind)
 	r.mu.Lock()
 	w.end = r.now()
 	r.worst["reown:"+kind] = max(r.worst["reown:"+kind], w.end-w.start)
+	r.current = nil
 	r.mu.Unlock()
 }
 
@@ -780,11 +795,46 @@ func (r *chaosRig) checkLoop(stop, done chan struct{}) {
 			if err := r.states.sample(m.name, m.c.Member().State()); err != nil {
 				r.t.Errorf("seed %d: %v", r.seed, err)
 			}
+			r.watchLoop(m)
 		}
 		if v := r.led.violations(); len(v) > 0 {
 			r.t.Errorf("seed %d: %s", r.seed, strings.Join(v, "; "))
 		}
 	}
+}
+
+// watchLoop logs (a few times a run) where a running member's loop is when
+// its lease has not been renewed for longer than the expiry: a diagnosis
+// of members that stop heartbeating without a fault of their own.
+func (r *chaosRig) watchLoop(m *chaosMember) {
+	mem := m.c.Member()
+	d := mem.LeaseDeadline()
+	if d == 0 || mem.Err() != nil || r.now()-d < r.env.timings.Expiry {
+		return
+	}
+	r.mu.Lock()
+	w := r.current
+	mine := w != nil && w.who == m.name
+	// A server fault stops every lease: only a lapse that began before it
+	// or after its heal says something.
+	server := w != nil && w.who == "" && d >= w.start && (w.healed == 0 || d <= w.healed)
+	if mine || server || r.dumped[m.name] || r.loopDumps >= 3 {
+		r.mu.Unlock()
+		return
+	}
+	r.loopDumps++
+	r.dumped[m.name] = true
+	r.mu.Unlock()
+	buf := make([]byte, 8<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var loops []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "parti.(*Member).loop") {
+			loops = append(loops, g)
+		}
+	}
+	r.note("%s: lease not renewed for %v", m.name, r.now()-d)
+	r.t.Logf("seed %d: %s's lease was not renewed for %v; member loops:\n%s", r.seed, m.name, r.now()-d, strings.Join(loops, "\n\n"))
 }
 
 func (r *chaosRig) checkNoOverlap() {
@@ -1124,6 +1174,7 @@ type ledger struct {
 	// that started with the handler's context already ended.
 	lapsed, cancelled int
 	maxLate           time.Duration
+	lapses            []msgRec // end holds how far past the lease deadline it started
 }
 
 func newLedger(clk clock.Clock) *ledger {
@@ -1167,6 +1218,7 @@ func (l *ledger) handler(who string, member func() *parti.Member) consumer.Handl
 		if !owns {
 			l.lapsed++
 			l.maxLate = max(l.maxLate, late)
+			l.lapses = append(l.lapses, msgRec{part: m.Partition, seq: seq, who: who, token: m.Token.String(), start: start, end: start + late})
 		}
 		if cancelled {
 			l.cancelled++
@@ -1240,6 +1292,7 @@ type ledgerStats struct {
 	maxRun                                                   int // most messages of one partition handled again in a row
 	maxLate                                                  time.Duration
 	dupsBy                                                   map[string]int
+	lapsedBy                                                 map[string]int // by the fault in progress ("-": none)
 }
 
 // check asserts, per partition: every message was handled; each handler
@@ -1256,7 +1309,23 @@ func (l *ledger) check(t *testing.T, sent map[string]int, faults []faultWin, ack
 	t.Helper()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	st := ledgerStats{handled: len(l.recs), lapsed: l.lapsed, cancelled: l.cancelled, maxLate: l.maxLate, dupsBy: map[string]int{}}
+	st := ledgerStats{handled: len(l.recs), lapsed: l.lapsed, cancelled: l.cancelled, maxLate: l.maxLate, dupsBy: map[string]int{}, lapsedBy: map[string]int{}}
+	for _, r := range l.lapses {
+		k := "-"
+		for _, w := range faults {
+			if r.start >= w.start && r.start <= w.end {
+				switch {
+				case w.who == r.who:
+					k = w.kind + "(own)"
+				case w.who == "":
+					k = w.kind
+				default:
+					k = w.kind + "(other)"
+				}
+			}
+		}
+		st.lapsedBy[k]++
+	}
 	byPart := map[string][]msgRec{}
 	for _, r := range l.recs {
 		byPart[r.part] = append(byPart[r.part], r)
