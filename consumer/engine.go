@@ -596,6 +596,6 @@ func (e *engine) stats() Stats {
 	return Stats{
 		Processed: e.cnt.processed.Load(), Failed: e.cnt.failed.Load(), Panics: e.cnt.panics.Load(),
 		DeadLettered: e.cnt.dead.Load(), Reconfigs: e.cnt.reconfigs.Load(), Errors: e.cnt.errors.Load(),
-		FloorWrites: e.cnt.floorWrites.Load(), InFlight: inflight, Partitions: n,
+		FloorWrites: e.cnt.floorWrites.Load(), Checks: e.cnt.checks.Load(), InFlight: inflight, Partitions: n,
 	}
 }

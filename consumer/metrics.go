@@ -65,11 +65,12 @@ type Stats struct {
 	DeadLettered uint64 // moved to the dead-letter subject
 	Reconfigs    uint64 // consumers started
 	FloorWrites  uint64 // partition floors written
+	Checks       uint64 // checks of the member's consumers completed (Config.CheckInterval)
 	Errors       uint64 // failed operations (see Metrics.Error)
 	InFlight     int    // being handled now
 	Partitions   int    // being consumed now
 }
 
 type counters struct {
-	processed, failed, panics, dead, reconfigs, errors, floorWrites atomic.Uint64
+	processed, failed, panics, dead, reconfigs, errors, floorWrites, checks atomic.Uint64
 }

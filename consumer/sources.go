@@ -600,6 +600,7 @@ func (e *engine) audit() {
 				return
 			}
 			e.errorf("check-consumer", err, "checking a consumer failed", "consumer", s.name)
+			return
 		default:
 			c := info.CachedInfo().Config
 			got := gatherFilters(c)
@@ -608,6 +609,9 @@ func (e *engine) audit() {
 				e.replace(s, "consumer-changed")
 			}
 		}
+	}
+	if len(srcs) > 0 {
+		e.cnt.checks.Add(1)
 	}
 }
 
