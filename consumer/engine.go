@@ -367,6 +367,9 @@ func (e *engine) release(p *part) {
 	p.busy = nil
 	e.running--
 	e.met.InFlight(e.running)
+	if p.overflow && len(p.queue) <= e.cfg.PartitionBuffer/2 {
+		e.kickRun() // drained enough: read the rest again
+	}
 	if p.idle != nil {
 		close(p.idle)
 		p.idle = nil
