@@ -73,6 +73,70 @@ type Broken struct {
 	// AssignBeforeRelease acts on a partition as soon as the fold names the
 	// member as a move's target, before the source released it.
 	AssignBeforeRelease bool
+	// JudgeClock makes the judge date the victim's heartbeats by a clock
+	// other than its own (DESIGN rule 2 says: its own reading when it saw
+	// them). See [JudgeClock].
+	JudgeClock JudgeClock
+}
+
+// JudgeClock is the clock a judge dates its victim's heartbeats by. Only
+// [JudgeOwnClock], the zero value, is correct; the others are DELIBERATELY
+// BROKEN and exist so that a simulator can show it catches a verdict judged
+// on the server's or on the victim's clock.
+//
+// A broken judge maps the foreign clock onto its own with the offset it
+// measured at the first heartbeat of the victim it saw (its own reading then,
+// minus the foreign time), and counts the victim's silence from the foreign
+// time of the victim's last heartbeat so mapped; the no-gap condition on its
+// own heartbeats still holds. Such a judge agrees with the correct one as long
+// as the foreign clock keeps in step with the judge's. It goes wrong when the
+// server's clock steps (a step back makes a heartbeating victim look silent:
+// a healthy member is expired; a step forward expires a dead one late) or
+// when the victim's clock runs slower than the judge's (its heartbeats look
+// older and older until a healthy member is expired).
+//
+// The foreign times come from [Stamps], which only the simulator supplies
+// (a heartbeat's body carries no send time, and the runtime reports no
+// stamps): without them a broken judge dates by its own clock.
+type JudgeClock uint8
+
+const (
+	// JudgeOwnClock dates each heartbeat by the judge's own reading when it
+	// saw it: the only correct choice.
+	JudgeOwnClock JudgeClock = iota
+	// JudgeServerClock (broken, tests only) dates each heartbeat by the
+	// server's timestamp of it (Stamps.Server).
+	JudgeServerClock
+	// JudgeVictimClock (broken, tests only) dates each heartbeat by the
+	// victim's own reading when it sent it (Stamps.Sent).
+	JudgeVictimClock
+)
+
+// String returns the clock's name.
+func (c JudgeClock) String() string {
+	switch c {
+	case JudgeOwnClock:
+		return "judge's own clock"
+	case JudgeServerClock:
+		return "server's clock (broken, tests only)"
+	case JudgeVictimClock:
+		return "victim's clock (broken, tests only)"
+	}
+	return "JudgeClock(" + strconv.Itoa(int(c)) + ")"
+}
+
+// Stamps are what other clocks say of a message on the watched heartbeat
+// subject. The correct judge ignores them: it dates a heartbeat by its own
+// reading when it saw it. Only the broken [JudgeClock] variants read them.
+type Stamps struct {
+	// Server is the server's timestamp of the message (from its metadata).
+	// The zero time means unknown.
+	Server time.Time
+	// Sent is the sender's reading of its own clock when it sent the
+	// heartbeat (Action.SentAt), if HasSent. No heartbeat body carries it:
+	// a simulator models it as a header a broken implementation would add.
+	Sent    time.Duration
+	HasSent bool
 }
 
 // DefaultMaxRangesPerPart keeps one decision part well under 1 MiB.
@@ -197,6 +261,14 @@ type Member struct {
 	// newer will ever arrive to move the judge's fence: so after each
 	// conflict the judge alternates between its fence and 0.
 	verdictZero bool
+
+	// The broken judge clocks' mapping of a foreign clock onto the judge's
+	// (see JudgeClock), measured at the first heartbeat of the victim seen
+	// since Watch: the judge's reading then and the foreign time then.
+	mapSet    bool
+	mapNow    time.Duration
+	mapServer time.Time
+	mapSent   time.Duration
 
 	// fold view (refreshed by Step)
 	declVersion uint64
@@ -519,6 +591,7 @@ func (m *Member) observe(s *decider.State, now time.Duration) {
 		if v.ID != m.watching || v.Incarnation != m.watchInc {
 			m.watching, m.watchInc = v.ID, v.Incarnation
 			m.judge.Watch(v.ID, v.Incarnation, now)
+			m.mapSet = false
 			m.emit(Action{Kind: ActWatch, Member: v.ID, Inc: v.Incarnation})
 		}
 	} else if m.watching != "" {
@@ -753,6 +826,7 @@ func (m *Member) watchHolder(s *decider.State, now time.Duration) {
 	if holder.ID != m.watching || holder.Incarnation != m.watchInc {
 		m.watching, m.watchInc = holder.ID, holder.Incarnation
 		m.judge.Watch(holder.ID, holder.Incarnation, now)
+		m.mapSet = false
 		m.emit(Action{Kind: ActWatch, Member: holder.ID, Inc: holder.Incarnation})
 	}
 }
@@ -791,6 +865,13 @@ func cut(k string) (string, string, bool) {
 // VictimMessage reports a message on the watched heartbeat subject, seen at
 // reading now: the victim's heartbeat (verdict nil) or a verdict against it.
 func (m *Member) VictimMessage(member string, inc, seq uint64, verdict *events.ExpiryVerdict, now time.Duration) {
+	m.VictimMessageStamped(member, inc, seq, verdict, now, Stamps{})
+}
+
+// VictimMessageStamped is [Member.VictimMessage] with what other clocks say
+// of the message. Only a judge broken on purpose (Broken.JudgeClock) reads
+// the stamps; for every other member it is VictimMessage.
+func (m *Member) VictimMessageStamped(member string, inc, seq uint64, verdict *events.ExpiryVerdict, now time.Duration, st Stamps) {
 	if m.stopped != NotStopped || member != m.watching || inc != m.watchInc {
 		return
 	}
@@ -800,7 +881,32 @@ func (m *Member) VictimMessage(member string, inc, seq uint64, verdict *events.E
 		}
 		return
 	}
-	m.judge.ObserveVictim(seq, now)
+	m.judge.ObserveVictim(seq, m.dateVictim(now, st))
+}
+
+// dateVictim returns the reading at which the judge counts a heartbeat of its
+// victim as seen: now, its own reading when it saw it, unless the judge is
+// broken on purpose to date it by a foreign clock (see [JudgeClock]).
+func (m *Member) dateVictim(now time.Duration, st Stamps) time.Duration {
+	switch m.cfg.Broken.JudgeClock {
+	case JudgeServerClock:
+		if st.Server.IsZero() {
+			return now
+		}
+		if !m.mapSet {
+			m.mapSet, m.mapNow, m.mapServer = true, now, st.Server
+		}
+		return m.mapNow + st.Server.Sub(m.mapServer)
+	case JudgeVictimClock:
+		if !st.HasSent {
+			return now
+		}
+		if !m.mapSet {
+			m.mapSet, m.mapNow, m.mapSent = true, now, st.Sent
+		}
+		return m.mapNow + (st.Sent - m.mapSent)
+	}
+	return now
 }
 
 func (m *Member) release() {

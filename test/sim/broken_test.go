@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/parti-io/parti/liveness"
+	"github.com/parti-io/parti/rawmember"
 )
 
 // brokenWithin is how many seeds each deliberately broken variant may take
@@ -70,6 +71,44 @@ var variants = []variant{
 			o.MaxStall = 8 * time.Second
 		},
 		breakIt: func(o *Options) { o.JudgeRule = liveness.RuleIgnoreOwnGaps },
+	},
+	{
+		// (e) Verdicts judged on the server's clock: the judge dates the
+		// victim's heartbeats by their server timestamps, mapped onto its
+		// own clock by the offset it measured at the first one. With the
+		// server's clock stepping often and by up to 5 s (stream-leader
+		// changes to servers whose clocks differ, NTP steps), a step back
+		// makes a heartbeating member look silent: it is expired although
+		// healthy, or while it still holds its lease. A step forward expires
+		// a dead one late. The real code never reads server time (rule 1;
+		// only the heartbeats' TTLs run on it).
+		name: "judge-on-server-clock",
+		want: []Kind{KindHealthyExpired, KindOverlap, KindAppOverlap, KindLiveness},
+		scenario: func(o *Options) {
+			o.SkewRate, o.MaxSkewStep = 0.2, 5*time.Second
+		},
+		breakIt: func(o *Options) { o.Broken.JudgeClock = rawmember.JudgeServerClock },
+	},
+	{
+		// (f) Verdicts judged on the victim's clock: the judge dates the
+		// victim's heartbeats by the victim's own reading when it sent
+		// them (the simulator carries it with each heartbeat, as a header
+		// a broken implementation would add), mapped onto its own clock by
+		// the offset it measured at the first one. It is right while the
+		// two clocks run at one rate. The scenario lets clock rates spread
+		// ±10 %, beyond the promise's ±1 %, and bounds pauses to 1 s so that
+		// the inequality behind the promise still holds (lease/0.9 + pause
+		// + one step = 2.61 s < expiry/1.1 = 2.73 s): the real code owes
+		// every check. A victim whose clock runs slower than its judge's
+		// looks older and older and is expired although healthy, or while
+		// it still holds its lease; one whose clock runs faster is expired
+		// late once dead.
+		name: "judge-on-victim-clock",
+		want: []Kind{KindHealthyExpired, KindOverlap, KindAppOverlap, KindLiveness},
+		scenario: func(o *Options) {
+			o.RateSpread, o.MaxPause = 0.1, time.Second
+		},
+		breakIt: func(o *Options) { o.Broken.JudgeClock = rawmember.JudgeVictimClock },
 	},
 }
 

@@ -42,6 +42,10 @@ type Options struct {
 	MaxStall time.Duration
 	// TTL is the heartbeats' per-message TTL, in server time.
 	TTL time.Duration
+	// MaxSkewStep bounds one step of the server's clock (a stream-leader
+	// change to a server whose clock differs, an NTP step): each step is
+	// uniform in ±MaxSkewStep, at SkewRate.
+	MaxSkewStep time.Duration
 	// LongOutages makes one stall in ten outlast the TTL.
 	LongOutages bool
 	// AckTimeout and AppendTimeout are the driver's client timeouts.
@@ -100,6 +104,7 @@ func DefaultOptions(seed uint64) Options {
 		LongPauseMin:  4 * time.Second,
 		LongPauseMax:  10 * time.Second,
 		MaxStall:      8 * time.Second,
+		MaxSkewStep:   2 * time.Second,
 		TTL:           30 * time.Second,
 		AckTimeout:    1 * time.Second,
 		AppendTimeout: 2 * time.Second,

@@ -57,6 +57,7 @@ type request struct {
 	subject  string
 	evs      []events.Event
 	hb       *events.Heartbeat
+	hbSent   time.Duration // the member's reading when it sent hb
 	verdict  *events.ExpiryVerdict
 	fenced   bool
 	fence    uint64
@@ -562,7 +563,7 @@ func (w *world) inject(dt time.Duration) {
 		}
 	}
 	if w.perStep(o.SkewRate, dt) {
-		j := w.dur(0, 4*time.Second) - 2*time.Second
+		j := w.dur(0, 2*o.MaxSkewStep) - o.MaxSkewStep
 		w.st.skew += j
 		w.tracef("server clock steps %v", j)
 	}
@@ -741,7 +742,7 @@ func (w *world) process(r *request) {
 		w.foldAuth(recs, r)
 		w.answer(r, recs[len(recs)-1].Seq, nil, liveness.LastMessage{})
 	case reqHeartbeat, reqVerdict:
-		m := w.st.appendHB(r.subject, r.hb, r.verdict, r.fenced, r.fence, w.T)
+		m := w.st.appendHB(r.subject, r.hb, r.verdict, r.hbSent, r.fenced, r.fence, w.T)
 		if m == nil {
 			w.tracef("%v by %s on %s conflicts (fence %d)", r.kind, p.name(), r.subject, r.fence)
 			w.answer(r, 0, rawmember.ErrConflict, liveness.LastMessage{})
@@ -1003,7 +1004,10 @@ func (w *world) drain(p *proc, now time.Duration) {
 			if m.verdict != nil {
 				w.tracef("%s sees verdict %d on %s", p.name(), m.seq, m.subject)
 			}
-			p.m.VictimMessage(member, inc, m.seq, m.verdict, now)
+			// The stamps: what the server's and the sender's clocks say
+			// of the message; only a judge broken on purpose reads them.
+			p.m.VictimMessageStamped(member, inc, m.seq, m.verdict, now,
+				rawmember.Stamps{Server: stamp(m.ts), Sent: m.sent, HasSent: m.hb != nil})
 		case itemAnswer:
 			if iso {
 				continue // lost on the way: the timeout reports
@@ -1098,7 +1102,7 @@ func (w *world) flush(p *proc) {
 				return
 			}
 		case rawmember.ActHeartbeat:
-			w.send(p, &request{kind: reqHeartbeat, actID: a.ID, subject: w.subj.Heartbeat(a.Member, a.Inc), hb: a.Heartbeat, fenced: a.Fenced, fence: a.Fence})
+			w.send(p, &request{kind: reqHeartbeat, actID: a.ID, subject: w.subj.Heartbeat(a.Member, a.Inc), hb: a.Heartbeat, hbSent: a.SentAt, fenced: a.Fenced, fence: a.Fence})
 		case rawmember.ActVerdict:
 			w.tracef("%s issues a verdict on %s/%d fenced on %d", p.name(), a.Member, a.Inc, a.Fence)
 			w.send(p, &request{kind: reqVerdict, actID: a.ID, subject: w.subj.Heartbeat(a.Member, a.Inc), verdict: a.Verdict, fenced: a.Fenced, fence: a.Fence})
