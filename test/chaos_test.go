@@ -189,6 +189,7 @@ type chaosRig struct {
 	events      []string                 // fault events with wall times, for dumps
 	joinRetries []string
 	loopDumps   int
+	trace       []string
 	dumped      map[string]bool
 	current     *faultWin // the fault being injected or settled
 }
@@ -383,6 +384,9 @@ func fmtDurs(m map[string]time.Duration) string {
 
 func (r *chaosRig) fatalf(format string, args ...any) {
 	r.t.Helper()
+	if r.t.Failed() {
+		r.dumpRecent()
+	}
 	r.mu.Lock()
 	r.t.Logf("seed %d: timeline:\n%s", r.seed, strings.Join(r.events, "\n"))
 	r.mu.Unlock()
@@ -427,7 +431,17 @@ func (r *chaosRig) tryJoin(id string, nc *nats.Conn) error {
 		return 0
 	}
 	mc.ID = id
-	mc.Handler = r.rec.handler(name, lease)
+	rec := r.rec.handler(name, lease).(parti.HandlerFuncs)
+	mc.Handler = parti.HandlerFuncs{
+		OnAssigned: func(a parti.Assignment) {
+			r.tracef("%s assigned %s token %s", name, a.Partition, a.Token)
+			rec.OnAssigned(a)
+		},
+		OnRevoked: func(a parti.Assignment, why parti.RevokeReason) {
+			r.tracef("%s revoked %s token %s: %v", name, a.Partition, a.Token, why)
+			rec.OnRevoked(a, why)
+		},
+	}
 	ccfg := consumer.Config{
 		Stream: "EVENTS", Subject: "events.{partition}", Handler: r.led.handler(name, member),
 		DrainTimeout: 15 * time.Second, OpTimeout: r.consumerOpTimeout(),
@@ -1439,6 +1453,42 @@ func (r *chaosRig) dumpExpiry(id string, inc uint64) {
 	for _, e := range r.events {
 		r.t.Logf("dump: event %s", e)
 	}
+}
+
+// tracef keeps the latest assignment events with their wall times, for
+// the dump of a failure.
+func (r *chaosRig) tracef(format string, args ...any) {
+	line := time.Now().Format("15:04:05.000000") + " " + fmt.Sprintf(format, args...)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.trace = append(r.trace, line)
+	if len(r.trace) > 4000 {
+		r.trace = slices.Clone(r.trace[2000:])
+	}
+}
+
+// dumpRecent logs the last 300 assignment events and the group's log
+// records of the last 15 seconds, for the diagnosis of a failure.
+func (r *chaosRig) dumpRecent() {
+	r.mu.Lock()
+	tr := r.trace[max(0, len(r.trace)-300):]
+	r.t.Logf("seed %d: the last assignment events:\n%s", r.seed, strings.Join(tr, "\n"))
+	r.mu.Unlock()
+	src, err := replay.NewStreamSource(r.ctx, r.admin, r.group)
+	if err != nil {
+		return
+	}
+	since := time.Now().Add(-15 * time.Second)
+	var lines []string
+	ctx, cancel := context.WithTimeout(r.ctx, 20*time.Second)
+	defer cancel()
+	_ = src.Scan(ctx, replay.ScanOptions{LogOnly: true, SkipHeaders: true}, func(rec *events.Record) error {
+		if rec.Time.After(since) {
+			lines = append(lines, fmt.Sprintf("%s %d %T %s", rec.Time.Format("15:04:05.000000"), rec.Seq, rec.Event, rec.Body))
+		}
+		return nil
+	})
+	r.t.Logf("seed %d: the log's last 15 s:\n%s", r.seed, strings.Join(lines, "\n"))
 }
 
 // note records a fault event with its wall time, for dumps.

@@ -25,13 +25,14 @@ type interval struct {
 	token  string
 	start  time.Duration
 	end    time.Duration // 0 while open
-	// stopped is when the assignment's context ended (revoked or lease
-	// lost: the member stopped acting), capped by the lease deadline at
-	// that moment; 0 before. The Revoked call may come much later (a
-	// consumer helper's revocation waits for its handlers and for the
-	// server), and the member may have a new incarnation with a new lease
-	// by then.
-	stopped time.Duration
+	// leaseAtCancel is the member's lease deadline when the assignment's
+	// context ended (0 before). An interval revoked because the lease was
+	// lost or the member stopped ends there at the latest: the Revoked call
+	// may come much later (a consumer helper's revocation waits for its
+	// handlers and for the server), and by then the member may have a new
+	// incarnation with a new lease. A partition moved or dropped is handed
+	// on only after Revoked returned: its interval ends there.
+	leaseAtCancel time.Duration
 }
 
 // recorder records every member's ownership intervals on one shared clock
@@ -57,31 +58,30 @@ func (r *recorder) handler(name string, lease func() time.Duration) parti.Handle
 			r.mu.Unlock()
 			if a.Context != nil {
 				context.AfterFunc(a.Context, func() {
-					at := r.clk.Now()
-					if d := lease(); d > 0 && d < at {
-						at = d
-					}
+					d := lease()
 					r.mu.Lock()
 					defer r.mu.Unlock()
-					if iv.stopped == 0 {
-						iv.stopped = at
+					if iv.leaseAtCancel == 0 {
+						iv.leaseAtCancel = d
 					}
 				})
 			}
 		},
-		OnRevoked: func(a parti.Assignment, _ parti.RevokeReason) {
+		OnRevoked: func(a parti.Assignment, why parti.RevokeReason) {
 			now := r.clk.Now()
-			end := now
-			if d := lease(); d > 0 && d < end {
-				end = d
-			}
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			for _, iv := range r.ivs[a.Partition] {
 				if iv.member == name && iv.token == a.Token.String() && iv.end == 0 {
-					iv.end = end
-					if iv.stopped != 0 && iv.stopped < end {
-						iv.end = iv.stopped
+					iv.end = now
+					if why == parti.RevokeLeaseLost || why == parti.RevokeStopped {
+						d := iv.leaseAtCancel
+						if d == 0 {
+							d = lease()
+						}
+						if d > 0 && d < now {
+							iv.end = d
+						}
 					}
 				}
 			}
@@ -106,8 +106,8 @@ func (r *recorder) checkNoOverlap(t *testing.T, leases map[string]func() time.Du
 			end := iv.end
 			if end == 0 {
 				end = now
-				if iv.stopped != 0 {
-					end = iv.stopped
+				if iv.leaseAtCancel != 0 {
+					end = min(end, iv.leaseAtCancel)
 				} else if l := leases[iv.member]; l != nil {
 					end = min(end, l())
 				}
