@@ -140,6 +140,7 @@ type Member struct {
 	leaveWanted bool
 	revoking    map[string]bool // revocations handed to the handler, by partition
 	lastSnap    uint64
+	lastSnapAt  time.Duration // when this member last wrote a snapshot (its clock)
 	snapBusy    bool
 
 	mu       sync.Mutex
@@ -666,7 +667,13 @@ func (m *Member) maybeSnapshot() {
 		return
 	}
 	last := m.proj.LastApplied()
-	if last-m.lastSnap < uint64(m.cfg.SnapshotEvery) {
+	// Due after SnapshotEvery new records, or, once a history was worth a
+	// snapshot, before the last one's TTL runs out: a steady group appends
+	// nothing, and a late joiner must not find the snapshot gone and fold
+	// the whole history.
+	due := last-m.lastSnap >= uint64(m.cfg.SnapshotEvery) ||
+		(m.lastSnap > 0 && m.now()-m.lastSnapAt >= m.cfg.SnapshotTTL/2)
+	if !due {
 		return
 	}
 	st := m.proj.State()
@@ -681,7 +688,7 @@ func (m *Member) maybeSnapshot() {
 				m.log.Warn("snapshot failed", "err", err)
 				return
 			}
-			m.lastSnap = st.LastSeq
+			m.lastSnap, m.lastSnapAt = st.LastSeq, m.now()
 		})
 	}()
 }
