@@ -58,7 +58,10 @@ type Config struct {
 	// whole of Stream). It has no effect once the floor stream exists.
 	StartNew bool
 	// FloorStream names the stream the helper creates to keep each
-	// partition's floor (default PARTI_<group>_<Stream>_FLOORS).
+	// partition's floor (default PARTI_<group>_<Stream>_FLOORS), on subjects
+	// parti-floor.<FloorStream>.>. After migrating a group to a new
+	// generation (a new group ID), name the old group's floor stream here so
+	// that its partitions resume where they were.
 	FloorStream string
 	// Handler processes messages. Required.
 	Handler Handler

@@ -98,7 +98,7 @@ func ensureStreams(ctx context.Context, js jetstream.JetStream, group string, cf
 		return nil, 0, fmt.Errorf("consumer: stream %s: %w", cfg.Stream, wrapPermission(nc, "stream-info", err))
 	}
 	si := src.CachedInfo()
-	subj := floorPrefix(group, cfg.Stream) + ".>"
+	subj := floorPrefix(cfg.FloorStream) + ".>"
 	origin := uint64(0)
 	if cfg.StartNew {
 		origin = si.State.LastSeq

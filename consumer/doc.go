@@ -50,7 +50,7 @@
 // The helper never changes the user's stream. It creates:
 //
 //   - the floor stream, PARTI_<group>_<stream>_FLOORS (Config.FloorStream),
-//     on parti-floor.<group>.<stream>.>, keeping one message per subject
+//     on parti-floor.<floor stream>.>, keeping one message per subject
 //     (so its size is bounded by the number of partitions), with the user
 //     stream's replicas. Its metadata holds the origin: the floor of a
 //     partition that never had one (0, or the stream's last sequence when

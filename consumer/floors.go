@@ -35,12 +35,15 @@ const codeWrongLastSeq = 10071
 // errSuperseded: a newer owner wrote the partition's floor.
 var errSuperseded = errors.New("consumer: a newer owner claimed the partition")
 
-func floorPrefix(group, stream string) string { return "parti-floor." + group + "." + stream }
+// floorPrefix is the floor stream's subject prefix. It follows the stream's
+// name, not the group's: a group migrated to a new generation (a new group
+// ID) keeps its partitions' floors by naming the old floor stream.
+func floorPrefix(floorStream string) string { return "parti-floor." + floorStream }
 
 // floorSubject is the partition's subject on the floor stream: partition IDs
 // are any strings, so they are encoded to one token.
 func (e *engine) floorSubject(partition string) string {
-	return floorPrefix(e.group, e.cfg.Stream) + "." + base64.RawURLEncoding.EncodeToString([]byte(partition))
+	return floorPrefix(e.cfg.FloorStream) + "." + base64.RawURLEncoding.EncodeToString([]byte(partition))
 }
 
 // readFloor returns the partition's floor record and its sequence (0, 0

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/parti-io/parti/consumer"
+	"github.com/parti-io/parti/projection"
 )
 
 // floorOf reads a partition's floor record from the helper's floor stream
@@ -23,7 +24,7 @@ func (v *env) floorOf(group, partition string) uint64 {
 	if err != nil {
 		v.t.Fatal(err)
 	}
-	m, err := s.GetLastMsgForSubject(context.Background(), "parti-floor."+group+".ORDERS."+base64.RawURLEncoding.EncodeToString([]byte(partition)))
+	m, err := s.GetLastMsgForSubject(context.Background(), "parti-floor.PARTI_"+group+"_ORDERS_FLOORS."+base64.RawURLEncoding.EncodeToString([]byte(partition)))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return 0
 	}
@@ -220,7 +221,7 @@ func TestNewerOwnersFloorFencesTheMemberOut(t *testing.T) {
 	waitUntil(t, 10*time.Second, "their floor", func() bool { return v.floorOf("fe", "p000") == 3 })
 	// A newer owner's record, as if the partition had moved on.
 	rec := `{"floor":3,"token":{"seq":1152921504606846976,"inc":1},"member":"someone-else"}`
-	if _, err := v.js.Publish(ctx, "parti-floor.fe.ORDERS."+base64.RawURLEncoding.EncodeToString([]byte("p000")), []byte(rec)); err != nil {
+	if _, err := v.js.Publish(ctx, "parti-floor.PARTI_fe_ORDERS_FLOORS."+base64.RawURLEncoding.EncodeToString([]byte("p000")), []byte(rec)); err != nil {
 		t.Fatal(err)
 	}
 	v.publish("p000", 3, 5)
@@ -236,5 +237,53 @@ func TestNewerOwnersFloorFencesTheMemberOut(t *testing.T) {
 	}
 	if f := v.floorOf("fe", "p000"); f != 3 {
 		t.Fatalf("the fenced member overwrote the newer owner's floor: %d", f)
+	}
+}
+
+// A group migrated to a new generation (a new group ID) keeps its
+// partitions' progress when the helper names the old floor stream: nothing
+// is handled again.
+func TestMigratedGroupResumesFromTheOldFloors(t *testing.T) {
+	v := newEnv(t, 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var got seen
+	h := func(_ context.Context, m *consumer.Msg) error {
+		got.add(m.Partition, string(m.Data))
+		return nil
+	}
+	mc := v.member("gen1")
+	mc.ID = "w0"
+	c, err := consumer.Join(ctx, v.js, mc, v.config(h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range v.parts {
+		v.publish(p, 0, 5)
+	}
+	waitUntil(t, 10*time.Second, "the first messages", func() bool { return got.total() == 20 })
+	if err := c.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := projection.Migrate(ctx, v.js, projection.MigrateConfig{From: "gen1", To: "gen2", By: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range v.parts {
+		v.publish(p, 5, 3)
+	}
+	mc = v.member("gen2")
+	mc.ID = "w0"
+	cfg := v.config(h)
+	cfg.FloorStream = "PARTI_gen1_ORDERS_FLOORS"
+	c2, err := consumer.Join(ctx, v.js, mc, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Leave(ctx)
+	waitUntil(t, 10*time.Second, "the new messages", func() bool { return got.total() == 32 })
+	for _, p := range v.parts {
+		if g, w := got.get(p), bodies(p, 0, 8); !slices.Equal(g, w) {
+			t.Fatalf("partition %s: got %v, want %v (each once)", p, g, w)
+		}
 	}
 }

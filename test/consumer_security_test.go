@@ -31,7 +31,7 @@ func consumerPermissions(g, s string) *server.Permissions {
 		"$JS.API.STREAM.INFO."+floors,
 		"$JS.API.STREAM.CREATE."+floors,
 		"$JS.API.STREAM.MSG.GET."+floors,
-		"parti-floor."+g+"."+s+".>",
+		"parti-floor."+floors+".>",
 		"$JS.API.STREAM.INFO."+dlq,
 		"$JS.API.STREAM.CREATE."+dlq,
 		"parti-dlq."+g+"."+s+".>",
