@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -135,10 +136,12 @@ type Member struct {
 
 	// loop goroutine only
 	raw         *rawmember.Member
-	watchStop   func()
+	watchMu     sync.Mutex    // serialises watch changes (rewatch)
+	watchGen    atomic.Uint64 // the latest watch change asked for
+	watchStop   func()        // guarded by watchMu
 	closeWanted bool
 	leaveWanted bool
-	revoking    map[string]bool // revocations handed to the handler, by partition
+	revoking    map[string]int // revocations handed to the handler and not returned, by partition
 	lastSnap    uint64
 	lastSnapAt  time.Duration // when this member last wrote a snapshot (its clock)
 	snapBusy    bool
@@ -194,7 +197,7 @@ func Join(ctx context.Context, js jetstream.JetStream, cfg Config) (*Member, err
 		log:   cfg.Logger.With("group", cfg.Group),
 		inbox: make(chan func(), 1024), ctx: mctx, stop: cancel, done: make(chan struct{}),
 		dispQ:    make(chan func(), 4096),
-		revoking: map[string]bool{},
+		revoking: map[string]int{},
 		owned:    map[string]*owned{}, granted: make(chan struct{}),
 	}
 	m.raw = m.newRaw(cfg.ID)
@@ -343,10 +346,7 @@ func (m *Member) finished() bool {
 		id, inc, _ := m.raw.Identity()
 		m.log.Warn("incarnation ended: rejoining as a new one", "member", id, "inc", inc, "reason", r.String())
 		m.revokeAll(RevokeStopped)
-		if m.watchStop != nil {
-			m.watchStop()
-			m.watchStop = nil
-		}
+		m.unwatch()
 		m.raw = m.newRaw(id)
 		return false
 	}
@@ -485,7 +485,7 @@ func (m *Member) reconcile(now time.Duration, moving map[string]uint32, dropped 
 		m.mu.Lock()
 		_, has := m.owned[p]
 		m.mu.Unlock()
-		if !has && !m.revoking[p] {
+		if !has && m.revoking[p] == 0 {
 			m.raw.LetGo(idx)
 			letGo = true
 		}
@@ -511,12 +511,19 @@ func (m *Member) dispatchRevokes(rs []*owned, why func(i int) RevokeReason) {
 	h := m.cfg.Handler
 	for i, o := range rs {
 		p, a, w := o.a.Partition, o.a, why(i)
-		m.revoking[p] = true
+		m.revoking[p]++
 		m.dispQ <- func() {
 			if h != nil {
 				h.Revoked(a, w)
 			}
-			m.post(func() { delete(m.revoking, p) })
+			m.post(func() {
+				// Counted: a partition revoked, assigned again and revoked
+				// again has two calls queued, and its release must wait for
+				// the last one.
+				if m.revoking[p]--; m.revoking[p] <= 0 {
+					delete(m.revoking, p)
+				}
+			})
 		}
 	}
 }
@@ -529,9 +536,7 @@ func (m *Member) dispatch() {
 
 func (m *Member) shutdown() {
 	m.revokeAll(RevokeStopped)
-	if m.watchStop != nil {
-		m.watchStop()
-	}
+	m.unwatch()
 	m.stop()
 	m.proj.Stop()
 	close(m.dispQ)
@@ -632,34 +637,57 @@ func (m *Member) execute(a rawmember.Action) {
 			m.post(func() { raw.VerdictDone(a.ID, seq, err) })
 		}()
 	case rawmember.ActWatch:
-		if m.watchStop != nil {
-			m.watchStop()
-			m.watchStop = nil
-		}
-		member, inc := a.Member, a.Inc
-		stop, err := projection.WatchSubject(m.ctx, m.js, m.stream.CachedInfo().Config.Name, m.subj.Heartbeat(member, inc), func(r events.Record) {
-			var v *events.ExpiryVerdict
-			switch e := r.Event.(type) {
-			case *events.ExpiryVerdict:
-				v = e
-			case *events.Heartbeat:
-			default:
-				return
-			}
-			seq := r.Seq
-			m.post(func() { raw.VictimMessage(member, inc, seq, v, m.now()) })
-		})
-		if err != nil {
-			m.log.Warn("watching a heartbeat subject failed", "member", member, "err", err)
+		// Off the loop goroutine: starting or stopping a watch waits on
+		// the server (an ordered consumer's stop can wait through its
+		// retries while a replicated stream elects a leader), and the loop
+		// must keep heartbeating and revoking meanwhile.
+		gen := m.watchGen.Add(1)
+		go m.rewatch(gen, raw, a.Member, a.Inc)
+	case rawmember.ActUnwatch:
+		m.unwatch()
+	}
+}
+
+// unwatch stops watching a heartbeat subject, in the background.
+func (m *Member) unwatch() {
+	gen := m.watchGen.Add(1)
+	go m.rewatch(gen, nil, "", 0)
+}
+
+// rewatch replaces the heartbeat-subject watch by one of member's
+// incarnation inc (none when member is ""), unless a newer change was asked
+// for meanwhile. Changes are serialised by watchMu.
+func (m *Member) rewatch(gen uint64, raw *rawmember.Member, member string, inc uint64) {
+	m.watchMu.Lock()
+	defer m.watchMu.Unlock()
+	if m.watchStop != nil {
+		m.watchStop()
+		m.watchStop = nil
+	}
+	if member == "" || gen != m.watchGen.Load() || m.ctx.Err() != nil {
+		return
+	}
+	stop, err := projection.WatchSubject(m.ctx, m.js, m.stream.CachedInfo().Config.Name, m.subj.Heartbeat(member, inc), func(r events.Record) {
+		var v *events.ExpiryVerdict
+		switch e := r.Event.(type) {
+		case *events.ExpiryVerdict:
+			v = e
+		case *events.Heartbeat:
+		default:
 			return
 		}
-		m.watchStop = stop
-	case rawmember.ActUnwatch:
-		if m.watchStop != nil {
-			m.watchStop()
-			m.watchStop = nil
-		}
+		seq := r.Seq
+		m.post(func() { raw.VictimMessage(member, inc, seq, v, m.now()) })
+	})
+	if err != nil {
+		m.log.Warn("watching a heartbeat subject failed", "member", member, "err", err)
+		return
 	}
+	if gen != m.watchGen.Load() {
+		stop() // superseded while it started
+		return
+	}
+	m.watchStop = stop
 }
 
 func (m *Member) maybeSnapshot() {
