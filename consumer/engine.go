@@ -303,6 +303,11 @@ func (e *engine) pump(p *part) {
 	if e.fenced || p.state != partActive || p.superseded || p.busy != nil || len(p.queue) == 0 {
 		return
 	}
+	if p.ctx.Err() != nil || (e.member != nil && !e.member.Owns(p.id, p.a.Token)) {
+		// The assignment ended, or the member's lease lapsed before the
+		// member got round to revoking it: start nothing.
+		return
+	}
 	if wait := time.Until(p.blockedUntil); wait > 0 {
 		e.armRetry(p, wait)
 		return

@@ -19,6 +19,10 @@ var (
 	// ErrDrainTimeout: a hand-off waited longer than Config.DrainTimeout
 	// for running handlers; the member stopped acting without releasing.
 	ErrDrainTimeout = errors.New("consumer: handlers did not return within the drain timeout")
+	// ErrFloorWrite: a hand-off could not write a partition's floor; the
+	// member stopped acting without releasing (the partitions move once it
+	// is expired, and the next owner repeats what the floor does not cover).
+	ErrFloorWrite = errors.New("consumer: a hand-off could not write the partition's floor")
 	// ErrFloorStream: the floor stream exists but is not what the helper
 	// needs (it is never changed silently: it holds every partition's
 	// progress).

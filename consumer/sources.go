@@ -54,6 +54,11 @@ const (
 	// holdForLoads is how long a partition whose floor loaded waits for
 	// the others still loading before it gets a consumer.
 	holdForLoads = 250 * time.Millisecond
+	// consumeExpiry and consumeHeartbeat shape the pull requests: a
+	// consumer that stops answering (its server is gone) is reported after
+	// two missed heartbeats.
+	consumeExpiry    = 5 * time.Second
+	consumeHeartbeat = time.Second
 )
 
 // run is the control goroutine: it reads and claims new partitions' floors,
@@ -330,6 +335,9 @@ func (e *engine) startSource(parts []*part) {
 		e.mu.Unlock()
 		var cc jetstream.ConsumeContext
 		cc, err = cons.Consume(func(jm jetstream.Msg) { e.onMsg(s, jm) },
+			// Short pull requests with frequent idle heartbeats: a
+			// consumer lost with its server is noticed within seconds.
+			jetstream.PullExpiry(consumeExpiry), jetstream.PullHeartbeat(consumeHeartbeat),
 			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) { e.consumeErr(s, err) }))
 		if err == nil {
 			e.mu.Lock()
@@ -381,11 +389,15 @@ func (e *engine) consumeErr(s *source, err error) {
 	case errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound):
 		e.replace(s, "consumer-deleted")
 	case errors.Is(err, jetstream.ErrNoHeartbeat):
-		// The server lost it (a restart) or the connection stalled.
+		// The server lost it (a restart, a lost server of a cluster) or
+		// the connection stalled.
 		e.replace(s, "consumer-stalled")
 	case errors.Is(err, nats.ErrConnectionClosed):
 	default:
-		e.errorf("consume", err, "a consumer reported an error", "consumer", s.name)
+		// Replacing is cheap and always safe: the next one starts where
+		// each partition got.
+		e.errorf("consume", err, "a consumer reported an error; replacing it", "consumer", s.name)
+		e.replace(s, "consumer-error")
 	}
 }
 
@@ -449,7 +461,7 @@ func (e *engine) handOff(parts []*part) {
 		case <-ctx.Done():
 		}
 		if !e.waitIdle(ctx, p) {
-			e.drainTimedOut()
+			e.drainTimedOut(ErrDrainTimeout)
 			return
 		}
 	}
@@ -458,16 +470,21 @@ func (e *engine) handOff(parts []*part) {
 	e.mu.Unlock()
 	var failed atomic.Bool
 	if write {
+		// The floors get at least 10 operation time-outs, whatever the
+		// handlers left of the drain time-out: a replicated stream may be
+		// electing a leader. The member keeps the partitions meanwhile.
+		wctx, wcancel := context.WithDeadline(context.Background(), latest(deadline, time.Now().Add(10*e.cfg.OpTimeout)))
+		defer wcancel()
 		e.parallel(len(parts), func(i int) {
 			p := parts[i]
-			if err := e.commit(ctx, p); err != nil && !errors.Is(err, ErrSettled) && !errors.Is(err, errSuperseded) {
+			if err := e.commit(wctx, p); err != nil && !errors.Is(err, ErrSettled) && !errors.Is(err, errSuperseded) {
 				e.errorf("floor-write", err, "the final floor of a revoked partition could not be written", "partition", p.id)
 				failed.Store(true)
 			}
 		})
 	}
 	if failed.Load() {
-		e.drainTimedOut()
+		e.drainTimedOut(ErrFloorWrite)
 		return
 	}
 	e.mu.Lock()
@@ -521,7 +538,7 @@ func (e *engine) letGo(p *part) {
 // drainTimedOut stops the member without a release: handlers still run (or
 // floors are unwritten), so the partitions may move only once the member is
 // expired.
-func (e *engine) drainTimedOut() {
+func (e *engine) drainTimedOut(why error) {
 	e.mu.Lock()
 	first := !e.fenced
 	if first {
@@ -529,13 +546,17 @@ func (e *engine) drainTimedOut() {
 		e.closing = true
 		close(e.fencedCh)
 		if e.err == nil {
-			e.err = ErrDrainTimeout
+			e.err = why
 		}
 	}
 	running := e.running
 	e.mu.Unlock()
 	if first {
-		e.errorf("drain-timeout", ErrDrainTimeout, "a hand-off could not finish in time: stopping the member without releasing", "running", running, "timeout", e.cfg.DrainTimeout)
+		op := "drain-timeout"
+		if errors.Is(why, ErrFloorWrite) {
+			op = "floor-write"
+		}
+		e.errorf(op, why, "a hand-off could not finish: stopping the member without releasing", "running", running, "timeout", e.cfg.DrainTimeout)
 		go e.member.Stop()
 	}
 	<-e.member.Done()
@@ -613,6 +634,13 @@ func (e *engine) audit() {
 	if len(srcs) > 0 {
 		e.cnt.checks.Add(1)
 	}
+}
+
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 func gatherFilters(c jetstream.ConsumerConfig) []string {
