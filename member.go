@@ -13,10 +13,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/parti-io/parti/decider"
 	"github.com/parti-io/parti/events"
+	"github.com/parti-io/parti/internal/jsretry"
 	"github.com/parti-io/parti/liveness"
 	"github.com/parti-io/parti/projection"
 	"github.com/parti-io/parti/rawmember"
@@ -178,7 +178,7 @@ func Join(ctx context.Context, js jetstream.JetStream, cfg Config) (*Member, err
 	mctx, cancel := context.WithCancel(ctx)
 	var stream jetstream.Stream
 	var proj *projection.Projection
-	err := retryTransient(ctx, cfg.Logger, func() error {
+	err := jsretry.Do(ctx, cfg.Logger, joinRetryFor, nil, func() error {
 		var err error
 		stream, err = projection.Provision(ctx, js, projection.StreamConfig{Group: cfg.Group, Replicas: cfg.Replicas, Storage: cfg.Storage})
 		if err != nil {
@@ -219,37 +219,6 @@ func Join(ctx context.Context, js jetstream.JetStream, cfg Config) (*Member, err
 // timing out while a freshly created replicated stream elects its leader,
 // no peers placed yet) when the caller's context has no earlier deadline.
 const joinRetryFor = 30 * time.Second
-
-// retryTransient runs f until it succeeds, fails with an error that is not
-// transient, ctx ends or joinRetryFor passed.
-func retryTransient(ctx context.Context, log *slog.Logger, f func() error) error {
-	deadline := time.Now().Add(joinRetryFor)
-	backoff := 100 * time.Millisecond
-	for {
-		err := f()
-		if err == nil || !transient(err) || ctx.Err() != nil || time.Now().After(deadline) {
-			return err
-		}
-		log.Warn("joining: transient error, retrying", "err", err, "in", backoff)
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 2*time.Second)
-	}
-}
-
-// transient reports whether err may go away on its own: a request that timed
-// out, a stream without a leader yet, no peers to place a stream on yet.
-func transient(err error) bool {
-	var api *jetstream.APIError
-	if errors.As(err, &api) && (api.ErrorCode == 10005 || api.ErrorCode == 10008) {
-		return true
-	}
-	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
-		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders)
-}
 
 func (m *Member) newRaw(id string) *rawmember.Member {
 	r := rawmember.New(rawmember.Config{

@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/parti-io/parti"
 	"github.com/parti-io/parti/consumer"
+	"github.com/parti-io/parti/internal/jsretry"
 	"github.com/parti-io/parti/internal/natstest"
 	"github.com/parti-io/parti/liveness"
 )
@@ -48,14 +49,14 @@ func envInt(k string, d int) int {
 
 func createStream(t *testing.T, js jetstream.JetStream, cfg jetstream.StreamConfig) {
 	t.Helper()
-	var err error
-	for range 100 { // a fresh cluster may not have placed peers yet
-		if _, err = js.CreateStream(context.Background(), cfg); err == nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
+	// A fresh cluster may not have placed peers yet.
+	err := jsretry.Do(context.Background(), slog.New(slog.DiscardHandler), 30*time.Second, nil, func() error {
+		_, err := js.CreateStream(context.Background(), cfg)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal(err)
 }
 
 func backlog(t *testing.T, js jetstream.JetStream, parts []string, n int) {
@@ -224,7 +225,11 @@ func TestBenchHandoffPause(t *testing.T) {
 	}
 	a, b := join("a", 2), join("b", 2)
 	waitUntil(t, time.Minute, "two members consuming", consuming(a, b))
-	time.Sleep(300 * time.Millisecond)
+	waitUntil(t, time.Minute, "every partition handled", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(recs) == P
+	})
 
 	measure := func(what string, change func()) {
 		mu.Lock()

@@ -6,12 +6,11 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/parti-io/parti"
+	"github.com/parti-io/parti/internal/jsretry"
 )
 
 // Consumer is a running helper: a group member that consumes the partitions
@@ -62,27 +61,18 @@ func Join(ctx context.Context, js jetstream.JetStream, member parti.Config, cfg 
 		seen[s] = p
 	}
 	// A replicated stream being created or electing a leader answers
-	// with time-outs for a while (as parti.Join, retry those for 30 s).
+	// with time-outs for a while: retry those for 30 s, as parti.Join does.
 	var (
 		floors jetstream.Stream
 		origin uint64
-		err    error
 	)
-	for i, until := 0, time.Now().Add(30*time.Second); ; i++ {
+	err := jsretry.Do(ctx, cfg.Logger, 30*time.Second, transient, func() error {
 		octx, cancel := context.WithTimeout(ctx, 2*cfg.OpTimeout)
+		defer cancel()
+		var err error
 		floors, origin, err = ensureStreams(octx, js, member.Group, &cfg)
-		cancel()
-		if err == nil || ctx.Err() != nil || time.Now().After(until) || !transient(err) {
-			break
-		}
-		cfg.Logger.Debug("setting up the helper's streams failed; retrying", "err", err)
-		t := time.NewTimer(retryWait(i))
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-		}
-	}
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -108,22 +98,10 @@ func Join(ctx context.Context, js jetstream.JetStream, member parti.Config, cfg 
 	return c, nil
 }
 
-// transient reports whether err (from setting up the streams) may pass: a
-// time-out, no responders, or a cluster that is not ready.
+// transient reports whether setting up the streams may succeed if retried:
+// never after a permission error or an unusable floor stream.
 func transient(err error) bool {
-	if errors.Is(err, ErrPermission) || errors.Is(err, ErrFloorStream) {
-		return false
-	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
-		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) {
-		return true
-	}
-	var ae *jetstream.APIError
-	if errors.As(err, &ae) {
-		return ae.Code == 503 || ae.Code == 408 ||
-			strings.Contains(ae.Description, "no suitable peers") || strings.Contains(ae.Description, "not available")
-	}
-	return false
+	return !errors.Is(err, ErrPermission) && !errors.Is(err, ErrFloorStream) && jsretry.Transient(err)
 }
 
 // originKey is the floor stream's metadata entry holding the floor of

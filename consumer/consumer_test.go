@@ -78,11 +78,13 @@ func (v *env) publish(p string, first, n int) {
 func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %v waiting for %s", timeout, what)
 		}
-		time.Sleep(10 * time.Millisecond)
+		<-tick.C
 	}
 }
 
@@ -227,8 +229,7 @@ func TestManualAckAndInFlightBound(t *testing.T) {
 				break
 			}
 		}
-		go func() {
-			time.Sleep(5 * time.Millisecond)
+		time.AfterFunc(5*time.Millisecond, func() { // settled later, elsewhere
 			got.add(m.Partition, string(m.Data))
 			inflight.Add(-1)
 			if err := m.Ack(); err != nil {
@@ -237,7 +238,7 @@ func TestManualAckAndInFlightBound(t *testing.T) {
 			if err := m.Ack(); !errors.Is(err, consumer.ErrSettled) {
 				t.Errorf("second ack: %v", err)
 			}
-		}()
+		})
 		return nil
 	})
 	cfg.ManualAck = true
