@@ -102,6 +102,14 @@ func (s *seen) add(p, body string) {
 	s.msgs[p] = append(s.msgs[p], body)
 }
 
+// handler records every message it is given and returns nil.
+func (s *seen) handler() consumer.Handler {
+	return func(_ context.Context, m *consumer.Msg) error {
+		s.add(m.Partition, string(m.Data))
+		return nil
+	}
+}
+
 func (s *seen) get(p string) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -131,10 +139,7 @@ func TestConsumesOwnedPartitionsInOrder(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var got seen
-	c, err := consumer.Join(ctx, v.js, v.member("g1"), v.config(func(_ context.Context, m *consumer.Msg) error {
-		got.add(m.Partition, string(m.Data))
-		return nil
-	}))
+	c, err := consumer.Join(ctx, v.js, v.member("g1"), v.config(got.handler()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,10 +274,7 @@ func TestConsumerDeletedOrChangedFromOutsideIsRecreated(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var got seen
-	cfg := v.config(func(_ context.Context, m *consumer.Msg) error {
-		got.add(m.Partition, string(m.Data))
-		return nil
-	})
+	cfg := v.config(got.handler())
 	cfg.CheckInterval = 200 * time.Millisecond
 	var errs sync.Map
 	cfg.Metrics = errMetrics{&errs}
@@ -433,10 +435,7 @@ func TestFourThousandPartitions(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var got seen
-	cfg := v.config(func(_ context.Context, m *consumer.Msg) error {
-		got.add(m.Partition, string(m.Data))
-		return nil
-	})
+	cfg := v.config(got.handler())
 	start := time.Now()
 	mc := v.member("g7")
 	mc.ExpectedMembers = 2

@@ -86,10 +86,7 @@ func TestFloorsFollowProcessingAndHandOff(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var got seen
-	h := func(_ context.Context, m *consumer.Msg) error {
-		got.add(m.Partition, string(m.Data))
-		return nil
-	}
+	h := got.handler()
 	cfg := v.config(h)
 	cfg.CommitInterval = 50 * time.Millisecond
 	c, err := consumer.Join(ctx, v.js, v.member("bf"), cfg)
@@ -110,10 +107,7 @@ func TestFloorsFollowProcessingAndHandOff(t *testing.T) {
 	}
 	v.publish("p000", 5, 3) // 11..13
 	var again seen
-	c2, err := consumer.Join(ctx, v.js, v.member("bf"), v.config(func(_ context.Context, m *consumer.Msg) error {
-		again.add(m.Partition, string(m.Data))
-		return nil
-	}))
+	c2, err := consumer.Join(ctx, v.js, v.member("bf"), v.config(again.handler()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,10 +174,7 @@ func TestStartNewSkipsTheOldBacklog(t *testing.T) {
 	defer cancel()
 	v.publish("p000", 0, 5)
 	var got seen
-	cfg := v.config(func(_ context.Context, m *consumer.Msg) error {
-		got.add(m.Partition, string(m.Data))
-		return nil
-	})
+	cfg := v.config(got.handler())
 	cfg.StartNew = true
 	c, err := consumer.Join(ctx, v.js, v.member("sn"), cfg)
 	if err != nil {
@@ -205,10 +196,7 @@ func TestNewerOwnersFloorFencesTheMemberOut(t *testing.T) {
 	defer cancel()
 	var got seen
 	var errs sync.Map
-	cfg := v.config(func(_ context.Context, m *consumer.Msg) error {
-		got.add(m.Partition, string(m.Data))
-		return nil
-	})
+	cfg := v.config(got.handler())
 	cfg.CommitInterval = 20 * time.Millisecond
 	cfg.Metrics = errMetrics{&errs}
 	c, err := consumer.Join(ctx, v.js, v.member("fe"), cfg)
@@ -248,10 +236,7 @@ func TestMigratedGroupResumesFromTheOldFloors(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var got seen
-	h := func(_ context.Context, m *consumer.Msg) error {
-		got.add(m.Partition, string(m.Data))
-		return nil
-	}
+	h := got.handler()
 	mc := v.member("gen1")
 	mc.ID = "w0"
 	c, err := consumer.Join(ctx, v.js, mc, v.config(h))
