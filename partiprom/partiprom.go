@@ -164,8 +164,10 @@ func (m *memberMetrics) Phase(p string) {
 	}
 }
 
-func (m *memberMetrics) Members(n int) { m.c.members.WithLabelValues(m.group, m.member).Set(float64(n)) }
-func (m *memberMetrics) Owned(n int)   { m.c.owned.WithLabelValues(m.group, m.member).Set(float64(n)) }
+func (m *memberMetrics) Members(n int) {
+	m.c.members.WithLabelValues(m.group, m.member).Set(float64(n))
+}
+func (m *memberMetrics) Owned(n int) { m.c.owned.WithLabelValues(m.group, m.member).Set(float64(n)) }
 
 func (m *memberMetrics) Rebalance(reason string, moves int) {
 	m.c.rebalances.WithLabelValues(m.group, m.member, reason).Inc()
