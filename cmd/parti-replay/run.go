@@ -39,6 +39,8 @@ Commands:
   tail      follow the live stream, one readable line per event
   export    write the history as newline-delimited JSON (an export file)
   migrate   start a new-generation group from the group's final state
+  report    write the ownership timeline as one HTML page
+  serve     show the ownership timeline of a live group in the browser
 
 Every command reads one history:
   a live stream     --server URL (or --context NAME) and --group GROUP
@@ -143,6 +145,8 @@ type options struct {
 	allowLive  bool
 	replicas   int
 	chunkBytes int
+	httpAddr   string        // serve
+	refresh    time.Duration // serve
 }
 
 // env is what a command runs with.
