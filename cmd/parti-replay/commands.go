@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parti-io/parti/events"
 	"github.com/parti-io/parti/replay"
 )
 
@@ -362,7 +363,8 @@ object per line:
 The body is embedded as is when it is valid JSON (every well-formed event),
 otherwise written as "body_b64". That is everything the fold reads: the file
 replays exactly like the stream (--file), and exporting it again gives the
-same bytes. Nothing is ever published: importing is reading the file.
+same bytes. import loads a file into a new stream; exporting that stream
+gives the file back (original sequences, times and headers).
 
 With --out the file appears only once complete.`,
 	examples: []string{
@@ -380,7 +382,10 @@ With --out the file appears only once complete.`,
 			return e.fail(err)
 		}
 		w := replay.NewWriter(out)
-		err = e.src.Scan(ctx, replay.ScanOptions{LogOnly: e.o.logOnly}, w.Write)
+		err = e.src.Scan(ctx, replay.ScanOptions{LogOnly: e.o.logOnly}, func(r *events.Record) error {
+			restoreImported(r) // a stream loaded by import: its original records
+			return w.Write(r)
+		})
 		if err == nil {
 			err = w.Flush()
 		}

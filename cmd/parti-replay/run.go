@@ -39,6 +39,7 @@ Commands:
   tail      follow the live stream, one readable line per event
   export    write the history as newline-delimited JSON (an export file)
   migrate   start a new-generation group from the group's final state
+  import    load an export file into a new stream
   report    write the ownership timeline as one HTML page
   serve     show the ownership timeline of a live group in the browser
 
@@ -322,7 +323,7 @@ func openSource(ctx context.Context, e *env) (replay.Source, *replay.Conn, func(
 		conn.Close()
 		return nil, nil, nop, e.fail(err)
 	}
-	return wrapProgress(e, src), conn, func() { conn.Close() }, exitOK
+	return wrapProgress(e, maybeImported(ctx, src)), conn, func() { conn.Close() }, exitOK
 }
 
 // isTerminal reports whether w is a terminal (a character device).
