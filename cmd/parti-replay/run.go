@@ -267,8 +267,15 @@ func (e *env) fail(err error) int {
 		fmt.Fprintf(e.stderr, "parti-replay %s: interrupted\n", e.name)
 		return exitUsage
 	}
-	fmt.Fprintf(e.stderr, "parti-replay %s: %s\n", e.name, strings.TrimPrefix(err.Error(), "replay: "))
+	fmt.Fprintf(e.stderr, "parti-replay %s: %s\n", e.name, failText(e.name, err))
 	return exitUsage
+}
+
+// failText is err's message without the prefixes the command's own name
+// already says ("replay: ", "replay: diff: ").
+func failText(cmd string, err error) string {
+	msg := strings.TrimPrefix(err.Error(), "replay: ")
+	return strings.TrimPrefix(msg, cmd+": ")
 }
 
 // openSource opens the history the flags name, and returns the connection
