@@ -27,6 +27,12 @@ type health struct {
 	lagApplied uint64 // the fold's last applied sequence when lagging began
 	lastApply  time.Duration
 	hadLease   bool
+
+	lostAt    time.Duration // when the lease lapsed (valid while lapsed)
+	lapsed    bool
+	hbFails   int           // heartbeats failed in a row
+	hbWarned  time.Duration // when the last warning about them was logged
+	hbLastErr error
 }
 
 // liveFoldStuck is how many expiries a fold may stay behind without
@@ -59,8 +65,24 @@ func (m *Member) observeHealth(now time.Duration, st projection.Stats) {
 	}
 	valid := granted && now < deadline
 	lost := h.hadLease && !valid
+	back := valid && h.lapsed
+	var lapsedFor time.Duration
+	if lost {
+		h.lapsed, h.lostAt = true, now
+	}
+	if back {
+		h.lapsed, lapsedFor = false, now-h.lostAt
+	}
+	fails, lastErr := h.hbFails, h.hbLastErr
 	h.hadLease = valid
 	h.mu.Unlock()
+	if lost {
+		m.log.Error("lease lapsed: this member stopped acting on its partitions until a heartbeat is acknowledged again",
+			"heartbeats_failed_in_a_row", fails, "last_error", lastErr, "expiry", m.cfg.Timings.Expiry)
+	}
+	if back {
+		m.log.Info("lease back: heartbeats are acknowledged again", "lapsed_for", lapsedFor.Round(time.Millisecond))
+	}
 	m.cfg.Metrics.FoldLagTime(lag)
 	if valid {
 		m.cfg.Metrics.LeaseRemaining(deadline - now)
@@ -179,4 +201,41 @@ func HealthHandler(checks ...HealthChecker) http.Handler {
 		}
 		fmt.Fprintln(w, "ok")
 	})
+}
+
+// hbWarnAfter is how many heartbeats in a row must fail before the member
+// warns: one lost heartbeat is routine (a stream election), more are not.
+const hbWarnAfter = 2
+
+// heartbeatFailed records a failed heartbeat (the loop's goroutine) and
+// warns when they keep failing, at most once per expiry.
+func (m *Member) heartbeatFailed(err error) {
+	now := m.now()
+	h := &m.health
+	h.mu.Lock()
+	h.hbFails++
+	h.hbLastErr = err
+	n := h.hbFails
+	warn := n >= hbWarnAfter && (n == hbWarnAfter || now-h.hbWarned >= m.cfg.Timings.Expiry)
+	if warn {
+		h.hbWarned = now
+	}
+	h.mu.Unlock()
+	if warn {
+		m.log.Warn("heartbeats keep failing: is the stream accepting writes?", "failed_in_a_row", n, "err", err)
+	} else {
+		m.log.Debug("heartbeat failed", "err", err)
+	}
+}
+
+// heartbeatAcked records an acknowledged heartbeat.
+func (m *Member) heartbeatAcked() {
+	h := &m.health
+	h.mu.Lock()
+	n := h.hbFails
+	h.hbFails, h.hbLastErr = 0, nil
+	h.mu.Unlock()
+	if n >= hbWarnAfter {
+		m.log.Info("heartbeats acknowledged again", "after_failures", n)
+	}
 }

@@ -572,10 +572,11 @@ func (m *Member) execute(a rawmember.Action) {
 			m.cfg.Metrics.Heartbeat(err == nil)
 			m.post(func() {
 				if err != nil {
-					m.log.Debug("heartbeat failed", "err", err)
+					m.heartbeatFailed(err)
 					raw.HeartbeatFailed(a.ID, m.now(), true)
 					return
 				}
+				m.heartbeatAcked()
 				raw.HeartbeatAcked(a.ID, seq, m.now())
 			})
 		}()

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +18,34 @@ import (
 	"github.com/parti-io/parti/consumer"
 	"github.com/parti-io/parti/internal/natstest"
 )
+
+// logRecorder is a slog.Handler that keeps every record's level and
+// message.
+type logRecorder struct {
+	mu   sync.Mutex
+	recs []slog.Record
+}
+
+func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	l.recs = append(l.recs, r)
+	l.mu.Unlock()
+	return nil
+}
+func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logRecorder) WithGroup(string) slog.Handler      { return l }
+
+func (l *logRecorder) has(level slog.Level, prefix string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, r := range l.recs {
+		if r.Level == level && strings.HasPrefix(r.Message, prefix) {
+			return true
+		}
+	}
+	return false
+}
 
 func probe(t *testing.T, url string) (int, string) {
 	t.Helper()
@@ -42,8 +72,9 @@ func TestHealthFollowsTheLease(t *testing.T) {
 	opts.Port = natstest.FreePort(t)
 	s := natstest.Start(t, opts)
 	_, js := natstest.Connect(t, s.ClientURL())
+	logs := &logRecorder{}
 	cfg := parti.Config{Group: "health", ID: "h1", Partitions: partitions(8), Timings: testTimings(),
-		Window: 100 * time.Millisecond, ExpectedMembers: 1, Grace: 20 * time.Second}
+		Window: 100 * time.Millisecond, ExpectedMembers: 1, Grace: 20 * time.Second, Logger: slog.New(logs)}
 	m, err := parti.Join(ctx, js, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -75,12 +106,18 @@ func TestHealthFollowsTheLease(t *testing.T) {
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "lease") {
 		t.Fatalf("/readyz without a server = %d %q; want 503 naming the lease", code, body)
 	}
+	// The silence is not silent: failing heartbeats warn, the lapse is an
+	// error.
+	waitFor(t, 10*time.Second, "a warning about failing heartbeats and an error about the lapse", func() bool {
+		return logs.has(slog.LevelWarn, "heartbeats keep failing") && logs.has(slog.LevelError, "lease lapsed")
+	})
 
 	s2 := natstest.Start(t, opts)
 	_ = s2
 	waitFor(t, 30*time.Second, "the member to be ready again once the server is back", func() bool {
 		return m.Ready() == nil
 	})
+	waitFor(t, 10*time.Second, "the lease's return logged", func() bool { return logs.has(slog.LevelInfo, "lease back") })
 
 	if err := m.Close(ctx); err != nil {
 		t.Fatalf("close: %v", err)
