@@ -148,6 +148,7 @@ type options struct {
 	chunkBytes int
 	httpAddr   string        // serve
 	refresh    time.Duration // serve
+	expiry     time.Duration // state
 }
 
 // env is what a command runs with.
