@@ -7,7 +7,7 @@ FUZZTIME ?= 10s
 has_go = [ -n "$$(find $(1) -name '*.go' 2>/dev/null | head -n 1)" ]
 
 .DEFAULT_GOAL := test
-.PHONY: test test-integration lint bench fuzz sim demo bench-e2e chaos soak
+.PHONY: test test-integration lint bench fuzz sim demo bench-e2e chaos soak bench-report
 
 # vet; every package but the simulator with -race; the pure simulator without
 # -race (it runs inside a wall-time budget); the simulator's Race tests with
@@ -103,3 +103,11 @@ chaos:
 SOAK_DURATION ?= 1h
 soak:
 	SOAK_DURATION=$(SOAK_DURATION) $(GO) test -race -count=1 -timeout 0 -v -run 'TestBoundedResources|TestLateJoinerCatchesUpFromTheSnapshot' ./test/
+
+# The ownership timeline page at scale: a 500-member, 100,000-partition,
+# 200,000-record history (generated, or REPORT_HISTORY=FILE, kept there),
+# written with parti-replay report and opened in headless Chromium; prints
+# the page's size and the write and open times.
+REPORT_HISTORY ?=
+bench-report:
+	$(GO) test -count=1 -timeout 30m -run 'TestReportAtScale' ./cmd/parti-replay -report-large $(if $(REPORT_HISTORY),-report-history $(REPORT_HISTORY))

@@ -145,6 +145,7 @@ type Member struct {
 	lastSnap    uint64
 	lastSnapAt  time.Duration // when this member last wrote a snapshot (its clock)
 	snapBusy    bool
+	health      health // what the loop tells Live and Ready (health.go)
 
 	mu       sync.Mutex
 	owned    map[string]*owned // by partition ID
@@ -388,6 +389,7 @@ func (m *Member) step() {
 		m.fail(ErrStopped)
 		m.stop()
 	}
+	m.observeHealth(now, st)
 	m.maybeSnapshot()
 }
 
@@ -567,12 +569,14 @@ func (m *Member) execute(a rawmember.Action) {
 			ctx, cancel := m.hbCtx()
 			defer cancel()
 			seq, err := m.app.Heartbeat(ctx, subject, a.Heartbeat, a.Fence, m.cfg.HeartbeatTTL)
+			m.cfg.Metrics.Heartbeat(err == nil)
 			m.post(func() {
 				if err != nil {
-					m.log.Debug("heartbeat failed", "err", err)
+					m.heartbeatFailed(err)
 					raw.HeartbeatFailed(a.ID, m.now(), true)
 					return
 				}
+				m.heartbeatAcked()
 				raw.HeartbeatAcked(a.ID, seq, m.now())
 			})
 		}()
@@ -601,6 +605,7 @@ func (m *Member) execute(a rawmember.Action) {
 				err = fmt.Errorf("%w: %w", rawmember.ErrConflict, err)
 			}
 			if err == nil {
+				m.cfg.Metrics.Verdict()
 				m.log.Info("expired a member", "member", a.Member, "inc", a.Inc, "span_ms", a.Verdict.SpanMillis)
 			}
 			m.post(func() { raw.VerdictDone(a.ID, seq, err) })
@@ -643,6 +648,7 @@ func (m *Member) rewatch(gen uint64, raw *rawmember.Member, member string, inc u
 			v = e
 		case *events.Heartbeat:
 		default:
+			m.cfg.Metrics.Junk("heartbeat-subject")
 			return
 		}
 		seq := r.Seq

@@ -3,11 +3,16 @@ package replay
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
 	"github.com/parti-io/parti/decider"
 )
+
+// ErrPointsReversed is wrapped by Diff's error when the later point comes
+// first.
+var ErrPointsReversed = errors.New("give the earlier point first")
 
 // DiffReport is what changed between two points of a history.
 type DiffReport struct {
@@ -37,6 +42,10 @@ type DiffReport struct {
 	// counts them by (from, to).
 	Moves       []PartitionMove `json:"moves"`
 	MovesByPair []PairCount     `json:"moves_by_pair"`
+	// Restarted lists partitions whose owner at B is a newer incarnation
+	// of the same member ID as at A: a restart took them over without a
+	// move (README's "zero moves"), so they are not in Moves.
+	Restarted []PartitionMove `json:"restarted"`
 }
 
 // Summary is the gist of a state.
@@ -93,10 +102,10 @@ func summarize(s *decider.State) Summary {
 // sequences; times are taken as given).
 func Diff(ctx context.Context, src Source, a, b Point) (*DiffReport, error) {
 	if a.Seq > 0 && b.Seq > 0 && a.Seq > b.Seq {
-		return nil, fmt.Errorf("replay: diff: sequence %d comes after %d: give the earlier point first", a.Seq, b.Seq)
+		return nil, fmt.Errorf("replay: diff: sequence %d comes after %d: %w", a.Seq, b.Seq, ErrPointsReversed)
 	}
 	if !a.Time.IsZero() && !b.Time.IsZero() && a.Time.After(b.Time) {
-		return nil, fmt.Errorf("replay: diff: %s comes after %s: give the earlier point first", a, b)
+		return nil, fmt.Errorf("replay: diff: %s comes after %s: %w", a, b, ErrPointsReversed)
 	}
 	_, caps, err := foldTo(ctx, src, a, b)
 	if err != nil {
@@ -110,6 +119,7 @@ func Diff(ctx context.Context, src Source, a, b Point) (*DiffReport, error) {
 		Before: summarize(sa), After: summarize(sb),
 		Joined: []string{}, Left: []string{}, StatusChanged: []StatusChange{},
 		Added: []string{}, Dropped: []string{}, Moves: []PartitionMove{}, MovesByPair: []PairCount{},
+		Restarted: []PartitionMove{},
 	}
 	for _, id := range sb.Order {
 		m := sb.Members[id]
@@ -134,6 +144,10 @@ func Diff(ctx context.Context, src Source, a, b Point) (*DiffReport, error) {
 		}
 		oa, ob := sa.Owners[j], sb.Owners[i]
 		from, to := MemberRef(oa.Owner, oa.Inc), MemberRef(ob.Owner, ob.Inc)
+		if from != to && oa.Owner != "" && oa.Owner == ob.Owner {
+			d.Restarted = append(d.Restarted, PartitionMove{Partition: id, From: from, To: to})
+			continue
+		}
 		if from != to {
 			d.Moves = append(d.Moves, PartitionMove{Partition: id, From: from, To: to})
 			pairs[[2]string{from, to}]++

@@ -99,6 +99,7 @@ type folder struct {
 	snap    string
 	s       *decider.State
 	last    Position // the last log record folded
+	stopped bool     // the fold stopped before the end of the history
 	reads   Reads
 }
 
@@ -218,6 +219,7 @@ func foldTo(ctx context.Context, src Source, points ...Point) (*folder, []*captu
 			more = more || c.pending()
 		}
 		if !more && len(caps) > 0 {
+			f.stopped = true
 			return ErrStop
 		}
 		f.apply(r)
@@ -251,8 +253,11 @@ type StateReport struct {
 	Requested string `json:"requested"`
 	// At is the last log record folded (zero: none).
 	At Position `json:"at"`
-	// End is the last log record of the history read.
-	End Position `json:"end"`
+	// End is the last log record read: the history's end when ReadAll,
+	// otherwise where the fold stopped (a point before the end needs no
+	// more).
+	End     Position `json:"end"`
+	ReadAll bool     `json:"read_all"`
 	// Phase is the group's derived phase; Leader the derived leader.
 	Phase  string `json:"phase"`
 	Leader string `json:"leader,omitempty"`
@@ -300,10 +305,14 @@ func newStateReport(src Source, pt Point, s *decider.State, at Position, f *fold
 		InFlight:  s.InFlight(),
 		State:     s,
 		Reads:     f.reads,
+		ReadAll:   !f.stopped,
 		Loads:     loads(s),
 	}
 	if l, ok := s.Leader(); ok {
 		r.Leader = MemberRef(l.ID, l.Incarnation)
+	}
+	if at.Seq == 0 {
+		r.Phase = "none" // no record folded: there is no group yet
 	}
 	return r
 }

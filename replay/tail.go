@@ -321,9 +321,9 @@ func summarizeRecord(f *folder, r *events.Record, kind subjectKind, out decider.
 				break
 			}
 			if mv.From == "" {
-				moves = append(moves, fmt.Sprintf("+%s[%s]", MemberRef(mv.To, mv.ToInc), FormatRanges(mv.Parts)))
+				moves = append(moves, fmt.Sprintf("+%s[%s]", MemberRef(mv.To, mv.ToInc), partitionIDs(f.s, mv.Parts)))
 			} else {
-				moves = append(moves, fmt.Sprintf("%s->%s[%s]", MemberRef(mv.From, mv.FromInc), MemberRef(mv.To, mv.ToInc), FormatRanges(mv.Parts)))
+				moves = append(moves, fmt.Sprintf("%s->%s[%s]", MemberRef(mv.From, mv.FromInc), MemberRef(mv.To, mv.ToInc), partitionIDs(f.s, mv.Parts)))
 			}
 		}
 		kv("moves", strings.Join(moves, ","))
@@ -335,7 +335,7 @@ func summarizeRecord(f *folder, r *events.Record, kind subjectKind, out decider.
 				rel = append(rel, fmt.Sprintf("+%d more", len(e.Released)-i))
 				break
 			}
-			rel = append(rel, fmt.Sprintf("%d@%d", x.Partition, x.Token))
+			rel = append(rel, fmt.Sprintf("%s@%d", partitionID(f.s, x.Partition), x.Token))
 		}
 		kv("released", strings.Join(rel, ","))
 	case *events.Genesis:
@@ -410,6 +410,37 @@ func errorKind(err error) string {
 		return "malformed envelope"
 	}
 	return "undecodable"
+}
+
+// maxIDs is how many partition IDs a line names before it counts the rest.
+const maxIDs = 8
+
+// partitionID names the declared partition at index i (its index in
+// brackets when the state does not declare it).
+func partitionID(s *decider.State, i uint32) string {
+	if int(i) < len(s.Partitions) {
+		return s.Partitions[i]
+	}
+	return fmt.Sprintf("#%d", i)
+}
+
+// partitionIDs names the partitions of r by ID, the first maxIDs of them
+// and then how many more.
+func partitionIDs(s *decider.State, r events.Ranges) string {
+	var ids []string
+	n := r.Len()
+	r.Each(func(i uint32) bool {
+		if len(ids) == maxIDs {
+			return false
+		}
+		ids = append(ids, partitionID(s, i))
+		return true
+	})
+	out := strings.Join(ids, ",")
+	if n > len(ids) {
+		out += fmt.Sprintf(",+%d more", n-len(ids))
+	}
+	return out
 }
 
 // FormatRanges formats partition index ranges: "0-3,7".

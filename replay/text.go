@@ -51,6 +51,23 @@ func fmtPos(p Position) string {
 	return fmt.Sprintf("seq %d (%s)", p.Seq, fmtTime(p.Time))
 }
 
+// protocolText says which protocol rules apply: a group whose protocol was
+// never set runs version 1's.
+func protocolText(v uint16) string {
+	if v == 0 {
+		return "1 (not set yet: version 1 rules)"
+	}
+	return fmt.Sprint(v)
+}
+
+// plural formats n with the singular or the plural noun.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
 func orNone(s string) string {
 	if s == "" {
 		return "none"
@@ -67,8 +84,16 @@ func (r *StateReport) WriteText(w io.Writer, partitions bool) error {
 	if r.Requested != "end" {
 		t.f(", requested %s", r.Requested)
 	}
-	t.f("\nsource: %s; history ends at %s\n", r.Source, fmtPos(r.End))
-	t.f("phase %s, generation %d, protocol %d, leader %s\n", r.Phase, s.Generation, s.Protocol, orNone(r.Leader))
+	if r.ReadAll {
+		t.f("\nsource: %s; history ends at %s\n", r.Source, fmtPos(r.End))
+	} else {
+		t.f("\nsource: %s; read up to %s (the history goes on)\n", r.Source, fmtPos(r.End))
+	}
+	if r.At.Seq == 0 {
+		t.f("no log record at or before the point: the group has no history there yet\n")
+		return t.err
+	}
+	t.f("phase %s, generation %d, protocol %s, leader %s\n", r.Phase, s.Generation, protocolText(s.Protocol), orNone(r.Leader))
 	strat := s.Strategy
 	if strat == "" {
 		strat = "default"
@@ -145,7 +170,7 @@ func orDash(s string) string {
 // WriteText writes the partition's history in text form.
 func (e *Explanation) WriteText(w io.Writer) error {
 	t := &textWriter{w: w}
-	t.f("partition %s of group %s: %d steps\n", e.Partition, e.Group, len(e.Changes))
+	t.f("partition %s of group %s: %s\n", e.Partition, e.Group, plural(len(e.Changes), "change", "changes"))
 	if e.Index >= 0 {
 		t.f("at the end (%s): index %d, %s\n", fmtPos(e.End), e.Index, describeOwnership(e.Final))
 	} else {
@@ -173,7 +198,7 @@ func (d *DiffReport) WriteText(w io.Writer) error {
 		row("phase", a.Phase, b.Phase)
 		row("leader", orNone(a.Leader), orNone(b.Leader))
 		row("generation", a.Generation, b.Generation)
-		row("protocol", a.Protocol, b.Protocol)
+		row("protocol", protocolText(a.Protocol), protocolText(b.Protocol))
 		row("members", a.Members, b.Members)
 		row("partitions", fmt.Sprintf("%d (v%d)", a.Partitions, a.DeclVersion), fmt.Sprintf("%d (v%d)", b.Partitions, b.DeclVersion))
 		row("strategy", orDash(a.Strategy), orDash(b.Strategy))
@@ -209,6 +234,23 @@ func (d *DiffReport) WriteText(w io.Writer) error {
 	}
 	list("partitions added", d.Added)
 	list("partitions dropped", d.Dropped)
+	if len(d.Restarted) > 0 {
+		t.f("partitions kept by a restart (same ID, new incarnation, no move): %d\n", len(d.Restarted))
+		pairs := map[[2]string]int{}
+		var keys [][2]string
+		for _, m := range d.Restarted {
+			k := [2]string{m.From, m.To}
+			if pairs[k] == 0 {
+				keys = append(keys, k)
+			}
+			pairs[k]++
+		}
+		t.table(func(tw *tabwriter.Writer) {
+			for _, k := range keys {
+				fmt.Fprintf(tw, "  %s\trestarted as %s\t%d\n", k[0], k[1], pairs[k])
+			}
+		})
+	}
 	if len(d.Moves) == 0 {
 		t.f("partitions moved: none\n")
 		return t.err

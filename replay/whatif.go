@@ -75,7 +75,7 @@ type WhatIfTotals struct {
 	Moved     int `json:"moved"`
 	Placed    int `json:"placed"`
 	// FinalMax and FinalMin are the balance at the end; WorstSpread the
-	// largest max − min after any decision point.
+	// largest max − min after any of the side's own decisions.
 	FinalMax    int `json:"final_max_load"`
 	FinalMin    int `json:"final_min_load"`
 	WorstSpread int `json:"worst_spread"`
@@ -339,7 +339,13 @@ func totals(points []WhatIfPoint, side func(WhatIfPoint) WhatIfSide, final WhatI
 		}
 		t.Moved += s.Moved
 		t.Placed += s.Placed
-		t.WorstSpread = max(t.WorstSpread, s.MaxLoad-s.MinLoad)
+		if s.Decided {
+			// After the side's own decisions only: a point where only the
+			// other side decided (a what-if window's close) catches this
+			// side mid-change, and would make the recorded figure depend
+			// on the what-if's options.
+			t.WorstSpread = max(t.WorstSpread, s.MaxLoad-s.MinLoad)
+		}
 	}
 	t.FinalMax, t.FinalMin = final.MaxLoad, final.MinLoad
 	return t

@@ -11,6 +11,7 @@ import (
 )
 
 type recMetrics struct {
+	parti.NopMetrics
 	mu         sync.Mutex
 	phase      string
 	members    int

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parti-io/parti/events"
+	"github.com/parti-io/parti/liveness"
 	"github.com/parti-io/parti/replay"
 )
 
@@ -29,7 +31,12 @@ and each partition's owner, fencing token and pending move (listed when there
 are at most 50 partitions, or with --partitions), and the fold's counters.
 
 The state at sequence N folds every log record up to N. The state at time T is
-the state after the last log record whose server time is at or before T.`,
+the state after the last log record whose server time is at or before T.
+
+On a live stream, the state at the end also lists each live member's last
+heartbeat and its age, flags those older than --expiry, and says so when no
+heartbeat has landed for longer than that (the stream may not be accepting
+writes: the log alone would still look healthy).`,
 	examples: []string{
 		"parti-replay state --server nats://localhost:4222 --group orders",
 		"parti-replay state --file orders.jsonl --seq 1200",
@@ -40,6 +47,7 @@ the state after the last log record whose server time is at or before T.`,
 		fs.Uint64Var(&o.seq, "seq", 0, "the state after the log record at or before sequence `N`")
 		fs.StringVar(&o.at, "time", "", "the state after the last log record at or before `T` (RFC 3339)")
 		fs.BoolVar(&o.partitions, "partitions", false, "list every partition's owner even when there are many")
+		fs.DurationVar(&o.expiry, "expiry", liveness.Production().Expiry, "on a live stream at its end: flag heartbeats older than `D` (the group's expiry)")
 	},
 	do: func(ctx context.Context, e *env) int {
 		pt, err := statePoint(e.o)
@@ -50,11 +58,25 @@ the state after the last log record whose server time is at or before T.`,
 		if err != nil {
 			return e.fail(err)
 		}
+		// On a live stream at its end, the members' last heartbeats: the
+		// log alone looks healthy while the stream refuses writes.
+		var hb *hbReport
+		if e.conn != nil && pt.IsEnd() {
+			if hb, err = heartbeatAges(ctx, e.conn.JetStream(), e.src.Subjects(), r.State, time.Now(), e.o.expiry); err != nil {
+				return e.fail(fmt.Errorf("read the heartbeats: %w", err))
+			}
+		}
 		if e.o.json {
-			return e.writeJSON(r)
+			return e.writeJSON(struct {
+				*replay.StateReport
+				Heartbeats *hbReport `json:"heartbeats,omitempty"`
+			}{r, hb})
 		}
 		if err := r.WriteText(e.stdout, e.o.partitions); err != nil {
 			return e.fail(err)
+		}
+		if hb != nil {
+			hb.writeText(e.stdout)
 		}
 		return exitOK
 	},
@@ -362,7 +384,8 @@ object per line:
 The body is embedded as is when it is valid JSON (every well-formed event),
 otherwise written as "body_b64". That is everything the fold reads: the file
 replays exactly like the stream (--file), and exporting it again gives the
-same bytes. Nothing is ever published: importing is reading the file.
+same bytes. import loads a file into a new stream; exporting that stream
+gives the file back (original sequences, times and headers).
 
 With --out the file appears only once complete.`,
 	examples: []string{
@@ -380,7 +403,10 @@ With --out the file appears only once complete.`,
 			return e.fail(err)
 		}
 		w := replay.NewWriter(out)
-		err = e.src.Scan(ctx, replay.ScanOptions{LogOnly: e.o.logOnly}, w.Write)
+		err = e.src.Scan(ctx, replay.ScanOptions{LogOnly: e.o.logOnly}, func(r *events.Record) error {
+			restoreImported(r) // a stream loaded by import: its original records
+			return w.Write(r)
+		})
 		if err == nil {
 			err = w.Flush()
 		}

@@ -39,6 +39,9 @@ Commands:
   tail      follow the live stream, one readable line per event
   export    write the history as newline-delimited JSON (an export file)
   migrate   start a new-generation group from the group's final state
+  import    load an export file into a new stream
+  report    write the ownership timeline as one HTML page
+  serve     show the ownership timeline of a live group in the browser
 
 Every command reads one history:
   a live stream     --server URL (or --context NAME) and --group GROUP
@@ -143,6 +146,9 @@ type options struct {
 	allowLive  bool
 	replicas   int
 	chunkBytes int
+	httpAddr   string        // serve
+	refresh    time.Duration // serve
+	expiry     time.Duration // state
 }
 
 // env is what a command runs with.
@@ -262,8 +268,15 @@ func (e *env) fail(err error) int {
 		fmt.Fprintf(e.stderr, "parti-replay %s: interrupted\n", e.name)
 		return exitUsage
 	}
-	fmt.Fprintf(e.stderr, "parti-replay %s: %s\n", e.name, strings.TrimPrefix(err.Error(), "replay: "))
+	fmt.Fprintf(e.stderr, "parti-replay %s: %s\n", e.name, failText(e.name, err))
 	return exitUsage
+}
+
+// failText is err's message without the prefixes the command's own name
+// already says ("replay: ", "replay: diff: ").
+func failText(cmd string, err error) string {
+	msg := strings.TrimPrefix(err.Error(), "replay: ")
+	return strings.TrimPrefix(msg, cmd+": ")
 }
 
 // openSource opens the history the flags name, and returns the connection
@@ -318,7 +331,7 @@ func openSource(ctx context.Context, e *env) (replay.Source, *replay.Conn, func(
 		conn.Close()
 		return nil, nil, nop, e.fail(err)
 	}
-	return wrapProgress(e, src), conn, func() { conn.Close() }, exitOK
+	return wrapProgress(e, maybeImported(ctx, src)), conn, func() { conn.Close() }, exitOK
 }
 
 // isTerminal reports whether w is a terminal (a character device).

@@ -40,7 +40,7 @@ func main() {
 
 const usage = `usage:
   fleet server [--host 127.0.0.1] [--port 4222] [--store ./.fleet]
-  fleet worker [--id ID] [--server nats://127.0.0.1:4222] [--group fleet] [--partitions 64] [--leave]`
+  fleet worker [--id ID] [--server nats://127.0.0.1:4222] [--group fleet] [--partitions 64] [--leave] [--http ADDR]`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -82,6 +82,7 @@ func worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	group := fs.String("group", "fleet", "group")
 	n := fs.Int("partitions", 64, "partitions")
 	leave := fs.Bool("leave", false, "on Ctrl-C leave (hand off now) instead of closing for a restart")
+	httpAddr := fs.String("http", "", "serve /metrics, /livez and /readyz on this address (host:port; empty: none)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -101,6 +102,16 @@ func worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		cfg.Partitions = append(cfg.Partitions, fmt.Sprintf("tenant-%03d", i))
 	}
 	cfg.Logger = log
+	obs, err := newObserver()
+	if err != nil {
+		return err
+	}
+	defer obs.close()
+	label := *id
+	if label == "" {
+		label = fmt.Sprintf("pid-%d", os.Getpid()) // the slot is known only once joined
+	}
+	cfg.Metrics = obs.prom.Member(*group, label)
 	cfg.Handler = parti.HandlerFuncs{
 		OnAssigned: func(a parti.Assignment) {
 			fmt.Fprintf(stdout, "%s  + %s (token %s)\n", time.Now().Format("15:04:05.000"), a.Partition, a.Token)
@@ -114,6 +125,10 @@ func worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	fmt.Fprintf(stdout, "joined group %q as %s (incarnation %d)\n", *group, m.ID(), m.Incarnation())
+	if err := obs.serve(*httpAddr, m, stdout, stderr); err != nil {
+		m.Stop()
+		return err
+	}
 	select {
 	case <-ctx.Done():
 	case <-m.Done():

@@ -12,7 +12,8 @@ import (
 )
 
 // Start starts a JetStream server on host:port (port -1 picks a free one)
-// storing under dir, and waits until it accepts connections.
+// storing under dir, and waits until it accepts connections. The server
+// logs its warnings and errors to standard error (see Logger).
 func Start(host string, port int, dir string) (*server.Server, error) {
 	opts := &server.Options{
 		Host:      host,
@@ -26,6 +27,7 @@ func Start(host string, port int, dir string) (*server.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded: %w", err)
 	}
+	s.SetLoggerV2(Logger(logTo), false, false, false)
 	go s.Start()
 	if !s.ReadyForConnections(15 * time.Second) {
 		s.Shutdown()
