@@ -226,6 +226,8 @@ func (m *Member) newRaw(id string) *rawmember.Member {
 		ExpectedMembers: m.cfg.ExpectedMembers, Grace: m.cfg.Grace,
 		Declare: m.cfg.Partitions != nil, Partitions: m.cfg.Partitions, Weights: m.cfg.Weights,
 		Strategy: m.cfg.Strategy,
+		Labels:   events.LabelsOf(m.cfg.Labels), Capacity: m.cfg.Capacity, // placement (placement.go)
+		Classes: m.cfg.classes(), ClassOf: m.cfg.classOf(),
 	})
 	r.Start()
 	return r

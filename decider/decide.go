@@ -120,6 +120,7 @@ func Decide(s *State, self string, selfInc uint64) (*events.AssignmentDecided, e
 			}
 		}
 	}
+	s.placementInput(&in, idx, len(idx) == n)
 	res, err := strat.Assign(in)
 	if err != nil {
 		return nil, fmt.Errorf("decider: strategy %s: %w", name, err)

@@ -52,6 +52,13 @@ type Config struct {
 	Partitions []string
 	Weights    []uint32
 	Strategy   string
+	// Classes and ClassOf are the constraint classes this member declares
+	// with Partitions (ClassOf nil or parallel to Partitions); Labels and
+	// Capacity travel in its claim (see events.MemberClaimed).
+	Classes  []events.Class
+	ClassOf  []uint32
+	Labels   []string
+	Capacity uint32
 	// MaxIDsPerPart and MaxRangesPerPart split large declarations and
 	// decisions into parts of one atomic batch (0: defaults).
 	MaxIDsPerPart    int
@@ -350,6 +357,7 @@ func (m *Member) Start() {
 	if err != nil {
 		panic("rawmember: " + err.Error())
 	}
+	c.Labels, c.Capacity = m.cfg.Labels, m.cfg.Capacity
 	m.appendLog("claim", c)
 }
 
@@ -984,7 +992,7 @@ func (m *Member) lead(s *decider.State, now time.Duration) {
 		m.leaderOut = m.emit(Action{Kind: ActAppend, Events: evs, Fenced: true, Fence: s.LastSeq})
 	}
 	if m.cfg.Declare {
-		ds, err := decider.Declare(s, m.id, m.inc, m.cfg.Partitions, m.cfg.Weights, m.cfg.Strategy, m.cfg.MaxIDsPerPart)
+		ds, err := decider.DeclarePlaced(s, m.id, m.inc, m.cfg.Partitions, m.cfg.Weights, m.cfg.Classes, m.cfg.ClassOf, m.cfg.Strategy, m.cfg.MaxIDsPerPart)
 		if err == nil && ds != nil {
 			evs := make([]events.Event, len(ds))
 			for i, d := range ds {
