@@ -416,9 +416,17 @@ func (m *Member) LetGo(p uint32) { m.ready[p] = true }
 func (m *Member) SetPartitions(ids []string, weights []uint32, strategy string) {
 	m.cfg.Declare = ids != nil
 	m.cfg.Partitions, m.cfg.Weights = slices.Clone(ids), slices.Clone(weights)
+	m.cfg.Classes, m.cfg.ClassOf = nil, nil // they were parallel to the old set
 	if strategy != "" {
 		m.cfg.Strategy = strategy
 	}
+}
+
+// SetPlacement sets the constraint classes declared with the partition set
+// (classOf nil or parallel to it; see Config.Classes). Call it after
+// SetPartitions, which clears them.
+func (m *Member) SetPlacement(classes []events.Class, classOf []uint32) {
+	m.cfg.Classes, m.cfg.ClassOf = slices.Clone(classes), slices.Clone(classOf)
 }
 
 // Leave starts a graceful leave: the partitions are handed off, then the
