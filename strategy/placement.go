@@ -428,9 +428,20 @@ func (pl *placer) byClass() [][]int32 {
 // entryLess reports whether heap entry a is less loaded than b: by total
 // load (over the classes placed before plus the class being placed) per
 // capacity unit, then by class load per capacity unit, then by index.
+//
+// The float keys only speed the comparison up: division rounds
+// monotonically, so keys that differ order the entries exactly as the
+// ratios do, and equal keys fall back to the exact comparison. The result
+// is the exact order on every platform.
 func entryLess(a, b *heapEntry) bool {
+	if a.ftot != b.ftot {
+		return a.ftot < b.ftot
+	}
 	if c := cmpRatio(a.tot+a.load, a.cap, b.tot+b.load, b.cap); c != 0 {
 		return c < 0
+	}
+	if a.fload != b.fload {
+		return a.fload < b.fload
 	}
 	if c := cmpRatio(a.load, a.cap, b.load, b.cap); c != 0 {
 		return c < 0
@@ -710,6 +721,7 @@ type memberHeap struct {
 // its lower bound.
 type heapEntry struct {
 	load, tot, cap uint64
+	ftot, fload    float64 // (tot+load)/cap and load/cap, rounded
 	m              int32
 	below          bool
 }
@@ -728,7 +740,11 @@ func (h *memberHeap) len() int { return len(h.e) }
 // entry returns m's current key.
 func (h *memberHeap) entry(m int32) heapEntry {
 	pl := h.pl
-	return heapEntry{load: pl.load[m], tot: pl.tot[m], cap: pl.in.capacity(int(m)), m: m, below: pl.load[m] < pl.lower[m]}
+	load, tot, c := pl.load[m], pl.tot[m], pl.in.capacity(int(m))
+	return heapEntry{
+		load: load, tot: tot, cap: c, m: m, below: load < pl.lower[m],
+		ftot: float64(tot+load) / float64(c), fload: float64(load) / float64(c),
+	}
 }
 
 // fixTop refreshes the key of the top entry, whose load has moved against
