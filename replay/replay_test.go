@@ -3,6 +3,7 @@ package replay
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -415,5 +416,63 @@ func TestAuditRedeclarations(t *testing.T) {
 			t.Logf("%d %s %s: %s", c.Seq, c.Event, c.Kind, c.Why)
 		}
 		t.Fatalf("p-03: %v, final %+v", kinds, ex.Final)
+	}
+}
+
+func zoneScenario(t testing.TB) []events.Record {
+	t.Helper()
+	rec := replaytest.NewRecorder(replaytest.Base, replaytest.Step)
+	b, err := replaytest.NewBuilder("zones", rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replaytest.ZoneScenario(b)
+	if b.Err() != nil {
+		t.Fatal(b.Err())
+	}
+	return rec.Records
+}
+
+// TestWhatIfFailZone: losing zone a moves only what zone a held and spreads
+// it; losing zone c (the only zone the constrained partitions may use)
+// leaves them unplaceable, and says which label they require.
+func TestWhatIfFailZone(t *testing.T) {
+	rep, err := WhatIf(t.Context(), memSource(t, zoneScenario(t)), WhatIfOptions{FailZone: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	z := rep.ZoneLoss
+	if z == nil || len(z.Members) != 2 || z.Held == 0 {
+		t.Fatalf("zone loss %+v", z)
+	}
+	if z.Moved != z.Held || z.MovedOverMin != 1 {
+		t.Errorf("losing zone a moved %d, the zone held %d", z.Moved, z.Held)
+	}
+	if z.BalanceAfter == 0 || z.BalanceAfter > 1.25 || len(z.Unplaceable) != 0 {
+		t.Errorf("after losing zone a: balance %.3f, unplaceable %v", z.BalanceAfter, z.Unplaceable)
+	}
+
+	rep, err = WhatIf(t.Context(), memSource(t, zoneScenario(t)), WhatIfOptions{FailZone: "zone=c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	z = rep.ZoneLoss
+	if len(z.Unplaceable) != 5 || z.Unplaceable[0].Partition != "p-10" || !slices.Equal(z.Unplaceable[0].Require, []string{"zone=c"}) {
+		t.Fatalf("after losing zone c: unplaceable %+v, want p-10 to p-14 requiring zone=c", z.Unplaceable)
+	}
+	var b strings.Builder
+	if err := rep.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "p-10 requires zone=c") {
+		t.Errorf("text report does not name the constraint:\n%s", b.String())
+	}
+
+	rep, err = WhatIf(t.Context(), memSource(t, zoneScenario(t)), WhatIfOptions{FailZone: "d"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.ZoneLoss.Held != 0 || len(rep.Notes) == 0 {
+		t.Errorf("an unknown zone: %+v, notes %v", rep.ZoneLoss, rep.Notes)
 	}
 }
