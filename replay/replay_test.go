@@ -2,6 +2,7 @@ package replay
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -474,5 +475,71 @@ func TestWhatIfFailZone(t *testing.T) {
 	}
 	if rep.ZoneLoss.Held != 0 || len(rep.Notes) == 0 {
 		t.Errorf("an unknown zone: %+v, notes %v", rep.ZoneLoss, rep.Notes)
+	}
+}
+
+// TestExplainPlacement: the zoned history, then zone c lost (both its
+// members crash) and zone a lost and back. explain says "moved: zone c
+// lost" for a partition zone c held, names the zone=c constraint of one no
+// member may own now, and says "moved back: affinity to zone a" for a
+// partition preferring zone a when zone a returns.
+func TestExplainPlacement(t *testing.T) {
+	rec := replaytest.NewRecorder(replaytest.Base, replaytest.Step)
+	b, err := replaytest.NewBuilder("zones", rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replaytest.ZoneScenario(b)
+	owner := func(p string) string {
+		i, _ := b.State.PartitionIndex(p)
+		return b.State.Owners[i].Owner
+	}
+	var unconstrainedOnC string
+	for i := 15; i < 60 && unconstrainedOnC == ""; i++ {
+		if p := fmt.Sprintf("p-%02d", i); owner(p) == "zone-c-2" {
+			unconstrainedOnC = p
+		}
+	}
+	b.Crash("zone-c-2", 6100)
+	b.Decide()
+	b.Crash("zone-a-1", 6100)
+	b.Crash("zone-a-2", 6100)
+	b.Decide()
+	b.ClaimPlaced("zone-a-1", 2, "zone=a")
+	b.ClaimPlaced("zone-a-2", 1, "zone=a")
+	b.CloseWindow(100)
+	b.Decide()
+	if b.Err() != nil {
+		t.Fatal(b.Err())
+	}
+	src := memSource(t, rec.Records)
+	why := func(p string) string {
+		ex, err := Explain(t.Context(), src, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var all []string
+		for _, c := range ex.Changes {
+			all = append(all, c.Why)
+		}
+		return strings.Join(all, "\n")
+	}
+	if unconstrainedOnC == "" {
+		t.Fatal("zone-c-2 owned no unconstrained partition")
+	}
+	if w := why(unconstrainedOnC); !strings.Contains(w, "moved: zone c lost") {
+		t.Errorf("%s (zone c held it):\n%s", unconstrainedOnC, w)
+	}
+	if w := why("p-10"); !strings.Contains(w, "no eligible member has zone=c") {
+		t.Errorf("p-10 (requires zone=c):\n%s", w)
+	}
+	back := 0
+	for i := range 10 { // p-00..p-09 prefer zone a
+		if strings.Contains(why(fmt.Sprintf("p-%02d", i)), "moved back: affinity to zone a") {
+			back++
+		}
+	}
+	if back == 0 {
+		t.Errorf("no partition preferring zone a says it moved back by affinity")
 	}
 }
