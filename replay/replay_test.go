@@ -543,3 +543,39 @@ func TestExplainPlacement(t *testing.T) {
 		t.Errorf("no partition preferring zone a says it moved back by affinity")
 	}
 }
+
+// TestAuditUnplaceable: when zone c is lost, its required partitions stay
+// unowned past the bound: the audit lists them as unplaceable, naming the
+// constraint, and stays clean.
+func TestAuditUnplaceable(t *testing.T) {
+	rec := replaytest.NewRecorder(replaytest.Base, replaytest.Step)
+	b, err := replaytest.NewBuilder("zones", rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replaytest.ZoneScenario(b)
+	b.Crash("zone-c-2", 6100)
+	b.Decide()
+	rec.Advance(2 * time.Minute)
+	b.Heartbeats()
+	if b.Err() != nil {
+		t.Fatal(b.Err())
+	}
+	rep, err := Audit(t.Context(), memSource(t, rec.Records), AuditOptions{MaxUnowned: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Clean || len(rep.Unplaceable) != 5 {
+		t.Fatalf("clean %v, violations %+v, unplaceable %+v", rep.Clean, rep.Violations, rep.Unplaceable)
+	}
+	if u := rep.Unplaceable[0]; u.Partition != "p-10" || !slices.Equal(u.Require, []string{"zone=c"}) || !u.Open {
+		t.Errorf("first unplaceable span %+v", u)
+	}
+	var text strings.Builder
+	if err := rep.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text.String(), "no eligible member had zone=c") {
+		t.Errorf("audit text does not name the constraint:\n%s", text.String())
+	}
+}

@@ -294,6 +294,7 @@ func (a *AuditReport) WriteText(w io.Writer) error {
 	} else {
 		t.f("unowned: never; bound %s\n", bound)
 	}
+	writeUnplaceable(t, a.Unplaceable) // audit_placement.go
 	every := "after every log record"
 	if a.Checks.Every > 1 {
 		every = fmt.Sprintf("incrementally after every log record, in full every %d", a.Checks.Every)
