@@ -160,6 +160,7 @@ var goldenCases = []struct {
 	{"whatif-fail-zone", []string{"whatif", "--file", zonesFile, "--fail-zone", "c"}, 0},
 	{"whatif-fail-zone-sticky", []string{"whatif", "--file", zonesFile, "--strategy", "sticky", "--fail-zone", "zone=a"}, 0},
 	{"state-zones", []string{"state", "--file", zonesFile}, 0},
+	{"tail-zones", []string{"tail", "--file", zonesFile, "--type", "member-claimed,partitions-declared"}, 0},
 	{"tail", []string{"tail", "--file", historyFile}, 0},
 	{"tail-json", []string{"tail", "--file", historyFile, "--json", "--type", "assignment-decided,expiry-verdict"}, 0},
 	{"tail-garbage", []string{"tail", "--file", historyFile, "--type", "garbage"}, 0},
