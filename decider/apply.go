@@ -175,10 +175,12 @@ func (s *State) applyClaim(seq uint64, e *events.MemberClaimed) Outcome {
 			return ignored("nonce already waiting")
 		}
 	}
-	if events.ValidLabels(e.Labels) != nil || e.Capacity > events.MaxCapacity {
-		return ignored("claim with invalid labels or capacity")
-	}
 	c := PendingClaim{ID: e.ID, Nonce: e.Nonce, Seq: seq, MaxProtocol: e.MaxProtocol, Labels: e.Labels, Capacity: e.Capacity}
+	if events.ValidLabels(e.Labels) != nil || e.Capacity > events.MaxCapacity {
+		// Malformed placement fields are dropped, not the claim: a build
+		// that predates them grants it too, so the folds agree.
+		c.Labels, c.Capacity = nil, 0
+	}
 	if c.ID == "" {
 		c.ID = s.freeSlot()
 	}
@@ -431,9 +433,7 @@ func (s *State) declare(seq uint64, e *events.PartitionsDeclared) Outcome {
 	if len(e.Weights) != 0 && len(e.Weights) != len(e.IDs) {
 		return ignored("declaration weights do not match IDs")
 	}
-	if events.ValidPlacement(e.Classes, e.ClassOf, len(e.IDs)) != nil {
-		return ignored("declaration has invalid constraint classes")
-	}
+
 	seen := make(map[string]uint32, len(e.IDs))
 	for i, id := range e.IDs {
 		if events.ValidPartitionID(id) != nil {
@@ -498,7 +498,9 @@ func (s *State) declare(seq uint64, e *events.PartitionsDeclared) Outcome {
 		s.Strategy = e.Strategy
 	}
 	s.Classes, s.ClassOf = nil, nil
-	if len(e.ClassOf) != 0 {
+	// Malformed classes are dropped (every partition unconstrained), not
+	// the declaration: a build that predates them applies it too.
+	if len(e.ClassOf) != 0 && events.ValidPlacement(e.Classes, e.ClassOf, len(e.IDs)) == nil {
 		s.Classes = slices.Clone(e.Classes)
 		s.ClassOf = slices.Clone(e.ClassOf)
 	}

@@ -112,25 +112,30 @@ func TestPlacementThroughTheFold(t *testing.T) {
 	}
 }
 
-// TestPlacementBadInputIsIgnored: a claim with malformed labels or an
-// oversized capacity, and a declaration whose classes are malformed, are
-// ignored by the fold; the commands refuse them with an error.
-func TestPlacementBadInputIsIgnored(t *testing.T) {
+// TestPlacementBadInputIsDropped: a claim with malformed labels or an
+// oversized capacity is granted without them, and a declaration whose
+// classes are malformed applies with every partition unconstrained: a build
+// that predates the fields folds both the same way. The commands refuse
+// them with an error.
+func TestPlacementBadInputIsDropped(t *testing.T) {
 	f := newFolder(t)
 	f.join("a")
-	for _, c := range []*events.MemberClaimed{
-		{ID: "b", Nonce: "nb", Labels: []string{"zone"}},
-		{ID: "b", Nonce: "nb2", Labels: []string{"zone=b", "region=eu"}}, // unsorted
-		{ID: "b", Nonce: "nb3", Capacity: events.MaxCapacity + 1},
+	for i, c := range []*events.MemberClaimed{
+		{Nonce: "nb", Labels: []string{"zone"}},
+		{Nonce: "nb2", Labels: []string{"zone=b", "region=eu"}}, // unsorted
+		{Nonce: "nb3", Capacity: events.MaxCapacity + 1},
 	} {
-		if out := f.apply(c); out.Kind != Ignored {
-			t.Errorf("claim %+v: %v, want ignored", c, out.Kind)
+		c.ID = fmt.Sprintf("b%d", i)
+		f.mustApply(c)
+		if m := f.s.GrantedTo(c.Nonce); m == nil || m.Labels != nil || m.Capacity != 0 {
+			t.Errorf("claim %+v: granted %+v, want granted without labels or capacity", c, m)
 		}
 	}
 	bad := &events.PartitionsDeclared{Version: 1, IDs: []string{"p1", "p2"}, By: "a",
 		Classes: []events.Class{{Require: []string{"region=eu"}}}, ClassOf: []uint32{0, 1}}
-	if out := f.apply(bad); out.Kind != Ignored {
-		t.Errorf("declaration with class index out of range: %v, want ignored", out.Kind)
+	f.mustApply(bad)
+	if f.s.DeclVersion != 1 || f.s.ClassOf != nil || f.s.Classes != nil {
+		t.Errorf("declaration with a class index out of range: version %d, classes %v %v", f.s.DeclVersion, f.s.Classes, f.s.ClassOf)
 	}
 	_, err := DeclarePlaced(f.s, "a", 1, []string{"p1"}, nil, []events.Class{{Prefer: []string{"x"}}}, []uint32{0}, "", 0)
 	wantErr(t, err, ErrInvalidPartition)
