@@ -91,7 +91,12 @@
 // strategy (unit weights and weights 1–100). A full rebalance after one
 // member joins takes about 1 ms for Sticky at 150 members × 10,000
 // partitions and about 7 ms at 500 × 100,000 on a 2-core machine; the
-// weighted strategy about 0.3 ms and 3.5 ms.
+// weighted strategy about 0.3 ms and 3.5 ms. Placement (members in 3
+// zones with capacities, a fifth of the partitions preferring a zone, a
+// fifth restricted to two zones) assigns 500 × 100,000 from nothing in
+// about 21–28 ms and rebalances after a zone loss in about 10 ms, moving
+// exactly what the zone held (moved / held 1.000, max/mean load per
+// capacity unit 1.009 afterwards).
 //
 // # A worked example
 //
