@@ -93,3 +93,21 @@ func (c Config) validatePlacement() error {
 	}
 	return nil
 }
+
+// SetPlacedPartitions is SetPartitions with constraints (nil or parallel to
+// ids; see Config.Constraints): the partition set, and each partition's
+// constraint, this member declares when it leads under the "placement"
+// strategy. SetPartitions declares a set without constraints.
+func (m *Member) SetPlacedPartitions(ids []string, weights []uint32, constraints []Constraint) error {
+	c := m.cfg
+	c.Partitions, c.Weights, c.Constraints = ids, weights, constraints
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	classes, classOf := c.placementClasses()
+	m.post(func() {
+		m.raw.SetPartitions(ids, weights, "")
+		m.raw.SetPlacement(classes, classOf)
+	})
+	return nil
+}

@@ -159,5 +159,27 @@ func TestPlacementZoneLoss(t *testing.T) {
 	if back == 0 || b > 1.25 {
 		t.Errorf("zone c back: %d partitions moved to it, max/mean per capacity %.3f", back, b)
 	}
+
+	// New constraints at run time: every partition must now stay in the
+	// EU, so zone c (region=us) gives up everything it owns.
+	eu := make([]parti.Constraint, len(f.parts))
+	for i := range eu {
+		eu[i] = parti.Constraint{Require: map[string]string{"region": "eu"}}
+	}
+	version := st.DeclVersion
+	for _, m := range f.all() {
+		if err := m.SetPlacedPartitions(f.parts, nil, eu); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 60*time.Second, "the EU-only declaration to settle", func() bool {
+		return f.all()[0].State().DeclVersion > version && f.settled()
+	})
+	checkPlacement(t, f.all()[0].State())
+	for p, o := range f.owners() {
+		if o[0] == 'c' {
+			t.Fatalf("%s still owned by %s in zone c after the EU-only declaration", p, o)
+		}
+	}
 	f.checkNoOverlap()
 }
