@@ -356,6 +356,7 @@ func (m *Member) step() {
 		}
 		phase = s.Phase().String()
 		members = len(s.LiveMembers())
+		m.reportUnplaceable(s) // placement.go
 		if id, inc, ok := m.raw.Identity(); ok && m.closeWanted {
 			me := s.Incarnation(id, inc)
 			closing = me == nil || me.Closing

@@ -3,6 +3,7 @@ package parti
 import (
 	"strings"
 
+	"github.com/parti-io/parti/decider"
 	"github.com/parti-io/parti/events"
 )
 
@@ -110,4 +111,22 @@ func (m *Member) SetPlacedPartitions(ids []string, weights []uint32, constraints
 		m.raw.SetPlacement(classes, classOf)
 	})
 	return nil
+}
+
+// PlacementMetrics is implemented by a Metrics that also wants the
+// placement figures; the member reports them when its Metrics implements
+// it.
+type PlacementMetrics interface {
+	// Unplaceable reports how many declared partitions no eligible member
+	// may own (their constraint requires labels none carries).
+	Unplaceable(n int)
+}
+
+// reportUnplaceable reports s's unplaceable partitions to the member's
+// Metrics, if it implements PlacementMetrics. It runs inside the fold's
+// View.
+func (m *Member) reportUnplaceable(s *decider.State) {
+	if pm, ok := m.cfg.Metrics.(PlacementMetrics); ok {
+		pm.Unplaceable(len(s.Unplaceable()))
+	}
 }

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
+	"github.com/parti-io/parti/decider"
 	"github.com/parti-io/parti/events"
 )
 
@@ -59,5 +61,41 @@ func TestConfigPlacementClasses(t *testing.T) {
 	}
 	if cl, co := (Config{}).placementClasses(); cl != nil || co != nil {
 		t.Errorf("no constraints: %v %v, want nil", cl, co)
+	}
+}
+
+type unplaceableMetrics struct {
+	NopMetrics
+	n int
+}
+
+func (u *unplaceableMetrics) Unplaceable(n int) { u.n = n }
+
+// TestUnplaceableMetric: a Metrics implementing PlacementMetrics hears how
+// many partitions no eligible member may own.
+func TestUnplaceableMetric(t *testing.T) {
+	s := decider.New()
+	seq := uint64(0)
+	apply := func(ev events.Event) {
+		t.Helper()
+		seq++
+		r := events.NewRecord(seq, time.Time{}, "parti.g.log", nil, events.MustEncode(events.MaxVersion, ev))
+		if out := decider.Apply(s, r); out.Kind != decider.Applied {
+			t.Fatalf("%T: %v %s", ev, out.Kind, out.Reason)
+		}
+	}
+	apply(&events.MemberClaimed{ID: "a", Nonce: "n", MaxProtocol: 1, Labels: []string{"region=eu"}})
+	ds, err := decider.DeclarePlaced(s, "a", 1, []string{"p1", "p2", "p3"}, nil,
+		[]events.Class{{}, {Require: []string{"region=ap"}}}, []uint32{0, 1, 1}, "placement", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ds {
+		apply(d)
+	}
+	um := &unplaceableMetrics{n: -1}
+	(&Member{cfg: Config{Metrics: um}}).reportUnplaceable(s)
+	if um.n != 2 {
+		t.Fatalf("Unplaceable reported %d, want 2", um.n)
 	}
 }
