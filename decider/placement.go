@@ -11,6 +11,14 @@ import (
 // capacities, the declared classes) for the partitions idx of s (all of
 // them when whole). The strategies other than "placement" ignore them.
 func (s *State) placementInput(in *strategy.Input, idx []uint32, whole bool) {
+	for k, id := range in.Members {
+		if !s.Members[id].Eligible() {
+			if in.Frozen == nil {
+				in.Frozen = make([]bool, len(in.Members))
+			}
+			in.Frozen[k] = true
+		}
+	}
 	labelled := false
 	for _, id := range in.Members {
 		if m := s.Members[id]; len(m.Labels) != 0 || m.Capacity > 1 {
@@ -39,6 +47,22 @@ func (s *State) placementInput(in *strategy.Input, idx []uint32, whole bool) {
 	for k, i := range idx {
 		in.ClassOf[k] = s.ClassOf[i]
 	}
+}
+
+// withFrozen returns eligible plus the members whose partitions Decide
+// holds (closing for a restart; cordoned, live and not draining), sorted.
+// The placement strategy gets them as frozen members: they keep what they
+// own and receive nothing, and their load still counts in every class's
+// shares, so a close and the restart that follows move nothing else.
+func (s *State) withFrozen(eligible []string) []string {
+	out := slices.Clone(eligible)
+	for _, id := range s.Order {
+		if m := s.Members[id]; m.Closing || (m.Cordoned && !m.Draining && m.Live()) {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 func classesOf(cs []events.Class) []strategy.Class {

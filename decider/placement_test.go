@@ -172,3 +172,34 @@ func TestPlacementDeclarationFitsBatchLimits(t *testing.T) {
 		t.Fatalf("declaration not folded whole: %d class indices", len(f.s.ClassOf))
 	}
 }
+
+// TestPlacementRestartInsideGraceMovesNothing: under "placement", a member
+// closing for a restart keeps its partitions and still counts in the
+// shares (a frozen member), so neither the close nor the restart that
+// follows moves anything, for any member closing.
+func TestPlacementRestartInsideGraceMovesNothing(t *testing.T) {
+	ids := []string{"a1", "a2", "b1", "b2", "c1", "c2"}
+	for _, closer := range ids {
+		f := newFolder(t)
+		for k, id := range ids {
+			f.joinLabelled(id, uint32(1+k%3), "zone="+id[:1])
+		}
+		classes := []events.Class{{}, {Prefer: []string{"zone=a"}}, {Require: []string{"zone=c"}}, {Prefer: []string{"zone=b"}}}
+		f.declarePlaced(97, classes, func(i int) uint32 { return uint32(i % 4) }, 0)
+		f.closeWindow()
+		f.settle()
+		m := f.s.Members[closer]
+		c, err := CloseForRestart(f.s, m.ID, m.Incarnation)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.mustApply(c)
+		if n := f.decide(); n != 0 {
+			t.Errorf("%s closing: a decision moved %d partitions", closer, n)
+		}
+		f.joinLabelled(closer, m.Capacity, m.Labels...)
+		if n := f.decide(); n != 0 {
+			t.Errorf("%s restarted inside its grace: a decision moved %d partitions", closer, n)
+		}
+	}
+}

@@ -107,6 +107,9 @@ func (in Input) validatePlacement() error {
 			}
 		}
 	}
+	if in.Frozen != nil && len(in.Frozen) != len(in.Members) {
+		return fmt.Errorf("%w: len(Frozen) = %d, want len(Members) = %d (or nil)", ErrInvalidInput, len(in.Frozen), len(in.Members))
+	}
 	if in.ClassOf != nil {
 		if len(in.ClassOf) != len(in.Partitions) {
 			return fmt.Errorf("%w: len(ClassOf) = %d, want len(Partitions) = %d (or nil)", ErrInvalidInput, len(in.ClassOf), len(in.Partitions))
@@ -119,6 +122,9 @@ func (in Input) validatePlacement() error {
 	}
 	return nil
 }
+
+// frozen reports whether member m is frozen (see Input.Frozen).
+func (in Input) frozen(m int32) bool { return in.Frozen != nil && in.Frozen[m] }
 
 // capacity returns member m's capacity (1 when Capacities is nil).
 func (in Input) capacity(m int) uint64 {
@@ -502,12 +508,18 @@ func (pl *placer) assignClass(c int, parts []int32) {
 		}
 		return
 	}
-	var prefSet []int32
+	var prefSet, open []int32 // open: the members that may receive (not frozen)
+	affinity := false
 	for _, m := range e {
 		pl.elig[m] = true
 		if in.Preferred(c, int(m)) {
-			pl.pref[m] = true
-			prefSet = append(prefSet, m)
+			pl.pref[m], affinity = true, true
+			if !in.frozen(m) {
+				prefSet = append(prefSet, m)
+			}
+		}
+		if !in.frozen(m) {
+			open = append(open, m)
 		}
 	}
 	defer func() {
@@ -516,7 +528,6 @@ func (pl *placer) assignClass(c int, parts []int32) {
 			pl.elig[m], pl.pref[m], pl.load[m] = false, false, 0
 		}
 	}()
-	affinity := len(prefSet) > 0
 	var total, wmax uint64
 	for _, i := range parts {
 		w := pl.w(i)
@@ -530,10 +541,10 @@ func (pl *placer) assignClass(c int, parts []int32) {
 	var orphans, offPref []int32
 	for _, i := range parts {
 		o, w := pl.owner[i], pl.w(i)
-		if o >= 0 && pl.elig[o] && pl.load[o]+w <= pl.upper[o] {
+		if o >= 0 && pl.elig[o] && (in.frozen(o) || pl.load[o]+w <= pl.upper[o]) {
 			pl.out[i] = o
 			pl.load[o] += w
-			if affinity && !pl.pref[o] {
+			if affinity && !pl.pref[o] && !in.frozen(o) {
 				offPref = append(offPref, i)
 			}
 			continue
@@ -550,9 +561,12 @@ func (pl *placer) assignClass(c int, parts []int32) {
 			prefHeap.push(m)
 		}
 	}
+	if len(orphans) > 0 && len(open) == 0 {
+		return // every eligible member is frozen: the orphans stay unowned
+	}
 	if len(orphans) > 0 {
 		all := &memberHeap{pl: pl}
-		for _, m := range e {
+		for _, m := range open {
 			all.push(m)
 		}
 		for _, i := range orphans {
@@ -563,9 +577,11 @@ func (pl *placer) assignClass(c int, parts []int32) {
 			}
 			if m < 0 {
 				// The member with the least class load per capacity unit
-				// always has room (see classBounds), so takeRoom finds one.
+				// always has room (see classBounds), so takeRoom finds one
+				// unless frozen members hold less than their share.
 				if m = pl.takeRoom(all, w); m < 0 {
-					panic(errInternal)
+					m = pl.leastLoaded(open)
+					pl.load[m] += w
 				}
 			} // else m's entry in all is stale now; pop refreshes it
 			pl.out[i] = m
@@ -585,6 +601,18 @@ func (pl *placer) assignClass(c int, parts []int32) {
 
 	// 4. Raise.
 	pl.raise(e, parts)
+}
+
+// leastLoaded returns the member of ms with the least class load per
+// capacity unit (ties: lower index), room or not.
+func (pl *placer) leastLoaded(ms []int32) int32 {
+	best := ms[0]
+	for _, m := range ms[1:] {
+		if cmpRatio(pl.load[m], pl.in.capacity(int(m)), pl.load[best], pl.in.capacity(int(best))) < 0 {
+			best = m
+		}
+	}
+	return best
 }
 
 // takeRoom returns the member of h with the lowest load per capacity unit
@@ -622,7 +650,7 @@ func (pl *placer) takeRoom(h *memberHeap, w uint64) int32 {
 func (pl *placer) raise(e []int32, parts []int32) {
 	var receivers []int32
 	for _, m := range e {
-		if pl.load[m] < pl.lower[m] {
+		if pl.load[m] < pl.lower[m] && !pl.in.frozen(m) {
 			receivers = append(receivers, m)
 		}
 	}
@@ -654,7 +682,7 @@ func (pl *placer) raise(e []int32, parts []int32) {
 
 	donors := &memberHeap{pl: pl, max: true}
 	for _, m := range e {
-		if pl.load[m] > pl.lower[m] {
+		if pl.load[m] > pl.lower[m] && !pl.in.frozen(m) {
 			donors.push(m)
 		}
 	}

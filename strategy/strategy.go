@@ -73,6 +73,11 @@ type Input struct {
 	// ClassOf is nil (no partition is constrained) or has len(Partitions)
 	// entries: partition i belongs to Classes[ClassOf[i]].
 	ClassOf []uint32
+	// Frozen is nil or has len(Members) entries: a frozen member (closing
+	// for a restart, cordoned) keeps every previous partition its labels
+	// allow and receives none; its load still counts in the shares, so
+	// that freezing and thawing it moves nothing else.
+	Frozen []bool
 }
 
 // Validate reports whether in is well formed: Members non-empty strings,
