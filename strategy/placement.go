@@ -247,6 +247,12 @@ func (in Input) Preferred(c, m int) bool {
 //     assignment within these bounds must move; the property tests hold
 //     moved weight to it.
 //
+// Frozen members (Input.Frozen: closing for a restart, cordoned) keep
+// every previous partition their labels allow, even above upper, and
+// receive none; they count in the eligible set and the shares, so freezing
+// and thawing a member moves nothing else. Upper then holds for the other
+// members unless the frozen ones hold less than their share.
+//
 // Losing a zone moves only the partitions its members owned (the others'
 // shares grow, so nobody sheds), spread by step 2 over the remaining
 // eligible members in proportion to capacity. When the zone comes back,
