@@ -173,7 +173,7 @@ func affinityReturns(in Input, out []int32) uint64 {
 			continue
 		}
 		c := in.classOf(i)
-		if !in.Preferred(c, int(out[i])) || in.Preferred(c, int(o)) || !slices.Contains(in.Eligible(c), o) {
+		if !in.Preferred(c, int(out[i])) || in.Preferred(c, int(o)) || !hasAll(labelsOf(in, o), in.class(c).Require) {
 			continue
 		}
 		w += weightOf(in.Weights, i)
@@ -205,9 +205,13 @@ func TestPlacementProperties(t *testing.T) {
 			t.Fatalf("seed %d: two runs differ", seed)
 		}
 		unplaceable := Unplaceable(in)
+		eligOf := map[int][]int32{} // by class
+		for _, cl := range classesOf(in) {
+			eligOf[cl] = in.Eligible(cl)
+		}
 		for i, o := range out {
 			cl := in.classOf(i)
-			elig := in.Eligible(cl)
+			elig := eligOf[cl]
 			switch {
 			case len(elig) == 0 || len(in.Members) == 0:
 				if o != -1 {
@@ -227,7 +231,7 @@ func TestPlacementProperties(t *testing.T) {
 		for _, cl := range classesOf(in) {
 			upper, lower, pref, affinity := refPlacementBounds(in, cl, eps)
 			load := classLoads(in, out, cl)
-			for _, m := range in.Eligible(cl) {
+			for _, m := range eligOf[cl] {
 				if load[m] > upper[m] {
 					t.Fatalf("seed %d: class %d member %d load %d > upper %d", seed, cl, m, load[m], upper[m])
 				}
