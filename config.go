@@ -44,8 +44,19 @@ type Config struct {
 	// Weights are optional partition weights, parallel to Partitions.
 	Weights []uint32
 	// Strategy names the assignment strategy: "sticky" (default),
-	// "consistent-hash", "round-robin", "weighted-consistent-hash".
+	// "consistent-hash", "round-robin", "weighted-consistent-hash",
+	// "placement" (labels, capacity and constraints; see Labels).
 	Strategy string
+	// Labels place the member for the "placement" strategy: key → value,
+	// for example {"zone": "a", "region": "eu"} (at most 16; keys of
+	// [A-Za-z0-9_.-/], values of [A-Za-z0-9_.-], 63 bytes each).
+	Labels map[string]string
+	// Capacity is the member's share of load relative to the others under
+	// "placement" (0 means 1; at most 65,536).
+	Capacity uint32
+	// Constraints is nil or parallel to Partitions: each partition's hard
+	// constraint and soft affinity under "placement" (see Constraint).
+	Constraints []Constraint
 	// Timings are the liveness timings (default: Production()).
 	Timings Timings
 	// Window batches planned joins before one rebalance (default 1 s; the
@@ -165,6 +176,9 @@ func (c Config) Validate() error {
 		if len(c.Weights) != 0 && c.Weights[i] == 0 {
 			return fieldErr("Weights", "[%d] must be ≥ 1", i)
 		}
+	}
+	if err := c.validatePlacement(); err != nil {
+		return err
 	}
 	if _, err := strategy.ByName(c.Strategy); err != nil {
 		return fieldErr("Strategy", "%q is unknown: %v", c.Strategy, err)

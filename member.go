@@ -227,6 +227,8 @@ func (m *Member) newRaw(id string) *rawmember.Member {
 		ExpectedMembers: m.cfg.ExpectedMembers, Grace: m.cfg.Grace,
 		Declare: m.cfg.Partitions != nil, Partitions: m.cfg.Partitions, Weights: m.cfg.Weights,
 		Strategy: m.cfg.Strategy,
+		Labels:   events.LabelsOf(m.cfg.Labels), Capacity: m.cfg.Capacity, // placement (placement.go)
+		Classes: m.cfg.classes(), ClassOf: m.cfg.classOf(),
 	})
 	r.Start()
 	return r
@@ -355,6 +357,7 @@ func (m *Member) step() {
 		}
 		phase = s.Phase().String()
 		members = len(s.LiveMembers())
+		m.reportUnplaceable(s) // placement.go
 		if id, inc, ok := m.raw.Identity(); ok && m.closeWanted {
 			me := s.Incarnation(id, inc)
 			closing = me == nil || me.Closing

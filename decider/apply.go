@@ -175,7 +175,12 @@ func (s *State) applyClaim(seq uint64, e *events.MemberClaimed) Outcome {
 			return ignored("nonce already waiting")
 		}
 	}
-	c := PendingClaim{ID: e.ID, Nonce: e.Nonce, Seq: seq, MaxProtocol: e.MaxProtocol}
+	c := PendingClaim{ID: e.ID, Nonce: e.Nonce, Seq: seq, MaxProtocol: e.MaxProtocol, Labels: e.Labels, Capacity: e.Capacity}
+	if events.ValidLabels(e.Labels) != nil || e.Capacity > events.MaxCapacity {
+		// Malformed placement fields are dropped, not the claim: a build
+		// that predates them grants it too, so the folds agree.
+		c.Labels, c.Capacity = nil, 0
+	}
 	if c.ID == "" {
 		c.ID = s.freeSlot()
 	}
@@ -219,7 +224,7 @@ func (s *State) grant(seq uint64, c PendingClaim) {
 	inc := s.LastInc[c.ID] + 1
 	s.LastInc[c.ID] = inc
 	planned := true
-	nm := &Member{ID: c.ID, Incarnation: inc, Nonce: c.Nonce, JoinSeq: seq, MaxProtocol: c.MaxProtocol}
+	nm := &Member{ID: c.ID, Incarnation: inc, Nonce: c.Nonce, JoinSeq: seq, MaxProtocol: c.MaxProtocol, Labels: c.Labels, Capacity: c.Capacity}
 	if old := s.Members[c.ID]; old != nil {
 		// Only a closing incarnation can be superseded (callers check): the
 		// new one takes its partitions, moves and lists over.
@@ -369,6 +374,7 @@ func (s *State) applyDeclared(seq uint64, e *events.PartitionsDeclared) Outcome 
 	d := *e
 	d.IDs = slices.Clone(e.IDs)
 	d.Weights = slices.Clone(e.Weights)
+	d.ClassOf = slices.Clone(e.ClassOf)
 	s.partial = &partial{firstSeq: seq, decl: &d, next: 1, parts: parts}
 	return Outcome{Kind: Partial}
 }
@@ -383,6 +389,7 @@ func (s *State) continuePartial(r events.Record) (Outcome, bool) {
 		if p.decl != nil && e.Part == p.next && e.Version == p.decl.Version && max(e.Parts, 1) == p.parts {
 			p.decl.IDs = append(p.decl.IDs, e.IDs...)
 			p.decl.Weights = append(p.decl.Weights, e.Weights...)
+			p.decl.ClassOf = append(p.decl.ClassOf, e.ClassOf...)
 			p.next++
 			if p.next < p.parts {
 				return Outcome{Kind: Partial}, true
@@ -426,6 +433,7 @@ func (s *State) declare(seq uint64, e *events.PartitionsDeclared) Outcome {
 	if len(e.Weights) != 0 && len(e.Weights) != len(e.IDs) {
 		return ignored("declaration weights do not match IDs")
 	}
+
 	seen := make(map[string]uint32, len(e.IDs))
 	for i, id := range e.IDs {
 		if events.ValidPartitionID(id) != nil {
@@ -488,6 +496,13 @@ func (s *State) declare(seq uint64, e *events.PartitionsDeclared) Outcome {
 	}
 	if e.Strategy != "" {
 		s.Strategy = e.Strategy
+	}
+	s.Classes, s.ClassOf = nil, nil
+	// Malformed classes are dropped (every partition unconstrained), not
+	// the declaration: a build that predates them applies it too.
+	if len(e.ClassOf) != 0 && events.ValidPlacement(e.Classes, e.ClassOf, len(e.IDs)) == nil {
+		s.Classes = slices.Clone(e.Classes)
+		s.ClassOf = slices.Clone(e.ClassOf)
 	}
 	s.Owners = owners
 	s.index = seen

@@ -85,8 +85,23 @@ const DefaultMaxIDsPerPart = 20000
 // atomic batch. The version is the next one. It returns nil when the set,
 // weights and strategy are unchanged.
 func Declare(s *State, self string, selfInc uint64, ids []string, weights []uint32, strategyName string, maxPerPart int) ([]*events.PartitionsDeclared, error) {
+	return DeclarePlaced(s, self, selfInc, ids, weights, nil, nil, strategyName, maxPerPart)
+}
+
+// DeclarePlaced is Declare with constraint classes: classOf is nil (no
+// partition constrained) or parallel to ids, each entry an index into
+// classes (see events.Class). Classes repeat in every part; classOf is
+// split with the IDs. Invalid classes return an error wrapping
+// ErrInvalidPartition.
+func DeclarePlaced(s *State, self string, selfInc uint64, ids []string, weights []uint32, classes []events.Class, classOf []uint32, strategyName string, maxPerPart int) ([]*events.PartitionsDeclared, error) {
 	if err := s.needLeader(self, selfInc); err != nil {
 		return nil, err
+	}
+	if err := events.ValidPlacement(classes, classOf, len(ids)); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidPartition, err)
+	}
+	if len(classOf) == 0 {
+		classes, classOf = nil, nil
 	}
 	if len(weights) != 0 && len(weights) != len(ids) {
 		return nil, fmt.Errorf("%w: %d weights for %d partitions", ErrInvalidPartition, len(weights), len(ids))
@@ -114,7 +129,8 @@ func Declare(s *State, self string, selfInc uint64, ids []string, weights []uint
 	if strategyName == "" {
 		strategyName = s.Strategy
 	}
-	if s.DeclVersion > 0 && slices.Equal(ids, s.Partitions) && slices.Equal(weights, s.Weights) && strategyName == s.Strategy {
+	if s.DeclVersion > 0 && slices.Equal(ids, s.Partitions) && slices.Equal(weights, s.Weights) && strategyName == s.Strategy &&
+		slices.Equal(classOf, s.ClassOf) && slices.EqualFunc(classes, s.Classes, sameClass) {
 		return nil, nil
 	}
 	if maxPerPart <= 0 {
@@ -128,12 +144,19 @@ func Declare(s *State, self string, selfInc uint64, ids []string, weights []uint
 		if weights != nil {
 			d.Weights = weights[lo:hi]
 		}
+		if classOf != nil {
+			d.Classes, d.ClassOf = classes, classOf[lo:hi]
+		}
 		if parts > 1 {
 			d.Part, d.Parts = p, parts
 		}
 		out = append(out, d)
 	}
 	return out, nil
+}
+
+func sameClass(a, b events.Class) bool {
+	return slices.Equal(a.Require, b.Require) && slices.Equal(a.Prefer, b.Prefer)
 }
 
 // CloseWindow returns the leader's closing of the open window, which it

@@ -73,12 +73,18 @@ func Decide(s *State, self string, selfInc uint64) (*events.AssignmentDecided, e
 		return nil, nil
 	}
 	restricted := s.Window || s.Paused
+	// Under "placement" the members whose partitions are held join the
+	// input as frozen members instead (placement.go).
+	frozen := name == strategy.NamePlacement
+	if frozen {
+		eligible = s.withFrozen(eligible)
+	}
 
 	// Partitions the strategy may place, and their previous owners.
 	// A partition in flight counts as its target's (so the strategy sees
 	// the load it will have) but is not moved again until it lands.
 	held := func(o *Ownership) bool {
-		if o.Owner == "" || o.Target != "" {
+		if frozen || o.Owner == "" || o.Target != "" {
 			return false
 		}
 		m := s.Members[o.Owner]
@@ -120,6 +126,7 @@ func Decide(s *State, self string, selfInc uint64) (*events.AssignmentDecided, e
 			}
 		}
 	}
+	s.placementInput(&in, idx, len(idx) == n)
 	res, err := strat.Assign(in)
 	if err != nil {
 		return nil, fmt.Errorf("decider: strategy %s: %w", name, err)

@@ -17,6 +17,10 @@ type Member struct {
 	// leader and the judging ring.
 	JoinSeq     uint64 `json:"join_seq"`
 	MaxProtocol uint16 `json:"max_protocol"`
+	// Labels and Capacity come from the claim (see events.MemberClaimed);
+	// Capacity 0 means 1.
+	Labels   []string `json:"labels,omitempty"`
+	Capacity uint32   `json:"capacity,omitempty"`
 	// Leaving is set by a graceful leave: the member gets no partitions and
 	// is gone once it has released the last one.
 	Leaving bool `json:"leaving,omitempty"`
@@ -50,6 +54,10 @@ type PendingClaim struct {
 	Nonce       string `json:"nonce"`
 	Seq         uint64 `json:"seq"`
 	MaxProtocol uint16 `json:"max_protocol"`
+
+	// Labels and Capacity are the claim's (see events.MemberClaimed).
+	Labels   []string `json:"labels,omitempty"`
+	Capacity uint32   `json:"capacity,omitempty"`
 }
 
 // Ownership is one partition's owner, its fencing token, and the move in
@@ -117,6 +125,10 @@ type State struct {
 	Weights []uint32 `json:"weights,omitempty"`
 	// Strategy is the declared strategy name.
 	Strategy string `json:"strategy"`
+	// Classes and ClassOf are the declared constraint classes: ClassOf is
+	// nil (no partition constrained) or parallel to Partitions.
+	Classes []events.Class `json:"classes,omitempty"`
+	ClassOf []uint32       `json:"class_of,omitempty"`
 	// Owners is parallel to Partitions.
 	Owners []Ownership `json:"owners"`
 	// Retired holds, by partition ID, the ownership a re-declaration
@@ -188,6 +200,8 @@ func (s *State) Clone() *State {
 	c.Pending = slices.Clone(s.Pending)
 	c.Partitions = slices.Clone(s.Partitions)
 	c.Weights = slices.Clone(s.Weights)
+	c.Classes = slices.Clone(s.Classes)
+	c.ClassOf = slices.Clone(s.ClassOf)
 	c.Owners = slices.Clone(s.Owners)
 	c.index = maps.Clone(s.index)
 	c.ownL = s.ownL.clone()
@@ -203,6 +217,7 @@ func (s *State) Clone() *State {
 			d := *p.decl
 			d.IDs = slices.Clone(d.IDs)
 			d.Weights = slices.Clone(d.Weights)
+			d.ClassOf = slices.Clone(d.ClassOf)
 			p.decl = &d
 		}
 		if p.decision != nil {

@@ -87,6 +87,10 @@ type MemberClaimed struct {
 	ID          string `json:"id,omitempty"`
 	Nonce       string `json:"nonce"`
 	MaxProtocol uint16 `json:"max_protocol"`
+	// Labels ("key=value", sorted, see ValidLabels) and Capacity (0 means
+	// 1) place the member for the placement strategy.
+	Labels   []string `json:"labels,omitempty"`
+	Capacity uint32   `json:"capacity,omitempty"`
 }
 
 // MemberLeft is a graceful leave: the incarnation's partitions are handed off
@@ -145,6 +149,11 @@ type PartitionsDeclared struct {
 	Weights  []uint32 `json:"weights,omitempty"`
 	Strategy string   `json:"strategy,omitempty"`
 	By       string   `json:"by,omitempty"`
+	// Classes are the constraint classes (repeated in every part); ClassOf
+	// is empty (no partition constrained) or parallel to IDs: the index
+	// into Classes of each partition's class.
+	Classes []Class  `json:"classes,omitempty"`
+	ClassOf []uint32 `json:"class_of,omitempty"`
 }
 
 // WindowClosed ends a join window. Windows open as a pure consequence of a

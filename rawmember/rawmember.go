@@ -52,6 +52,13 @@ type Config struct {
 	Partitions []string
 	Weights    []uint32
 	Strategy   string
+	// Classes and ClassOf are the constraint classes this member declares
+	// with Partitions (ClassOf nil or parallel to Partitions); Labels and
+	// Capacity travel in its claim (see events.MemberClaimed).
+	Classes  []events.Class
+	ClassOf  []uint32
+	Labels   []string
+	Capacity uint32
 	// MaxIDsPerPart and MaxRangesPerPart split large declarations and
 	// decisions into parts of one atomic batch (0: defaults).
 	MaxIDsPerPart    int
@@ -350,6 +357,7 @@ func (m *Member) Start() {
 	if err != nil {
 		panic("rawmember: " + err.Error())
 	}
+	c.Labels, c.Capacity = m.cfg.Labels, m.cfg.Capacity
 	m.appendLog("claim", c)
 }
 
@@ -408,9 +416,17 @@ func (m *Member) LetGo(p uint32) { m.ready[p] = true }
 func (m *Member) SetPartitions(ids []string, weights []uint32, strategy string) {
 	m.cfg.Declare = ids != nil
 	m.cfg.Partitions, m.cfg.Weights = slices.Clone(ids), slices.Clone(weights)
+	m.cfg.Classes, m.cfg.ClassOf = nil, nil // they were parallel to the old set
 	if strategy != "" {
 		m.cfg.Strategy = strategy
 	}
+}
+
+// SetPlacement sets the constraint classes declared with the partition set
+// (classOf nil or parallel to it; see Config.Classes). Call it after
+// SetPartitions, which clears them.
+func (m *Member) SetPlacement(classes []events.Class, classOf []uint32) {
+	m.cfg.Classes, m.cfg.ClassOf = slices.Clone(classes), slices.Clone(classOf)
 }
 
 // Leave starts a graceful leave: the partitions are handed off, then the
@@ -984,7 +1000,7 @@ func (m *Member) lead(s *decider.State, now time.Duration) {
 		m.leaderOut = m.emit(Action{Kind: ActAppend, Events: evs, Fenced: true, Fence: s.LastSeq})
 	}
 	if m.cfg.Declare {
-		ds, err := decider.Declare(s, m.id, m.inc, m.cfg.Partitions, m.cfg.Weights, m.cfg.Strategy, m.cfg.MaxIDsPerPart)
+		ds, err := decider.DeclarePlaced(s, m.id, m.inc, m.cfg.Partitions, m.cfg.Weights, m.cfg.Classes, m.cfg.ClassOf, m.cfg.Strategy, m.cfg.MaxIDsPerPart)
 		if err == nil && ds != nil {
 			evs := make([]events.Event, len(ds))
 			for i, d := range ds {

@@ -83,6 +83,12 @@ type AuditReport struct {
 	// group migrated from an older generation.
 	Genesis *GenesisReport `json:"genesis,omitempty"`
 	Elapsed time.Duration  `json:"-"`
+
+	// Unplaceable lists the unowned spans, longer than MaxUnowned, of
+	// partitions that no eligible member was allowed to own when they lost
+	// their owner (or were declared): their constraint required labels no
+	// eligible member carried. A separate finding, not a violation.
+	Unplaceable []UnplaceableSpan `json:"unplaceable,omitempty"`
 }
 
 // ReasonCount counts records by reason.
@@ -218,6 +224,7 @@ type auditor struct {
 	lastID   string // a one-entry cache in front of byID
 	lastPL   *plist
 	dropTok  map[string]uint64            // last token of partitions no longer declared
+	unplaced map[string]bool              // unowned spans that began unplaceable (audit_placement.go)
 	dropOwn  map[string]decider.Ownership // their ownership when dropped, if owned
 
 	mark  []uint64 // bitset: partition already in dirty
@@ -659,6 +666,7 @@ func (a *auditor) releases(e *events.PartitionsReleased, p uint32, tok uint64) b
 
 func (a *auditor) startUnowned(p uint32, r *events.Record) {
 	a.since[p], a.sinceSeq[p], a.sinceBk[p] = r.Time.UnixNano(), r.Seq, a.backSteps
+	a.markUnplaceable(a.f.s, int(p))
 }
 
 // endUnowned ends partition p's unowned span at (seq, t).
@@ -680,6 +688,9 @@ func (a *auditor) endUnowned(p uint32, seq uint64, t time.Time, open bool) {
 			To:        Position{Seq: seq, Time: t},
 			Duration:  d.String(), Approximate: approx, Open: open, dur: d,
 		}
+	}
+	if over && a.unplaceableSpan(p, seq, t, d, open) {
+		return // a separate finding, not a violation of the bound
 	}
 	if over {
 		what := "until seq %d"
@@ -876,6 +887,7 @@ func (a *auditor) redeclare(r *events.Record) {
 		lastTok[i] = a.dropTok[id]
 		delete(a.dropTok, id)
 		since[i], sinceSeq[i], sinceBk[i] = r.Time.UnixNano(), r.Seq, a.backSteps
+		a.markUnplaceable(s, i)
 		// A partition dropped while owned was never released: declared
 		// again, it goes back to that owner if it is still a member (the
 		// decider's State.Retired); the comparison below then sees a new

@@ -53,6 +53,7 @@ func Explain(ctx context.Context, src Source, partition string) (*Explanation, e
 	}
 	f := newFolder(src.Subjects())
 	ex := &Explanation{Group: src.Subjects().Group, Source: src.String(), Partition: partition, Index: -1}
+	var lastLabels []string // the labels of its last owner (explain_placement.go)
 	err := src.Scan(ctx, ScanOptions{LogOnly: true, SkipHeaders: true}, func(r *events.Record) error {
 		if f.count(r) != events.SubjectLog {
 			return nil
@@ -64,6 +65,9 @@ func Explain(ctx context.Context, src Source, partition string) (*Explanation, e
 			before = s.Owners[bi]
 		}
 		mentioned := wasDecl && mentions(r.Event, bi, partition)
+		if m := s.Members[before.Owner]; m != nil {
+			lastLabels = m.Labels
+		}
 		out := f.apply(r)
 		ai, isDecl := s.PartitionIndex(partition)
 		var after decider.Ownership
@@ -76,6 +80,9 @@ func Explain(ctx context.Context, src Source, partition string) (*Explanation, e
 		}
 		if wasDecl != isDecl || bi != ai || before != after {
 			kind, why := explainChange(r, out, before, after, wasDecl, isDecl, bi, ai)
+			if isDecl {
+				why += placementWhy(s, ai, kind, lastLabels, before, after)
+			}
 			ex.Changes = append(ex.Changes, Change{Seq: r.Seq, Time: r.Time, Event: eventName(r), Kind: kind, Index: idx, Before: before, After: after, Why: why})
 		} else if mentioned && (out.Kind == decider.Rejected || out.Kind == decider.Ignored) {
 			kind, why := explainNoEffect(r, out, before)

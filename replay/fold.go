@@ -267,6 +267,9 @@ type StateReport struct {
 	// move waiting for its release.
 	Unowned  int `json:"unowned"`
 	InFlight int `json:"in_flight"`
+	// Unplaceable lists the partitions that no eligible member may own:
+	// their constraint requires labels no eligible member carries.
+	Unplaceable []string `json:"unplaceable,omitempty"`
 	// State is the durable state itself (decider.State's JSON form).
 	State *decider.State `json:"state"`
 	// Reads counts the log records read.
@@ -304,9 +307,11 @@ func newStateReport(src Source, pt Point, s *decider.State, at Position, f *fold
 		Unowned:   s.Unowned(),
 		InFlight:  s.InFlight(),
 		State:     s,
-		Reads:     f.reads,
-		ReadAll:   !f.stopped,
-		Loads:     loads(s),
+		// Unplaceable: see placement_text.go.
+		Unplaceable: s.Unplaceable(),
+		Reads:       f.reads,
+		ReadAll:     !f.stopped,
+		Loads:       loads(s),
 	}
 	if l, ok := s.Leader(); ok {
 		r.Leader = MemberRef(l.ID, l.Incarnation)

@@ -2,7 +2,9 @@ package replay
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -417,5 +419,165 @@ func TestAuditRedeclarations(t *testing.T) {
 			t.Logf("%d %s %s: %s", c.Seq, c.Event, c.Kind, c.Why)
 		}
 		t.Fatalf("p-03: %v, final %+v", kinds, ex.Final)
+	}
+}
+
+func zoneScenario(t testing.TB) []events.Record {
+	t.Helper()
+	rec := replaytest.NewRecorder(replaytest.Base, replaytest.Step)
+	b, err := replaytest.NewBuilder("zones", rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replaytest.ZoneScenario(b)
+	if b.Err() != nil {
+		t.Fatal(b.Err())
+	}
+	return rec.Records
+}
+
+// TestWhatIfFailZone: losing zone a moves only what zone a held and spreads
+// it; losing zone c (the only zone the constrained partitions may use)
+// leaves them unplaceable, and says which label they require.
+func TestWhatIfFailZone(t *testing.T) {
+	rep, err := WhatIf(t.Context(), memSource(t, zoneScenario(t)), WhatIfOptions{FailZone: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	z := rep.ZoneLoss
+	if z == nil || len(z.Members) != 2 || z.Held == 0 {
+		t.Fatalf("zone loss %+v", z)
+	}
+	if z.Moved != z.Held || z.MovedOverMin != 1 {
+		t.Errorf("losing zone a moved %d, the zone held %d", z.Moved, z.Held)
+	}
+	if z.BalanceAfter == 0 || z.BalanceAfter > 1.25 || len(z.Unplaceable) != 0 {
+		t.Errorf("after losing zone a: balance %.3f, unplaceable %v", z.BalanceAfter, z.Unplaceable)
+	}
+
+	rep, err = WhatIf(t.Context(), memSource(t, zoneScenario(t)), WhatIfOptions{FailZone: "zone=c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	z = rep.ZoneLoss
+	if len(z.Unplaceable) != 5 || z.Unplaceable[0].Partition != "p-10" || !slices.Equal(z.Unplaceable[0].Require, []string{"zone=c"}) {
+		t.Fatalf("after losing zone c: unplaceable %+v, want p-10 to p-14 requiring zone=c", z.Unplaceable)
+	}
+	var b strings.Builder
+	if err := rep.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "p-10 requires zone=c") {
+		t.Errorf("text report does not name the constraint:\n%s", b.String())
+	}
+
+	rep, err = WhatIf(t.Context(), memSource(t, zoneScenario(t)), WhatIfOptions{FailZone: "d"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.ZoneLoss.Held != 0 || len(rep.Notes) == 0 {
+		t.Errorf("an unknown zone: %+v, notes %v", rep.ZoneLoss, rep.Notes)
+	}
+}
+
+// TestExplainPlacement: the zoned history, then zone c lost (both its
+// members crash) and zone a lost and back. explain says "moved: zone c
+// lost" for a partition zone c held, names the zone=c constraint of one no
+// member may own now, and says "moved back: affinity to zone a" for a
+// partition preferring zone a when zone a returns.
+func TestExplainPlacement(t *testing.T) {
+	rec := replaytest.NewRecorder(replaytest.Base, replaytest.Step)
+	b, err := replaytest.NewBuilder("zones", rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replaytest.ZoneScenario(b)
+	owner := func(p string) string {
+		i, _ := b.State.PartitionIndex(p)
+		return b.State.Owners[i].Owner
+	}
+	var unconstrainedOnC string
+	for i := 15; i < 60 && unconstrainedOnC == ""; i++ {
+		if p := fmt.Sprintf("p-%02d", i); owner(p) == "zone-c-2" {
+			unconstrainedOnC = p
+		}
+	}
+	b.Crash("zone-c-2", 6100)
+	b.Decide()
+	b.Crash("zone-a-1", 6100)
+	b.Crash("zone-a-2", 6100)
+	b.Decide()
+	b.ClaimPlaced("zone-a-1", 2, "zone=a")
+	b.ClaimPlaced("zone-a-2", 1, "zone=a")
+	b.CloseWindow(100)
+	b.Decide()
+	if b.Err() != nil {
+		t.Fatal(b.Err())
+	}
+	src := memSource(t, rec.Records)
+	why := func(p string) string {
+		ex, err := Explain(t.Context(), src, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var all []string
+		for _, c := range ex.Changes {
+			all = append(all, c.Why)
+		}
+		return strings.Join(all, "\n")
+	}
+	if unconstrainedOnC == "" {
+		t.Fatal("zone-c-2 owned no unconstrained partition")
+	}
+	if w := why(unconstrainedOnC); !strings.Contains(w, "moved: zone c lost") {
+		t.Errorf("%s (zone c held it):\n%s", unconstrainedOnC, w)
+	}
+	if w := why("p-10"); !strings.Contains(w, "no eligible member has zone=c") {
+		t.Errorf("p-10 (requires zone=c):\n%s", w)
+	}
+	back := 0
+	for i := range 10 { // p-00..p-09 prefer zone a
+		if strings.Contains(why(fmt.Sprintf("p-%02d", i)), "moved back: affinity to zone a") {
+			back++
+		}
+	}
+	if back == 0 {
+		t.Errorf("no partition preferring zone a says it moved back by affinity")
+	}
+}
+
+// TestAuditUnplaceable: when zone c is lost, its required partitions stay
+// unowned past the bound: the audit lists them as unplaceable, naming the
+// constraint, and stays clean.
+func TestAuditUnplaceable(t *testing.T) {
+	rec := replaytest.NewRecorder(replaytest.Base, replaytest.Step)
+	b, err := replaytest.NewBuilder("zones", rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replaytest.ZoneScenario(b)
+	b.Crash("zone-c-2", 6100)
+	b.Decide()
+	rec.Advance(2 * time.Minute)
+	b.Heartbeats()
+	if b.Err() != nil {
+		t.Fatal(b.Err())
+	}
+	rep, err := Audit(t.Context(), memSource(t, rec.Records), AuditOptions{MaxUnowned: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Clean || len(rep.Unplaceable) != 5 {
+		t.Fatalf("clean %v, violations %+v, unplaceable %+v", rep.Clean, rep.Violations, rep.Unplaceable)
+	}
+	if u := rep.Unplaceable[0]; u.Partition != "p-10" || !slices.Equal(u.Require, []string{"zone=c"}) || !u.Open {
+		t.Errorf("first unplaceable span %+v", u)
+	}
+	var text strings.Builder
+	if err := rep.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text.String(), "no eligible member had zone=c") {
+		t.Errorf("audit text does not name the constraint:\n%s", text.String())
 	}
 }

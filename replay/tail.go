@@ -258,6 +258,12 @@ func summarizeRecord(f *folder, r *events.Record, kind subjectKind, out decider.
 		}
 		kv("nonce", e.Nonce)
 		kv("max_protocol", e.MaxProtocol)
+		if len(e.Labels) > 0 {
+			kv("labels", strings.Join(e.Labels, ","))
+		}
+		if e.Capacity > 0 {
+			kv("capacity", e.Capacity)
+		}
 		if out.Kind == decider.Applied {
 			if m := f.s.GrantedTo(e.Nonce); m != nil {
 				kv("granted", MemberRef(m.ID, m.Incarnation))
@@ -296,6 +302,9 @@ func summarizeRecord(f *folder, r *events.Record, kind subjectKind, out decider.
 		kv("partitions", len(e.IDs))
 		if e.Strategy != "" {
 			kv("strategy", e.Strategy)
+		}
+		if len(e.Classes) > 0 {
+			kv("classes", len(e.Classes))
 		}
 		kv("by", e.By)
 	case *events.WindowClosed:

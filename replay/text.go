@@ -123,6 +123,7 @@ func (r *StateReport) WriteText(w io.Writer, partitions bool) error {
 			t.f("  %s (nonce %s, seq %d)\n", c.ID, c.Nonce, c.Seq)
 		}
 	}
+	writePlacement(t, r) // labels, constraints, unplaceable (placement_text.go)
 	c := s.Counters
 	t.f("fold: %d applied, %d skipped, %d ignored, %d rejected\n", c.Applied, c.Skipped, c.Ignored, c.Rejected)
 	if lr := s.LastRejection; lr != nil {
@@ -335,6 +336,7 @@ func (a *AuditReport) WriteText(w io.Writer) error {
 	} else {
 		t.f("unowned: never; bound %s\n", bound)
 	}
+	writeUnplaceable(t, a.Unplaceable) // audit_placement.go
 	every := "after every log record"
 	if a.Checks.Every > 1 {
 		every = fmt.Sprintf("incrementally after every log record, in full every %d", a.Checks.Every)
@@ -423,6 +425,9 @@ func (r *WhatIfReport) WriteText(w io.Writer) error {
 					p.Recorded.MaxLoad, p.Recorded.MinLoad, p.WhatIf.MaxLoad, p.WhatIf.MinLoad)
 			}
 		})
+	}
+	if r.ZoneLoss != nil {
+		r.ZoneLoss.writeText(t)
 	}
 	for _, n := range r.Notes {
 		t.f("note: %s\n", n)

@@ -20,6 +20,11 @@ type WhatIfOptions struct {
 	// (0: at once, a rebalance for every planned join), and the recorded
 	// window closes are ignored.
 	Window *time.Duration
+	// FailZone, if set, loses a zone at the end of the history: every live
+	// member labelled zone=FailZone (or the label FailZone itself, when it
+	// holds a '=') is removed and the what-if rebalances (see
+	// WhatIfZoneLoss).
+	FailZone string
 }
 
 // Strategies returns the strategy names a what-if accepts.
@@ -40,6 +45,8 @@ type WhatIfReport struct {
 	Points   []WhatIfPoint `json:"points"`
 	Recorded WhatIfTotals  `json:"recorded"`
 	WhatIf   WhatIfTotals  `json:"whatif"`
+	// ZoneLoss is the zone loss at the end (WhatIfOptions.FailZone).
+	ZoneLoss *WhatIfZoneLoss `json:"zone_loss,omitempty"`
 	// Notes lists where the what-if's fold departed from the record in a
 	// way that limits the comparison.
 	Notes []string `json:"notes,omitempty"`
@@ -129,6 +136,7 @@ func WhatIf(ctx context.Context, src Source, opts WhatIfOptions) (*WhatIfReport,
 		rep.Window = opts.Window.String()
 	}
 	w := &whatIf{opts: opts, s: decider.New(), subj: src.Subjects().Log(), rep: rep, notes: map[string]bool{}}
+	var last time.Time
 	var (
 		recMoved, recPlaced int // of the parts of a multi-part decision so far
 	)
@@ -136,6 +144,7 @@ func WhatIf(ctx context.Context, src Source, opts WhatIfOptions) (*WhatIfReport,
 		if f.count(r) != events.SubjectLog {
 			return nil
 		}
+		last = r.Time
 		if opts.Window != nil && w.s.Window && !w.open.IsZero() && r.Time.Sub(w.open) >= *opts.Window {
 			w.closeWindow(r.Seq, r.Time, f.s)
 		}
@@ -213,6 +222,9 @@ func WhatIf(ctx context.Context, src Source, opts WhatIfOptions) (*WhatIfReport,
 	}
 	rep.Recorded = totals(rep.Points, func(p WhatIfPoint) WhatIfSide { return p.Recorded }, balance(f.s))
 	rep.WhatIf = totals(rep.Points, func(p WhatIfPoint) WhatIfSide { return p.WhatIf }, balance(w.s))
+	if opts.FailZone != "" {
+		rep.ZoneLoss = w.failZone(last, opts.FailZone) // after the totals: they describe the history
+	}
 	return rep, nil
 }
 

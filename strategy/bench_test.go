@@ -3,6 +3,7 @@ package strategy
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -68,6 +69,10 @@ func reportMoves(b *testing.B, s Strategy, in Input, out []int32) {
 		moved, excess := MovedWeight(in.Previous, out, in.Members, in.Weights), ExcessWeight(in, w.Epsilon)
 		b.ReportMetric(float64(excess), "excess-weight")
 		b.ReportMetric(float64(moved)/float64(max(excess, 1)), "moved/excess")
+		return
+	}
+	if pl, ok := s.(Placement); ok {
+		b.ReportMetric(float64(PlacementMinimum(in, pl.Epsilon)), "placement-min")
 		return
 	}
 	b.ReportMetric(float64(MinimumMoves(in)), "min-moves")
@@ -140,5 +145,43 @@ func TestConsistentHashSpread(t *testing.T) {
 			hi, lo := spread(Loads(out, nil, sz.n))
 			t.Logf("consistent-hash vnodes=%-3d %3d members x %6d partitions: max/avg %.3f min/avg %.3f", max(v, DefaultVirtualNodes), sz.n, sz.p, hi, lo)
 		}
+	}
+}
+
+// BenchmarkPlacement times Placement at 150 × 10,000 and 500 × 100,000:
+// members in 3 zones with capacities 1, 2 and 4, a fifth of the partitions
+// preferring zone a and a fifth requiring region=eu. "empty" assigns from
+// nothing, "plus1" rebalances after one member joins, "zone-loss" after
+// zone c (a third of the members) is lost; the last reports moves over the
+// partitions the zone held and max/mean load per capacity unit.
+func BenchmarkPlacement(b *testing.B) {
+	s := Placement{}
+	for _, sz := range benchSizes {
+		members, labels, caps := zoneFleet([]string{"a", "b", "c"}, sz.n, []uint32{1, 2, 4})
+		in := classedInput(members, labels, caps, sz.p)
+		name := fmt.Sprintf("%dx%d", sz.n, sz.p)
+		b.Run(name+"/empty", func(b *testing.B) {
+			benchAssign(b, s, in)
+			out, _ := s.Assign(in)
+			b.ReportMetric(capacityBalance(in, out), "max/mean-per-cap")
+		})
+		b.Run(name+"/plus1", func(b *testing.B) {
+			prev := settle(b, s, in)
+			plus := in
+			plus.Members = append(slices.Clone(in.Members), "worker-z-new")
+			plus.Labels = append(slices.Clone(in.Labels), []string{"zone=z", "region=us"})
+			plus.Capacities = append(slices.Clone(in.Capacities), 2)
+			plus.Previous = prev
+			benchAssign(b, s, plus)
+		})
+		b.Run(name+"/zone-loss", func(b *testing.B) {
+			prev := settle(b, s, in)
+			lost := withoutZone(in, "c")
+			lost.Previous = prev
+			benchAssign(b, s, lost)
+			moved, held, _, balance := zoneLossRatio(b, s, in, "c")
+			b.ReportMetric(float64(moved)/float64(held), "moved/held")
+			b.ReportMetric(balance, "max/mean-per-cap")
+		})
 	}
 }

@@ -17,6 +17,9 @@
 //     hashing with bounded loads on partition weights, sticky.
 //   - [ConsistentHash] ("consistent-hash"): plain consistent hashing.
 //   - [RoundRobin] ("round-robin"): partition i to member i mod N.
+//   - [Placement] ("placement"): members carry labels (zone=a, region=eu)
+//     and a capacity, partitions a constraint class (a hard Require and a
+//     soft Prefer); sticky, balanced per class in proportion to capacity.
 //
 // # What each promises
 //
@@ -42,6 +45,12 @@
 //	                                                                             ExcessWeight + wmax)
 //	sticky                    yes               counts differ by <= 1            moves = MinimumMoves exactly (so 0
 //	                                                                             when nothing changed)
+//	placement                 yes, on a member  per class and member: load <=    unit weights: moved − returned <=
+//	                          meeting the       upper always, >= lower for       PlacementMinimum; weights:
+//	                          class's Require,  unit weights (bounds below);     moved − returned <= max(1.25 ×
+//	                          else unowned      affinity: off the preferred set  PlacementMinimum, PlacementMinimum
+//	                          (Unplaceable)     only when no preferred member    + wmax); returned = partitions
+//	                                            has room within upper            moved back to a preferred member
 //
 // With no members every strategy returns -1 for every partition; with no
 // partitions, an empty slice.
@@ -51,6 +60,19 @@
 // lower bound can be out of reach with coarse weights (two members and three
 // partitions of weight 100 leave one member at 100 < lower = 112); the
 // strategy then gets as close as single moves allow.
+//
+// Placement's bounds are per constraint class, over the class's eligible
+// members (those carrying every Require label), each with share s = W·cap/C
+// of the class's weight W by its capacity cap out of the eligible capacity
+// C: upper = max(ceil((1+ε)·s), ceil(s) + wmax − 1) and lower =
+// floor((1−ε)·s), with ε = 0.1 by default; in a class with affinity the
+// members outside the preferred set have lower = 0. So load per capacity
+// unit is spread within (1±ε) plus one partition in every class, and so in
+// total, across zones and within each zone. Balance is judged within what
+// the constraints allow: a class that may only run in one zone loads that
+// zone alone. The minimum per class ([PlacementMinimum]): a partition has
+// to move only if its owner left, it breaks its constraint, or its class's
+// bounds force it.
 //
 // # Counting movement
 //
@@ -69,7 +91,12 @@
 // strategy (unit weights and weights 1–100). A full rebalance after one
 // member joins takes about 1 ms for Sticky at 150 members × 10,000
 // partitions and about 7 ms at 500 × 100,000 on a 2-core machine; the
-// weighted strategy about 0.3 ms and 3.5 ms.
+// weighted strategy about 0.3 ms and 3.5 ms. Placement (members in 3
+// zones with capacities, a fifth of the partitions preferring a zone, a
+// fifth restricted to two zones) assigns 500 × 100,000 from nothing in
+// about 21–28 ms and rebalances after a zone loss in about 10 ms, moving
+// exactly what the zone held (moved / held 1.000, max/mean load per
+// capacity unit 1.009 afterwards).
 //
 // # A worked example
 //

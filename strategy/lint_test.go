@@ -17,7 +17,7 @@ import (
 // standard library pieces it needs and xxhash. No clock, no randomness, no
 // I/O, no logging, no per-process hashing.
 var allowedImports = []string{
-	"cmp", "errors", "fmt", "math", "math/bits", "slices", "sort", "strconv",
+	"cmp", "errors", "fmt", "math", "math/bits", "slices", "sort", "strconv", "strings",
 	"github.com/cespare/xxhash/v2",
 }
 

@@ -23,6 +23,7 @@ const (
 	NameRoundRobin             = "round-robin"
 	NameWeightedConsistentHash = "weighted-consistent-hash"
 	NameSticky                 = "sticky"
+	// NamePlacement is declared with [Placement], in placement.go.
 
 	// Default is the name of the recommended strategy: [Sticky].
 	Default = NameSticky
@@ -56,6 +57,27 @@ type Input struct {
 	// the previous owner's ID per partition. "" means the partition had no
 	// owner; an ID that is not in Members is a departed member.
 	Previous []string
+
+	// The placement fields. Only [Placement] reads them; the other
+	// strategies ignore them. All are optional.
+
+	// Labels is nil (no member has labels) or has len(Members) entries:
+	// member m's labels, each "key=value" (see [ValidLabel]).
+	Labels [][]string
+	// Capacities is nil (every member has capacity 1) or has len(Members)
+	// entries, each 1 to MaxCapacity: a member's share of load is
+	// proportional to its capacity.
+	Capacities []uint32
+	// Classes are the constraint classes partitions refer to by index.
+	Classes []Class
+	// ClassOf is nil (no partition is constrained) or has len(Partitions)
+	// entries: partition i belongs to Classes[ClassOf[i]].
+	ClassOf []uint32
+	// Frozen is nil or has len(Members) entries: a frozen member (closing
+	// for a restart, cordoned) keeps every previous partition its labels
+	// allow and receives none; its load still counts in the shares, so
+	// that freezing and thawing it moves nothing else.
+	Frozen []bool
 }
 
 // Validate reports whether in is well formed: Members non-empty strings,
@@ -96,7 +118,7 @@ func (in Input) Validate() error {
 	if in.Previous != nil && len(in.Previous) != len(in.Partitions) {
 		return fmt.Errorf("%w: len(Previous) = %d, want len(Partitions) = %d (or nil)", ErrInvalidInput, len(in.Previous), len(in.Partitions))
 	}
-	return nil
+	return in.validatePlacement()
 }
 
 // Strategy computes a full assignment of partitions to members.
@@ -117,8 +139,8 @@ type Strategy interface {
 }
 
 // ByName returns the strategy called name, with default parameters:
-// "consistent-hash", "round-robin", "weighted-consistent-hash" or "sticky"
-// (the recommended default, see [Default]). Any other name returns an error
+// "consistent-hash", "round-robin", "weighted-consistent-hash", "placement"
+// or "sticky" (the recommended default, see [Default]). Any other name returns an error
 // wrapping [ErrUnknownStrategy].
 func ByName(name string) (Strategy, error) {
 	switch name {
@@ -130,13 +152,15 @@ func ByName(name string) (Strategy, error) {
 		return WeightedConsistentHash{}, nil
 	case NameSticky:
 		return Sticky{}, nil
+	case NamePlacement:
+		return Placement{}, nil
 	}
 	return nil, fmt.Errorf("%w: %q (known: %q)", ErrUnknownStrategy, name, Names())
 }
 
 // Names returns the names [ByName] accepts, sorted.
 func Names() []string {
-	names := []string{NameConsistentHash, NameRoundRobin, NameSticky, NameWeightedConsistentHash}
+	names := []string{NameConsistentHash, NamePlacement, NameRoundRobin, NameSticky, NameWeightedConsistentHash}
 	slices.Sort(names)
 	return names
 }

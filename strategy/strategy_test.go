@@ -27,7 +27,7 @@ func TestByName(t *testing.T) {
 			t.Errorf("ByName(%q) error = %v, want ErrUnknownStrategy", name, err)
 		}
 	}
-	if !slices.IsSorted(Names()) || len(Names()) != 4 {
+	if !slices.IsSorted(Names()) || len(Names()) != 5 {
 		t.Errorf("Names() = %q", Names())
 	}
 }

@@ -49,6 +49,7 @@ type options struct {
 	historyRecords            int
 	liveFile, liveGroup       string
 	verbose                   bool
+	placementOnly             bool
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -59,6 +60,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.members, "members", 10, "members per fleet")
 	fs.IntVar(&o.partitions, "partitions", 1024, "partitions")
 	fs.BoolVar(&o.verbose, "v", false, "print each run's figures on stderr")
+	fs.BoolVar(&o.placementOnly, "placement-only", false, "only measure the placement figures (zone loss, strategy cost)")
 	fs.IntVar(&o.historyRecords, "history", 300_000, "records of the generated history (150 members × 10,000 partitions) for the fold and replay rates")
 	fs.StringVar(&o.liveFile, "live-history", "", "only measure replay from a live stream: load this export file into a stream and audit it")
 	fs.StringVar(&o.liveGroup, "live-group", "bench", "the group of --live-history")
@@ -83,10 +85,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer local.Close()
 	js := local.JS
 	b := &bench{o: o, js: js, stderr: stderr, series: map[string][]float64{}}
+	if o.placementOnly {
+		return b.placementOnly(ctx, stdout)
+	}
 	for r := range o.runs {
 		if _, err := b.oneRun(ctx, r); err != nil {
 			return fmt.Errorf("run %d: %w", r, err)
 		}
+	}
+	for r := range o.runs { // placement (zones.go)
+		if err := b.zoneRun(ctx, r); err != nil {
+			return fmt.Errorf("zone run %d: %w", r, err)
+		}
+	}
+	if err := b.placementCost(); err != nil {
+		return err
 	}
 	rss, err := b.rssPerMember(ctx)
 	if err != nil {
@@ -112,6 +125,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	timing("leave_unowned_ms", "leave", "ms", 1)
 	timing("scaleup_moved_over_min", "scaleup", "ratio", 1)
 	timing("rolling_restart_moved", "rolling", "partitions", 1)
+	timing("zone_loss_moved_over_min", "zoneloss", "ratio", 1)
+	timing("zone_loss_balance", "zonebalance", "ratio", 1)
+	timing("placement_strategy_500x100000_ms", "placement_empty", "ms", 1)
+	timing("placement_zone_loss_500x100000_ms", "placement_zoneloss", "ms", 1)
 	hist, err := generateHistory(o.historyRecords)
 	if err != nil {
 		return err

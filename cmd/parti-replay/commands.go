@@ -244,18 +244,28 @@ source release at once. Prints the partitions moved and placed and the
 balance (most and fewest partitions per eligible member) side by side with
 what happened, per decision point and in total.
 
+With --fail-zone Z, the what-if then loses zone Z at the end of the history:
+every live member labelled zone=Z (or the label Z itself, if it holds a '=')
+is removed as if expired, the what-if's leader rebalances, and the report adds
+the partitions moved against the minimum (those the zone held), the load per
+capacity unit before and after, and the partitions no live member may own
+(with the labels their constraint requires).
+
 Strategies: ` + strings.Join(replay.Strategies(), ", ") + `.`,
 	examples: []string{
 		"parti-replay whatif --file orders.jsonl --strategy consistent-hash",
 		"parti-replay whatif --file orders.jsonl --window 0 --json",
+		"parti-replay whatif --file orders.jsonl --fail-zone a",
+		"parti-replay whatif --file orders.jsonl --strategy placement --fail-zone region=eu",
 	},
 	stream: true,
 	flags: func(fs *flag.FlagSet, o *options) {
 		fs.StringVar(&o.strategy, "strategy", "", "the strategy `NAME` to refold with (default: as declared)")
 		fs.StringVar(&o.window, "window", "", "replace the recorded join windows by windows of `D` server time (0: rebalance on every join)")
+		fs.StringVar(&o.failZone, "fail-zone", "", "then lose zone `Z` (members labelled zone=Z, or the label Z) and report moves, balance and unplaceable partitions")
 	},
 	do: func(ctx context.Context, e *env) int {
-		opts := replay.WhatIfOptions{Strategy: e.o.strategy}
+		opts := replay.WhatIfOptions{Strategy: e.o.strategy, FailZone: e.o.failZone}
 		if e.o.window != "" {
 			d, err := time.ParseDuration(e.o.window)
 			if err != nil || d < 0 {
@@ -263,8 +273,11 @@ Strategies: ` + strings.Join(replay.Strategies(), ", ") + `.`,
 			}
 			opts.Window = &d
 		}
-		if opts.Strategy == "" && opts.Window == nil {
-			return usageError(e.stderr, e.name, errors.New("nothing to change: give --strategy or --window"))
+		if opts.Strategy == "" && opts.Window == nil && opts.FailZone == "" {
+			return usageError(e.stderr, e.name, errors.New("nothing to change: give --strategy, --window or --fail-zone"))
+		}
+		if opts.FailZone != "" && strings.ContainsAny(opts.FailZone, " ,") {
+			return usageError(e.stderr, e.name, fmt.Errorf("--fail-zone %q: want one zone, like a, or one label, like region=eu", opts.FailZone))
 		}
 		if opts.Strategy != "" && !contains(replay.Strategies(), opts.Strategy) {
 			return usageError(e.stderr, e.name, fmt.Errorf("--strategy %q: want one of %s", opts.Strategy, strings.Join(replay.Strategies(), ", ")))

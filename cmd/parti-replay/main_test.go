@@ -32,6 +32,9 @@ const (
 	// restart, and g2File the history of group orders-g2 migrated from it.
 	closedFile = "testdata/history-closed.jsonl"
 	g2File     = "testdata/history-g2.jsonl"
+	// zonesFile is replaytest.ZoneScenario: a zoned group under the
+	// placement strategy.
+	zonesFile = "testdata/history-zones.jsonl"
 )
 
 // histories builds the recorded histories: replaytest.Scenario (a clean
@@ -43,6 +46,7 @@ func histories(t *testing.T) map[string][]byte {
 	for path, build := range map[string]func(*replaytest.Builder, *replaytest.Recorder){
 		historyFile:    func(b *replaytest.Builder, _ *replaytest.Recorder) { replaytest.Scenario(b) },
 		violationsFile: replaytest.ViolationScenario,
+		zonesFile:      func(b *replaytest.Builder, _ *replaytest.Recorder) { replaytest.ZoneScenario(b) },
 	} {
 		rec := replaytest.NewRecorder(replaytest.Base, replaytest.Step)
 		b, err := replaytest.NewBuilder("orders", rec)
@@ -158,6 +162,10 @@ var goldenCases = []struct {
 	{"whatif", []string{"whatif", "--file", historyFile, "--strategy", "round-robin"}, 0},
 	{"whatif-json", []string{"whatif", "--file", historyFile, "--strategy", "consistent-hash", "--json"}, 0},
 	{"whatif-window", []string{"whatif", "--file", historyFile, "--window", "0"}, 0},
+	{"whatif-fail-zone", []string{"whatif", "--file", zonesFile, "--fail-zone", "c"}, 0},
+	{"whatif-fail-zone-sticky", []string{"whatif", "--file", zonesFile, "--strategy", "sticky", "--fail-zone", "zone=a"}, 0},
+	{"state-zones", []string{"state", "--file", zonesFile}, 0},
+	{"tail-zones", []string{"tail", "--file", zonesFile, "--type", "member-claimed,partitions-declared"}, 0},
 	{"tail", []string{"tail", "--file", historyFile}, 0},
 	{"tail-json", []string{"tail", "--file", historyFile, "--json", "--type", "assignment-decided,expiry-verdict"}, 0},
 	{"tail-garbage", []string{"tail", "--file", historyFile, "--type", "garbage"}, 0},

@@ -132,6 +132,7 @@ type options struct {
 	checkEvery int
 	strategy   string
 	window     string
+	failZone   string
 	member     string
 	partition  string
 	types      string

@@ -59,6 +59,16 @@ type Options struct {
 	// append (chaos only).
 	LossProb, LeaderCrashProb float64
 
+	// Placement runs odd seeds in placement mode: zones, capacities,
+	// constraint classes and the "placement" strategy, with zone losses at
+	// ZoneLossRate per second of chaos (see placement.go).
+	Placement    bool
+	ZoneLossRate float64
+	// PlacementStrategy overrides the strategy of placement mode (default
+	// "placement"); the simulator's own tests set one that ignores
+	// constraints, to show the placement check catches it.
+	PlacementStrategy string
+
 	// Broken and JudgeRule select deliberately broken member behaviour.
 	Broken    rawmember.Broken
 	JudgeRule liveness.JudgeRule
@@ -122,6 +132,9 @@ func DefaultOptions(seed uint64) Options {
 
 		LossProb:        0.01,
 		LeaderCrashProb: 0.03,
+
+		Placement:    true,
+		ZoneLossRate: 0.05,
 	}
 }
 
@@ -142,6 +155,7 @@ const (
 	KindWriteRejected                    // the token store rejected a write (promise scenarios)
 	KindStaleWrite                       // tokens do not increase along the log: a superseded owner's is not lower, or the current owner's write is rejected
 	KindPanic                            // the code under test panicked
+	KindPlacement                        // a partition owned by a member without its required labels
 )
 
 func (k Kind) String() string {
@@ -170,6 +184,8 @@ func (k Kind) String() string {
 		return "token-order"
 	case KindPanic:
 		return "panic"
+	case KindPlacement:
+		return "placement"
 	}
 	return fmt.Sprintf("kind(%d)", int(k))
 }
@@ -211,6 +227,7 @@ type Stats struct {
 	Rejected       int // writes the token store rejected
 	StaleRejected  int // ... of which by an owner the log had superseded
 	CalmPhases     int
+	ZoneLosses     int // zone-loss faults (placement mode)
 }
 
 // Result is the outcome of one run.
@@ -246,4 +263,5 @@ func (s *Stats) add(o Stats) {
 	s.Rejected += o.Rejected
 	s.StaleRejected += o.StaleRejected
 	s.CalmPhases += o.CalmPhases
+	s.ZoneLosses += o.ZoneLosses
 }

@@ -552,12 +552,12 @@ func (w *world) inject(dt time.Duration) {
 		w.stats.Declarations++
 		if l, ok := w.auth.Leader(); ok && w.chance(0.3) {
 			if p := w.byNonce[l.Nonce]; p != nil && !p.dead {
-				p.m.SetPartitions(ids, nil, "")
+				w.setPartitions(p.m, ids)
 				w.tracef("set %d partitions on the leader %s only", n, p.name())
 			}
 		} else {
 			for _, p := range w.alive() {
-				p.m.SetPartitions(ids, nil, "")
+				w.setPartitions(p.m, ids)
 			}
 			w.tracef("set %d partitions on every member", n)
 		}
@@ -567,6 +567,7 @@ func (w *world) inject(dt time.Duration) {
 		w.st.skew += j
 		w.tracef("server clock steps %v", j)
 	}
+	w.injectZoneLoss(dt)
 	if w.perStep(o.FoldStallRate, dt) {
 		if p := w.pick(w.alive()); p != nil && p.lagTill <= w.T {
 			d := w.dur(time.Second, 5*time.Second)
@@ -603,7 +604,7 @@ func (w *world) start(id string) {
 		p.st = st
 		p.cursor, _ = slices.BinarySearch(w.st.logSeqs, st.LastSeq+1)
 	}
-	p.m = rawmember.New(rawmember.Config{
+	cfg := rawmember.Config{
 		ID:         id,
 		Nonce:      p.nonce,
 		Timings:    w.opt.Timings,
@@ -613,7 +614,9 @@ func (w *world) start(id string) {
 		Partitions: slices.Clone(w.partitions),
 		JudgeRule:  w.opt.JudgeRule,
 		Broken:     w.opt.Broken,
-	})
+	}
+	w.placeConfig(&cfg) // placement mode (placement.go)
+	p.m = rawmember.New(cfg)
 	w.procs = append(w.procs, p)
 	w.byNonce[p.nonce] = p
 	p.m.Start()
@@ -1238,6 +1241,7 @@ func (w *world) check() {
 		if err := decider.CheckInvariants(w.auth); err != nil {
 			w.fail(KindInvariant, "authoritative fold at seq %d: %v", w.auth.LastSeq, err)
 		}
+		w.checkPlacement()
 	}
 	for _, p := range w.procs {
 		if !p.dead && p.stDirty {
@@ -1371,6 +1375,9 @@ func (w *world) checkLiveness() {
 	w.stats.LivenessChecks++
 	for i, id := range w.auth.Partitions {
 		o := w.auth.Owners[i]
+		if w.unplaceable(id) {
+			continue // no eligible member meets its constraint (placement.go)
+		}
 		if o.Owner == "" {
 			w.fail(KindLiveness, "%s is unowned %v after the group went quiet (bound %v)", id, w.T-w.calmStart, w.quietBound)
 			return
