@@ -90,8 +90,10 @@ type Config struct {
 	// mode, not yet settled) at once, over all partitions (default 256).
 	MaxInFlight int
 	// FiltersPerConsumer bounds the partitions one consumer of the member
-	// covers (default 256): the server checks a consumer's filter subjects
-	// pairwise when it is created.
+	// covers (default 1,024): the server checks a consumer's filter subjects
+	// pairwise when it is created, and with file storage one consumer of
+	// thousands of subjects delivers slower than a few dealt ones (see the
+	// package doc).
 	FiltersPerConsumer int
 	// PartitionBuffer bounds the messages one partition holds while it waits
 	// (default 64): more are dropped and read again once it drained, so that
@@ -141,7 +143,7 @@ func (c *Config) setDefaults(group string, memberLog *slog.Logger) {
 		c.MaxInFlight = 256
 	}
 	if c.FiltersPerConsumer == 0 {
-		c.FiltersPerConsumer = 256
+		c.FiltersPerConsumer = 1024
 	}
 	if c.PartitionBuffer == 0 {
 		c.PartitionBuffer = 64

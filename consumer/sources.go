@@ -249,12 +249,7 @@ func (e *engine) reconcile(handoffs chan struct{}) int {
 		}
 		return strings.Compare(a.id, b.id)
 	})
-	var groups [][]*part
-	for len(homeless) > 0 {
-		n := min(len(homeless), e.cfg.FiltersPerConsumer)
-		groups = append(groups, homeless[:n])
-		homeless = homeless[n:]
-	}
+	groups := layout(homeless, e.cfg.FiltersPerConsumer)
 	e.mu.Unlock()
 
 	for _, s := range stop {
@@ -277,6 +272,53 @@ func (e *engine) reconcile(handoffs chan struct{}) int {
 		return 1
 	}
 	return 0
+}
+
+// layout splits parts (sorted by how far they got, then by ID) into
+// consumers of at most per partitions. Partitions at the same position are
+// dealt over the consumers that position spans, never cut into ranges of
+// neighbouring IDs: with file storage the server finds a filtered
+// consumer's next message by walking the block's subject tree in
+// lexicographic order until it meets one of the consumer's subjects, so a
+// consumer holding only subjects late in that order walks past every
+// earlier one for each message (see the package doc). Dealt, each
+// consumer has a subject among the first few.
+func layout(parts []*part, per int) [][]*part {
+	n := (len(parts) + per - 1) / per
+	if n <= 1 {
+		if len(parts) == 0 {
+			return nil
+		}
+		return [][]*part{parts}
+	}
+	// Slot i of the cut layout is consumer i/per. A run of partitions at
+	// the same position fills its slots round-robin over the consumers the
+	// run spans, so that neighbours go to different ones.
+	out := make([]*part, len(parts))
+	for lo := 0; lo < len(parts); {
+		hi := lo + 1
+		for hi < len(parts) && parts[hi].covered == parts[lo].covered {
+			hi++
+		}
+		slots := make([]int, 0, hi-lo)
+		for i := lo; i < hi; i++ {
+			slots = append(slots, i)
+		}
+		// A slot's rank among the run's slots of its consumer.
+		rank := func(i int) int { return i - max(lo, i/per*per) }
+		slices.SortStableFunc(slots, func(a, b int) int { return rank(a) - rank(b) })
+		for k, i := range slots {
+			out[i] = parts[lo+k]
+		}
+		lo = hi
+	}
+	groups := make([][]*part, 0, n)
+	for len(out) > 0 {
+		k := min(len(out), per)
+		groups = append(groups, out[:k])
+		out = out[k:]
+	}
+	return groups
 }
 
 // detach takes p off its source, keeping how far the source delivered it.
@@ -582,8 +624,12 @@ func (e *engine) finalize() {
 		e.letGo(p)
 	}
 	e.leaving = nil
-	crashed := e.crashed
+	crashed, fenced := e.crashed, e.fenced
 	e.mu.Unlock()
+	if !crashed && !fenced {
+		// Every tenure ended with its own floor record written.
+		e.clearProgress()
+	}
 	for _, s := range stop {
 		if crashed {
 			// As a crash would: the server removes them when inactive.
