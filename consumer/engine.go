@@ -111,18 +111,19 @@ type engine struct {
 	progTTL   bool       // the floor stream allows per-message TTLs
 	progCache progressCache
 
-	mu        sync.Mutex
-	name      string // the member's ID
-	parts     map[string]*part
-	sources   map[*source]struct{}
-	loading   int // floor loads started and not finished
-	running   int
-	slotQueue []*part
-	leaving   []*part // tenures replaced before they were revoked
-	fenced    bool    // drain timed out: act no more
-	closing   bool    // Close/Leave/Stop/fatal: no new partitions
-	crashed   bool    // Stop: write nothing more, as a crash would
-	err       error
+	mu         sync.Mutex
+	name       string // the member's ID
+	parts      map[string]*part
+	sources    map[*source]struct{}
+	loading    int       // floor loads started and not finished
+	loadDoneAt time.Time // when a floor load last finished (or the first started)
+	running    int
+	slotQueue  []*part
+	leaving    []*part // tenures replaced before they were revoked
+	fenced     bool    // drain timed out: act no more
+	closing    bool    // Close/Leave/Stop/fatal: no new partitions
+	crashed    bool    // Stop: write nothing more, as a crash would
+	err        error
 }
 
 func newEngine(js jetstream.JetStream, group string, cfg Config, tmpl template) *engine {

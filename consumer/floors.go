@@ -127,6 +127,7 @@ func (e *engine) load(p *part) {
 	defer func() {
 		e.mu.Lock()
 		e.loading--
+		e.loadDoneAt = time.Now()
 		e.mu.Unlock()
 		close(p.loaded)
 		e.kickRun()

@@ -51,9 +51,13 @@ const (
 	// settledFor is how long a source without deliveries counts as having
 	// reached the end of the stream.
 	settledFor = time.Second
-	// holdForLoads is how long a partition whose floor loaded waits for
-	// the others still loading before it gets a consumer.
-	holdForLoads = 250 * time.Millisecond
+	// A partition whose floor loaded waits for the others still loading
+	// before it gets a consumer, as long as loads keep finishing (one at
+	// least every holdForLoads), at most maxHoldForLoads: partitions that
+	// arrive together should share a few consumers, not get one per batch
+	// of loads (each consumer scans the stream on its own).
+	holdForLoads    = time.Second
+	maxHoldForLoads = 30 * time.Second
 	// consumeExpiry and consumeHeartbeat shape the pull requests: a
 	// consumer that stops answering (its server is gone) is reported after
 	// two missed heartbeats.
@@ -185,6 +189,9 @@ func (e *engine) reconcile(handoffs chan struct{}) int {
 		switch {
 		case p.state == partLoading && !p.loadStarted:
 			p.loadStarted = true
+			if e.loading == 0 {
+				e.loadDoneAt = time.Now() // a new round of loads: hold from now
+			}
 			e.loading++
 			loading = append(loading, p)
 		case p.state != partActive || p.superseded:
@@ -198,9 +205,8 @@ func (e *engine) reconcile(handoffs chan struct{}) int {
 	// While floors are still loading, hold the partitions that just loaded
 	// (briefly): partitions that arrive together then share consumers,
 	// rather than each load's batch getting one.
-	if e.loading > 0 {
-		now := time.Now()
-		homeless = slices.DeleteFunc(homeless, func(p *part) bool { return now.Sub(p.activeAt) < holdForLoads })
+	if now := time.Now(); e.loading > 0 && now.Sub(e.loadDoneAt) < holdForLoads {
+		homeless = slices.DeleteFunc(homeless, func(p *part) bool { return now.Sub(p.activeAt) < maxHoldForLoads })
 	}
 	// Merge sources that reached the end of the stream when there are more
 	// than the partitions need, so that hand-offs do not leave the member
@@ -220,11 +226,21 @@ func (e *engine) reconcile(handoffs chan struct{}) int {
 	}
 	if len(e.sources)-len(stop) > need {
 		now := time.Now()
-		var settled []*source
+		var settled, old []*source
 		for s := range e.sources {
-			if s.n > 0 && now.Sub(s.created) >= settledFor && (s.atTail || now.Sub(s.lastMsg) >= settledFor) {
+			if s.n == 0 || now.Sub(s.created) < settledFor {
+				continue
+			}
+			old = append(old, s)
+			if s.atTail || now.Sub(s.lastMsg) >= settledFor {
 				settled = append(settled, s)
 			}
+		}
+		// Far more consumers than the partitions need (partitions that
+		// arrived in many small batches) each scan the stream on their
+		// own: merging them re-reads what the ones ahead got, once.
+		if len(e.sources)-len(stop) > 2*need && len(old) >= 2 {
+			settled = old
 		}
 		if len(settled) >= 2 {
 			for _, p := range e.parts {

@@ -11,7 +11,10 @@
 // Environment: RUNS (default 3), MSGS (backlog per partition count,
 // default 200,000), CATCHUP (log records of the catch-up history, default
 // 1,000,000), TAIL_RATE (msg/s, default 20,000), TAIL_SECS (default 5),
-// ONLY=raw for the raw layout comparison only, SKIP_PCGROUPS=1.
+// ONLY=drain, tail or catchup for one part (ONLY=raw: the raw layout
+// comparison), PARTS and MEMBERS (comma-separated counts) to narrow the
+// drains, SKIP_PCGROUPS=1, CPUPROFILE=file (the server runs in-process:
+// its work is in the profile too).
 package main
 
 import (
@@ -20,6 +23,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 
@@ -31,6 +35,17 @@ func envInt(k string, d int) int {
 		return v
 	}
 	return d
+}
+
+// envList reads a comma-separated list of counts (nil when unset).
+func envList(k string) []int {
+	var out []int
+	for _, f := range strings.Split(os.Getenv(k), ",") {
+		if v, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && v > 0 {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func main() {
@@ -62,15 +77,39 @@ func run(ctx context.Context, stdout, stderr io.Writer) error {
 		tailRate: envInt("TAIL_RATE", 20_000), tailSecs: envInt("TAIL_SECS", 5),
 		pcgroups: os.Getenv("SKIP_PCGROUPS") == "",
 	}
+	if v := envList("PARTS"); v != nil {
+		partitionCounts = v
+	}
+	if v := envList("MEMBERS"); v != nil {
+		memberCounts = v
+	}
+	if f := os.Getenv("CPUPROFILE"); f != "" {
+		w, err := os.Create(f)
+		if err != nil {
+			return err
+		}
+		defer w.Close()
+		if err := pprof.StartCPUProfile(w); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	only := os.Getenv("ONLY")
 	fmt.Fprintf(stdout, "loadavg_start %s load\n", loadAvg())
-	if err := b.drains(ctx); err != nil {
-		return err
+	if only == "" || only == "drain" {
+		if err := b.drains(ctx); err != nil {
+			return err
+		}
 	}
-	if err := b.tails(ctx); err != nil {
-		return err
+	if only == "" || only == "tail" {
+		if err := b.tails(ctx); err != nil {
+			return err
+		}
 	}
-	if err := b.catchup(ctx, envInt("CATCHUP", 1_000_000)); err != nil {
-		return err
+	if only == "" || only == "catchup" {
+		if err := b.catchup(ctx, envInt("CATCHUP", 1_000_000)); err != nil {
+			return err
+		}
 	}
 	b.print(stdout)
 	fmt.Fprintf(stdout, "loadavg_end %s load\n", loadAvg())

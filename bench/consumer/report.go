@@ -52,8 +52,12 @@ func (b *bench) print(out io.Writer) {
 			}
 		}
 	}
-	line("drain_over_plain_min", overPlain, "ratio")
-	line("drain_more_over_one_min", overOne, "ratio")
+	if !math.IsInf(overPlain, 1) {
+		line("drain_over_plain_min", overPlain, "ratio")
+	}
+	if !math.IsInf(overOne, 1) {
+		line("drain_more_over_one_min", overOne, "ratio")
+	}
 	if !math.IsInf(overPC, 1) {
 		line("drain_over_pcgroups_min", overPC, "ratio")
 	}
@@ -63,8 +67,12 @@ func (b *bench) print(out io.Writer) {
 	if t := med("tail_p99_ms_pcgroups"); t > 0 {
 		line("tail_p99_over_pcgroups", med("tail_p99_ms_ours")/t, "ratio")
 	}
-	line("floor_writes_per_msg", med("floor_writes_per_msg"), "writes/msg(median)")
-	line("catchup_over_raw", med("catchup_fold_per_s")/med("catchup_raw_per_s"), "ratio")
+	if _, ok := b.series["floor_writes_per_msg"]; ok {
+		line("floor_writes_per_msg", med("floor_writes_per_msg"), "writes/msg(median)")
+	}
+	if _, ok := b.series["catchup_raw_per_s"]; ok {
+		line("catchup_over_raw", med("catchup_fold_per_s")/med("catchup_raw_per_s"), "ratio")
+	}
 }
 
 func quantiles(v []float64) (med, p90, mx float64) {

@@ -232,17 +232,26 @@ func (b *bench) oursRun(ctx context.Context, stream, prefix string, parts []stri
 	var members []*consumer.Consumer
 	var conns []*nats.Conn
 	defer func() {
-		var wg sync.WaitGroup
-		for _, c := range members {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				lctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				defer cancel()
-				_ = c.Leave(lctx)
-			}()
+		left := make(chan struct{})
+		go func() {
+			var wg sync.WaitGroup
+			for _, c := range members {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					lctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+					defer cancel()
+					_ = c.Leave(lctx)
+				}()
+			}
+			wg.Wait()
+			close(left)
+		}()
+		select {
+		case <-left:
+		case <-time.After(time.Minute):
+			fmt.Fprintln(b.stderr, "  members did not leave within a minute; going on")
 		}
-		wg.Wait()
 		for _, nc := range conns {
 			nc.Close()
 		}
@@ -261,7 +270,8 @@ func (b *bench) oursRun(ctx context.Context, stream, prefix string, parts []stri
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			pc := parti.Fast(group)
+			// Production timings: a lease survives a loaded machine.
+			pc := parti.Production(group)
 			pc.Partitions = parts
 			pc.ExpectedMembers = M
 			pc.Logger = slog.New(slog.DiscardHandler)
@@ -331,6 +341,14 @@ func (b *bench) oursRun(ctx context.Context, stream, prefix string, parts []stri
 	}
 	// The floors of the last messages follow within a commit interval.
 	time.Sleep(100 * time.Millisecond)
+	var st consumer.Stats
+	for _, c := range members {
+		x := c.Stats()
+		st.Reconfigs += x.Reconfigs
+		st.FloorWrites += x.FloorWrites
+		st.Errors += x.Errors
+	}
+	fmt.Fprintf(b.stderr, "  %d members: %d consumers started, %d floor writes, %d errors\n", M, st.Reconfigs, st.FloorWrites, st.Errors)
 	return s.rate(), float64(writes()-w0) / float64(n), nil
 }
 
