@@ -120,7 +120,7 @@ func partitionIDs(n int) []string {
 // partitions' subjects.
 func publishBacklog(ctx context.Context, js jetstream.JetStream, prefix string, parts []string, n int) error {
 	for i := range n {
-		if _, err := js.PublishAsync(prefix+parts[i%len(parts)], []byte(strconv.Itoa(i))); err != nil {
+		if _, err := js.PublishAsync(prefix+parts[i%len(parts)], []byte(strconv.Itoa(i)), jetstream.WithStallWait(time.Minute)); err != nil {
 			return err
 		}
 		if i%2000 == 1999 {

@@ -39,6 +39,9 @@ func (b *bench) print(out io.Writer) {
 	for _, P := range partitionCounts {
 		plain := med(fmt.Sprintf("drain_plain_%d", P))
 		one := med(fmt.Sprintf("drain_ours_%d_m1", P))
+		if plain == 0 || one == 0 {
+			continue // not measured (ONLY)
+		}
 		for _, M := range memberCounts {
 			ours := med(fmt.Sprintf("drain_ours_%d_m%d", P, M))
 			line(fmt.Sprintf("drain_over_plain_%d_m%d", P, M), ours/plain, "ratio")
