@@ -19,6 +19,8 @@ func (b *bench) print(out io.Writer) {
 		switch {
 		case strings.HasPrefix(name, "tail_p99_ms"):
 			unit = "ms(p99)"
+		case strings.HasPrefix(name, "tail_p50_ms"):
+			unit = "ms(p50)"
 		case strings.HasSuffix(name, "_per_msg"):
 			unit = "writes/msg"
 		case strings.HasPrefix(name, "catchup_") && strings.HasSuffix(name, "_per_s"):

@@ -109,7 +109,10 @@ func (s *sink) rate() float64 {
 	return float64(s.n-s.startGot.Load()) / (time.Duration(s.last.Load() - s.first.Load())).Seconds()
 }
 
-func (s *sink) p99() time.Duration {
+func (s *sink) p99() time.Duration { return s.quantile(99) }
+
+// quantile returns the q-th percentile of the latencies.
+func (s *sink) quantile(q int) time.Duration {
 	s.lmu.Lock()
 	defer s.lmu.Unlock()
 	if len(s.lat) == 0 {
@@ -117,7 +120,7 @@ func (s *sink) p99() time.Duration {
 	}
 	v := slices.Clone(s.lat)
 	slices.Sort(v)
-	return v[min(len(v)-1, len(v)*99/100)]
+	return v[min(len(v)-1, len(v)*q/100)]
 }
 
 // pubTime reads the publish time a tail message carries ("<unix nanos>");
@@ -481,6 +484,7 @@ func (b *bench) tails(ctx context.Context) error {
 				return fmt.Errorf("tail of %s: %w", sys.name, err)
 			}
 			b.add("tail_p99_ms_"+sys.name, float64(s.p99().Microseconds())/1000)
+			b.add("tail_p50_ms_"+sys.name, float64(s.quantile(50).Microseconds())/1000)
 			if err := b.js.DeleteStream(ctx, stream); err != nil {
 				return err
 			}
