@@ -7,7 +7,7 @@ FUZZTIME ?= 10s
 has_go = [ -n "$$(find $(1) -name '*.go' 2>/dev/null | head -n 1)" ]
 
 .DEFAULT_GOAL := test
-.PHONY: test test-integration lint bench fuzz sim demo bench-e2e chaos soak bench-report
+.PHONY: test test-integration lint bench fuzz sim demo bench-e2e chaos soak bench-report bench-consumer
 
 # vet; every package but the simulator with -race; the pure simulator without
 # -race (it runs inside a wall-time budget); the simulator's Race tests with
@@ -88,6 +88,14 @@ demo:
 RUNS ?= 20
 bench-e2e:
 	$(GO) run ./cmd/parti-bench --runs $(RUNS)
+
+# The consumer helper against a plain JetStream consumer and pcgroups, and
+# the member's catch-up fold against a raw read: one figure a line, medians
+# of CONSUMER_RUNS runs (RUNS=1 for the quick pass). A module of its own
+# (bench/consumer), so that pcgroups stays out of the library's go.mod.
+CONSUMER_RUNS ?= $(if $(filter command line environment,$(origin RUNS)),$(RUNS),3)
+bench-consumer:
+	cd bench/consumer && RUNS=$(CONSUMER_RUNS) $(GO) run .
 
 # The chaos test for five minutes (make test runs it for 20 s). CHAOS_SEED=N
 # replays a run.

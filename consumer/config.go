@@ -68,17 +68,20 @@ type Config struct {
 	// ManualAck: the handler settles each message itself with Msg.Ack or
 	// Msg.Nak (see Handler).
 	ManualAck bool
-	// CommitInterval is how often the floors of partitions that processed
-	// messages are written (default 20 ms). A floor is always written and
-	// confirmed before a partition is handed off; after a crash, the
-	// messages handled since their partitions' last floors (about the last
-	// CommitInterval) are handled again by the next owners.
+	// CommitInterval is how often the member writes its progress record,
+	// one record carrying the floors of every partition that processed
+	// messages (default 20 ms); each partition's own floor record follows
+	// about once a second. A floor is always written and confirmed before a
+	// partition is handed off; after a crash, the messages handled since
+	// the member's last progress record (about the last CommitInterval) are
+	// handled again by the next owners.
 	CommitInterval time.Duration
-	// MaxFloorWrites bounds the floor writes per second of the background
-	// writer (default 10,000): with more busy partitions than that per
-	// CommitInterval, each partition's floor is written less often (the
+	// MaxFloorWrites bounds the partitions' own floor-record writes per
+	// second of the background writer (default 10,000): with more busy
+	// partitions than that, each one's record is written less often (the
 	// longest unwritten first), so that the writes do not crowd out the
-	// deliveries. Hand-offs and ConfirmEach are not bounded by it.
+	// deliveries. Hand-offs, progress records and ConfirmEach are not
+	// bounded by it.
 	MaxFloorWrites int
 	// ConfirmEach writes and confirms a partition's floor after every
 	// message, before its next message starts: after a crash only the
@@ -90,8 +93,10 @@ type Config struct {
 	// mode, not yet settled) at once, over all partitions (default 256).
 	MaxInFlight int
 	// FiltersPerConsumer bounds the partitions one consumer of the member
-	// covers (default 256): the server checks a consumer's filter subjects
-	// pairwise when it is created.
+	// covers (default 1,024): the server checks a consumer's filter subjects
+	// pairwise when it is created, and with file storage one consumer of
+	// thousands of subjects delivers slower than a few dealt ones (see the
+	// package doc).
 	FiltersPerConsumer int
 	// PartitionBuffer bounds the messages one partition holds while it waits
 	// (default 64): more are dropped and read again once it drained, so that
@@ -141,7 +146,7 @@ func (c *Config) setDefaults(group string, memberLog *slog.Logger) {
 		c.MaxInFlight = 256
 	}
 	if c.FiltersPerConsumer == 0 {
-		c.FiltersPerConsumer = 256
+		c.FiltersPerConsumer = 1024
 	}
 	if c.PartitionBuffer == 0 {
 		c.PartitionBuffer = 64

@@ -77,6 +77,7 @@ func Join(ctx context.Context, js jetstream.JetStream, member parti.Config, cfg 
 		return nil, err
 	}
 	e.floors, e.origin = floors, origin
+	e.progTTL = floors.CachedInfo().Config.AllowMsgTTL
 	user := member.Handler
 	member.Handler = adapter{e: e, user: user}
 	go e.run()
@@ -133,6 +134,9 @@ func ensureStreams(ctx context.Context, js jetstream.JetStream, group string, cf
 		// Reads go to the stream's leader: a floor read must see the last
 		// write (the write fence catches a stale read anyway).
 		AllowDirect: false,
+		// Progress records expire (progress.go); floor records carry no
+		// TTL and never do.
+		AllowMsgTTL: true,
 		Metadata:    map[string]string{originKey: strconv.FormatUint(origin, 10)},
 	}
 	fs, err := js.Stream(ctx, cfg.FloorStream)

@@ -63,6 +63,7 @@ type part struct {
 	floor        uint64 // confirmed floor
 	rev          uint64 // sequence of the floor record last written or read (the fence of the next write)
 	dirty        bool   // processed something since the last floor write
+	noted        uint64 // floor last written in the member's progress record
 	lastWrite    time.Time
 	superseded   bool // a newer owner wrote the floor: stop acting on it
 	released     chan struct{}
@@ -104,18 +105,25 @@ type engine struct {
 
 	fencedCh chan struct{} // closed when fenced
 
-	mu        sync.Mutex
-	name      string // the member's ID
-	parts     map[string]*part
-	sources   map[*source]struct{}
-	loading   int // floor loads started and not finished
-	running   int
-	slotQueue []*part
-	leaving   []*part // tenures replaced before they were revoked
-	fenced    bool    // drain timed out: act no more
-	closing   bool    // Close/Leave/Stop/fatal: no new partitions
-	crashed   bool    // Stop: write nothing more, as a crash would
-	err       error
+	progSubj  string     // this Join's progress subject (progress.go)
+	progMu    sync.Mutex // serialises progress writes; guards progRev
+	progRev   uint64     // sequence of the last progress record written
+	progTTL   bool       // the floor stream allows per-message TTLs
+	progCache progressCache
+
+	mu         sync.Mutex
+	name       string // the member's ID
+	parts      map[string]*part
+	sources    map[*source]struct{}
+	loading    int       // floor loads started and not finished
+	loadDoneAt time.Time // when a floor load last finished (or the first started)
+	running    int
+	slotQueue  []*part
+	leaving    []*part // tenures replaced before they were revoked
+	fenced     bool    // drain timed out: act no more
+	closing    bool    // Close/Leave/Stop/fatal: no new partitions
+	crashed    bool    // Stop: write nothing more, as a crash would
+	err        error
 }
 
 func newEngine(js jetstream.JetStream, group string, cfg Config, tmpl template) *engine {
@@ -128,6 +136,7 @@ func newEngine(js jetstream.JetStream, group string, cfg Config, tmpl template) 
 		stopReq: make(chan struct{}), done: make(chan struct{}), fencedCh: make(chan struct{}),
 		loadSem: make(chan struct{}, parallelOps),
 		parts:   map[string]*part{}, sources: map[*source]struct{}{},
+		progSubj: newProgressSubject(cfg.FloorStream),
 	}
 }
 

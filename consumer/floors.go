@@ -27,6 +27,9 @@ type floorRecord struct {
 	Floor  uint64       `json:"floor"`
 	Token  events.Token `json:"token"`
 	Member string       `json:"member,omitempty"`
+	// Progress names the writer's progress subject (see progress.go):
+	// floors its tenure moved since this record, under the same token.
+	Progress string `json:"progress,omitempty"`
 }
 
 // JetStream API error code of a failed expected-last-subject-sequence check.
@@ -72,7 +75,7 @@ func (e *engine) readFloor(ctx context.Context, p *part) (floorRecord, uint64, e
 // tenure (a write whose reply was lost) is overwritten; a newer owner's
 // returns errSuperseded.
 func (e *engine) writeFloor(ctx context.Context, p *part, floor, rev uint64) (uint64, error) {
-	body, err := json.Marshal(floorRecord{Floor: floor, Token: p.a.Token, Member: e.name})
+	body, err := json.Marshal(floorRecord{Floor: floor, Token: p.a.Token, Member: e.name, Progress: e.progSubj})
 	if err != nil {
 		return 0, err
 	}
@@ -124,6 +127,7 @@ func (e *engine) load(p *part) {
 	defer func() {
 		e.mu.Lock()
 		e.loading--
+		e.loadDoneAt = time.Now()
 		e.mu.Unlock()
 		close(p.loaded)
 		e.kickRun()
@@ -140,6 +144,15 @@ func (e *engine) load(p *part) {
 		cancel()
 		if err == nil && p.a.Token.Less(r.Token) {
 			err = errSuperseded
+		}
+		if err == nil && r.Progress != "" {
+			// The previous tenure's floor may have moved on in its
+			// member's progress record since it wrote this one.
+			ctx, cancel := context.WithTimeout(p.ctx, e.cfg.OpTimeout)
+			var f uint64
+			f, err = e.progressFloor(ctx, r.Progress, p.id, r.Token)
+			cancel()
+			r.Floor = max(r.Floor, f)
 		}
 		if err == nil {
 			rev, err = e.writeFloor(p.ctx, p, r.Floor, rev)
@@ -223,9 +236,13 @@ func (e *engine) commit(ctx context.Context, p *part) error {
 // re-read for the next owner after a crash).
 const idleCommit = 5 * time.Second
 
-// committer writes floors in the background: every CommitInterval those of
-// partitions that processed something (unless ConfirmEach), and every
-// idleCommit those that only moved with their consumer.
+// committer writes floors in the background. Unless ConfirmEach, every
+// CommitInterval it writes the member's progress record with the floors of
+// the partitions that processed something since their own records were
+// written (one write for all of them), and rewrites a partition's own
+// record every partitionCommit while it processes, every idleCommit when
+// it only moved with its consumer. With ConfirmEach every message's floor
+// is confirmed on its own; the committer only catches up idle ones.
 func (e *engine) committer() {
 	every := e.cfg.CommitInterval
 	if e.cfg.ConfirmEach {
@@ -242,18 +259,33 @@ func (e *engine) committer() {
 		case <-t.C:
 		}
 		now := time.Now()
-		var todo []*part
+		var (
+			todo     []*part
+			progress []progressEntry
+			noted    []*part
+			moved    bool
+		)
 		e.mu.Lock()
 		if e.crashed || e.fenced {
 			e.mu.Unlock()
 			return
 		}
 		for _, p := range e.parts {
-			if p.state != partActive || p.superseded || floorCandidate(p) <= p.floor {
+			if p.state != partActive || p.superseded {
 				continue
 			}
-			if (!e.cfg.ConfirmEach && p.dirty) || now.Sub(p.lastWrite) >= idleCommit {
+			c := floorCandidate(p)
+			if c <= p.floor {
+				continue
+			}
+			since := now.Sub(p.lastWrite)
+			if since >= idleCommit || (p.dirty && since >= partitionCommit) {
 				todo = append(todo, p)
+			}
+			if !e.cfg.ConfirmEach && p.dirty {
+				progress = append(progress, progressEntry{Partition: p.id, Floor: c, Token: p.a.Token})
+				noted = append(noted, p)
+				moved = moved || c > p.noted
 			}
 		}
 		// Within the write budget, the longest unwritten first: with many
@@ -269,6 +301,20 @@ func (e *engine) committer() {
 			todo = todo[:budget]
 		}
 		e.mu.Unlock()
+		if moved {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*e.cfg.OpTimeout)
+			err := e.writeProgress(ctx, progress)
+			cancel()
+			if err != nil {
+				e.errorf("progress-write", err, "writing the member's progress record failed")
+			} else {
+				e.mu.Lock()
+				for i, p := range noted {
+					p.noted = max(p.noted, progress[i].Floor)
+				}
+				e.mu.Unlock()
+			}
+		}
 		e.parallel(len(todo), func(i int) {
 			ctx, cancel := context.WithTimeout(todo[i].ctx, 3*e.cfg.OpTimeout)
 			defer cancel()

@@ -64,7 +64,7 @@ type Stats struct {
 	Panics       uint64 // recovered handler panics
 	DeadLettered uint64 // moved to the dead-letter subject
 	Reconfigs    uint64 // consumers started
-	FloorWrites  uint64 // partition floors written
+	FloorWrites  uint64 // floor records and progress records written (see the package doc)
 	Checks       uint64 // checks of the member's consumers completed (Config.CheckInterval)
 	Errors       uint64 // failed operations (see Metrics.Error)
 	InFlight     int    // being handled now

@@ -51,9 +51,13 @@ const (
 	// settledFor is how long a source without deliveries counts as having
 	// reached the end of the stream.
 	settledFor = time.Second
-	// holdForLoads is how long a partition whose floor loaded waits for
-	// the others still loading before it gets a consumer.
-	holdForLoads = 250 * time.Millisecond
+	// A partition whose floor loaded waits for the others still loading
+	// before it gets a consumer, as long as loads keep finishing (one at
+	// least every holdForLoads), at most maxHoldForLoads: partitions that
+	// arrive together should share a few consumers, not get one per batch
+	// of loads (each consumer scans the stream on its own).
+	holdForLoads    = time.Second
+	maxHoldForLoads = 30 * time.Second
 	// consumeExpiry and consumeHeartbeat shape the pull requests: a
 	// consumer that stops answering (its server is gone) is reported after
 	// two missed heartbeats.
@@ -185,6 +189,9 @@ func (e *engine) reconcile(handoffs chan struct{}) int {
 		switch {
 		case p.state == partLoading && !p.loadStarted:
 			p.loadStarted = true
+			if e.loading == 0 {
+				e.loadDoneAt = time.Now() // a new round of loads: hold from now
+			}
 			e.loading++
 			loading = append(loading, p)
 		case p.state != partActive || p.superseded:
@@ -198,9 +205,8 @@ func (e *engine) reconcile(handoffs chan struct{}) int {
 	// While floors are still loading, hold the partitions that just loaded
 	// (briefly): partitions that arrive together then share consumers,
 	// rather than each load's batch getting one.
-	if e.loading > 0 {
-		now := time.Now()
-		homeless = slices.DeleteFunc(homeless, func(p *part) bool { return now.Sub(p.activeAt) < holdForLoads })
+	if now := time.Now(); e.loading > 0 && now.Sub(e.loadDoneAt) < holdForLoads {
+		homeless = slices.DeleteFunc(homeless, func(p *part) bool { return now.Sub(p.activeAt) < maxHoldForLoads })
 	}
 	// Merge sources that reached the end of the stream when there are more
 	// than the partitions need, so that hand-offs do not leave the member
@@ -220,11 +226,21 @@ func (e *engine) reconcile(handoffs chan struct{}) int {
 	}
 	if len(e.sources)-len(stop) > need {
 		now := time.Now()
-		var settled []*source
+		var settled, old []*source
 		for s := range e.sources {
-			if s.n > 0 && now.Sub(s.created) >= settledFor && (s.atTail || now.Sub(s.lastMsg) >= settledFor) {
+			if s.n == 0 || now.Sub(s.created) < settledFor {
+				continue
+			}
+			old = append(old, s)
+			if s.atTail || now.Sub(s.lastMsg) >= settledFor {
 				settled = append(settled, s)
 			}
+		}
+		// Far more consumers than the partitions need (partitions that
+		// arrived in many small batches) each scan the stream on their
+		// own: merging them re-reads what the ones ahead got, once.
+		if len(e.sources)-len(stop) > 2*need && len(old) >= 2 {
+			settled = old
 		}
 		if len(settled) >= 2 {
 			for _, p := range e.parts {
@@ -249,12 +265,7 @@ func (e *engine) reconcile(handoffs chan struct{}) int {
 		}
 		return strings.Compare(a.id, b.id)
 	})
-	var groups [][]*part
-	for len(homeless) > 0 {
-		n := min(len(homeless), e.cfg.FiltersPerConsumer)
-		groups = append(groups, homeless[:n])
-		homeless = homeless[n:]
-	}
+	groups := layout(homeless, e.cfg.FiltersPerConsumer)
 	e.mu.Unlock()
 
 	for _, s := range stop {
@@ -277,6 +288,53 @@ func (e *engine) reconcile(handoffs chan struct{}) int {
 		return 1
 	}
 	return 0
+}
+
+// layout splits parts (sorted by how far they got, then by ID) into
+// consumers of at most per partitions. Partitions at the same position are
+// dealt over the consumers that position spans, never cut into ranges of
+// neighbouring IDs: with file storage the server finds a filtered
+// consumer's next message by walking the block's subject tree in
+// lexicographic order until it meets one of the consumer's subjects, so a
+// consumer holding only subjects late in that order walks past every
+// earlier one for each message (see the package doc). Dealt, each
+// consumer has a subject among the first few.
+func layout(parts []*part, per int) [][]*part {
+	n := (len(parts) + per - 1) / per
+	if n <= 1 {
+		if len(parts) == 0 {
+			return nil
+		}
+		return [][]*part{parts}
+	}
+	// Slot i of the cut layout is consumer i/per. A run of partitions at
+	// the same position fills its slots round-robin over the consumers the
+	// run spans, so that neighbours go to different ones.
+	out := make([]*part, len(parts))
+	for lo := 0; lo < len(parts); {
+		hi := lo + 1
+		for hi < len(parts) && parts[hi].covered == parts[lo].covered {
+			hi++
+		}
+		slots := make([]int, 0, hi-lo)
+		for i := lo; i < hi; i++ {
+			slots = append(slots, i)
+		}
+		// A slot's rank among the run's slots of its consumer.
+		rank := func(i int) int { return i - max(lo, i/per*per) }
+		slices.SortStableFunc(slots, func(a, b int) int { return rank(a) - rank(b) })
+		for k, i := range slots {
+			out[i] = parts[lo+k]
+		}
+		lo = hi
+	}
+	groups := make([][]*part, 0, n)
+	for len(out) > 0 {
+		k := min(len(out), per)
+		groups = append(groups, out[:k])
+		out = out[k:]
+	}
+	return groups
 }
 
 // detach takes p off its source, keeping how far the source delivered it.
@@ -582,8 +640,12 @@ func (e *engine) finalize() {
 		e.letGo(p)
 	}
 	e.leaving = nil
-	crashed := e.crashed
+	crashed, fenced := e.crashed, e.fenced
 	e.mu.Unlock()
+	if !crashed && !fenced {
+		// Every tenure ended with its own floor record written.
+		e.clearProgress()
+	}
 	for _, s := range stop {
 		if crashed {
 			// As a crash would: the server removes them when inactive.

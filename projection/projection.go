@@ -302,7 +302,7 @@ type session struct {
 	id      uint64
 	cons    jetstream.Consumer
 	cc      jetstream.ConsumeContext
-	msgs    chan jetstream.Msg
+	msgs    chan delivered
 	errs    chan error
 	done    chan struct{}
 	started time.Time
@@ -314,9 +314,30 @@ const sessionBuffer = 1024
 // consumerInactive is how long the server keeps an abandoned consumer.
 const consumerInactive = time.Minute
 
+// delivered is one delivery, decoded on the consumer's goroutine so that
+// the fold goroutine only applies: during a catch-up, decoding the next
+// records overlaps applying the last ones.
+type delivered struct {
+	rec     events.Record
+	pending uint64 // the server's NumPending after it
+	err     error  // the delivery's metadata could not be read
+}
+
 func (s *session) handle(m jetstream.Msg) {
+	var d delivered
+	meta, err := m.Metadata()
+	if err != nil {
+		d.err = fmt.Errorf("parti: projection: message metadata: %w", err)
+	} else {
+		var hdr map[string][]string
+		if h := m.Headers(); len(h) > 0 {
+			hdr = h
+		}
+		d.rec = events.NewRecord(meta.Sequence.Stream, meta.Timestamp, m.Subject(), hdr, m.Data())
+		d.pending = meta.NumPending
+	}
 	select {
-	case s.msgs <- m:
+	case s.msgs <- d:
 	case <-s.done:
 	}
 }
@@ -352,12 +373,13 @@ func (p *Projection) connect(ctx context.Context) error {
 	s := &session{
 		id:      p.sessions,
 		cons:    cons,
-		msgs:    make(chan jetstream.Msg, sessionBuffer),
+		msgs:    make(chan delivered, sessionBuffer),
 		errs:    make(chan error, 1),
 		done:    make(chan struct{}),
 		started: time.Now(),
 	}
-	cc, err := cons.Consume(s.handle, jetstream.ConsumeErrHandler(s.onErr))
+	// Large pull batches: a catch-up reads the log at stream speed.
+	cc, err := cons.Consume(s.handle, jetstream.ConsumeErrHandler(s.onErr), jetstream.PullMaxMessages(2*sessionBuffer))
 	if err != nil {
 		p.deleteConsumer(cons)
 		return fmt.Errorf("parti: projection: consume %s from %d: %w", p.subjects.Log(), start, err)
@@ -541,7 +563,7 @@ func (p *Projection) run(ctx context.Context) {
 			return
 		}
 		var (
-			msgs chan jetstream.Msg
+			msgs chan delivered
 			errs chan error
 		)
 		if s := p.sess; s != nil {
@@ -594,7 +616,7 @@ func (p *Projection) run(ctx context.Context) {
 
 // foldBatch folds m and whatever else the session has ready, up to
 // maxFoldBatch records, stopping early when a status change is pending.
-func (p *Projection) foldBatch(m jetstream.Msg, s *session) error {
+func (p *Projection) foldBatch(m delivered, s *session) error {
 	if err := p.fold(m); err != nil {
 		return err
 	}
@@ -615,30 +637,25 @@ func (p *Projection) foldBatch(m jetstream.Msg, s *session) error {
 }
 
 // fold applies one delivered message. Fold goroutine only.
-func (p *Projection) fold(m jetstream.Msg) error {
-	meta, err := m.Metadata()
-	if err != nil {
-		return fmt.Errorf("parti: projection: message metadata: %w", err)
+func (p *Projection) fold(d delivered) error {
+	if d.err != nil {
+		return d.err
 	}
-	seq := meta.Sequence.Stream
+	rec := d.rec
+	seq := rec.Seq
 	if seq <= p.lastApplied.Load() {
 		return nil // already folded: never apply twice
 	}
-	if m.Subject() != p.subjects.Log() {
-		p.log.Error("parti: projection: delivery from outside the log subject ignored", "seq", seq, "subject", m.Subject())
+	if rec.Subject != p.subjects.Log() {
+		p.log.Error("parti: projection: delivery from outside the log subject ignored", "seq", seq, "subject", rec.Subject)
 		return nil
 	}
-	var hdr map[string][]string
-	if h := m.Headers(); len(h) > 0 {
-		hdr = h
-	}
-	rec := events.NewRecord(seq, meta.Timestamp, m.Subject(), hdr, m.Data())
 	p.mu.Lock()
 	out := decider.Apply(p.state, rec)
 	p.mu.Unlock()
 	p.lastApplied.Store(seq)
-	p.lag.Store(meta.NumPending)
-	p.last = lastRecord{ok: true, seq: seq, time: meta.Timestamp, body: rec.Body}
+	p.lag.Store(d.pending)
+	p.last = lastRecord{ok: true, seq: seq, time: rec.Time, body: rec.Body}
 	if rec.Err != nil {
 		if errors.Is(rec.Err, events.ErrNewerVersion) {
 			p.log.Warn("parti: projection: record of a newer protocol version", "seq", seq, "version", rec.Version)

@@ -1,0 +1,225 @@
+package consumer
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/parti-io/parti/events"
+)
+
+// Progress records: what keeps floor writes cheap when partitions are sparse.
+//
+// Writing each partition's own floor record every CommitInterval costs one
+// write per partition that processed anything in the interval: when
+// messages are spread over many partitions, about one write per message.
+// Instead, every CommitInterval the engine writes one progress record on a
+// subject of its own (one per Join), listing every partition whose floor
+// moved since its own floor record was last written, with the tenure's
+// token. The partition's own record names that subject and is rewritten
+// only every partitionCommit (and, as always, confirmed at a hand-off).
+//
+// A new owner reads the partition's record, then the progress record it
+// names, and takes the entry's floor if it carries the same token as the
+// partition's record (the same tenure): after a crash it repeats about one
+// CommitInterval of work, as before. Once the new owner wrote the
+// partition's record under its own token, naming its own progress subject,
+// nobody reads the old owner's progress for that partition again: a late
+// write of the old owner there moves no floor anyone relies on, and its
+// next write of the partition's own record fails on the fence, which stops
+// it acting on the partition (within partitionCommit; the member's lease
+// check stops it sooner).
+//
+// Floors in a progress record only grow within a tenure, so reading an
+// older progress record than the newest is safe: it repeats more, never
+// skips.
+
+// partitionCommit is how often a partition that processed messages gets
+// its own floor record rewritten (its progress record is written every
+// CommitInterval).
+const partitionCommit = time.Second
+
+// progressCacheFor is how long a progress record read for one new
+// partition serves the others arriving with it.
+const progressCacheFor = time.Second
+
+// progressEntry is one partition's floor in a progress record, encoded as
+// a JSON array [partition, floor, token seq, token incarnation] to keep
+// records of thousands of partitions small.
+type progressEntry struct {
+	Partition string
+	Floor     uint64
+	Token     events.Token
+}
+
+func (p progressEntry) MarshalJSON() ([]byte, error) {
+	return json.Marshal([]any{p.Partition, p.Floor, p.Token.Seq, p.Token.Incarnation})
+}
+
+func (p *progressEntry) UnmarshalJSON(b []byte) error {
+	var a []json.RawMessage
+	if err := json.Unmarshal(b, &a); err != nil {
+		return err
+	}
+	if len(a) != 4 {
+		return fmt.Errorf("consumer: progress entry has %d fields, want 4", len(a))
+	}
+	for i, dst := range []any{&p.Partition, &p.Floor, &p.Token.Seq, &p.Token.Incarnation} {
+		if err := json.Unmarshal(a[i], dst); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// progressRecord is the body of a progress record.
+type progressRecord struct {
+	Member string          `json:"member"`
+	Floors []progressEntry `json:"floors"`
+}
+
+type progressCache struct {
+	mu sync.Mutex
+	m  map[string]cachedProgress
+}
+
+type cachedProgress struct {
+	at     time.Time
+	floors map[string]progressEntry
+}
+
+// newProgressSubject returns a fresh progress subject for one Join.
+func newProgressSubject(floorStream string) string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return floorPrefix(floorStream) + ".progress." + hex.EncodeToString(b[:])
+}
+
+// progressFloor returns the floor the progress record on subj holds for
+// partition under token (0 when it holds none). An unreadable record counts
+// as holding nothing: the partition's own record stands.
+func (e *engine) progressFloor(ctx context.Context, subj, partition string, token events.Token) (uint64, error) {
+	if !strings.HasPrefix(subj, floorPrefix(e.cfg.FloorStream)+".progress.") {
+		return 0, nil // not ours to read
+	}
+	e.progCache.mu.Lock()
+	c, ok := e.progCache.m[subj]
+	e.progCache.mu.Unlock()
+	if !ok || time.Since(c.at) > progressCacheFor {
+		m, err := e.floors.GetLastMsgForSubject(ctx, subj)
+		var r progressRecord
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			// Purged at a graceful leave: the partitions' own records hold
+			// their floors.
+		case err != nil:
+			return 0, err
+		default:
+			if err := json.Unmarshal(m.Data, &r); err != nil {
+				e.errorf("progress-record", err, "unreadable progress record; using the partition's own floor", "subject", subj, "seq", m.Sequence)
+				r.Floors = nil
+			}
+		}
+		c = cachedProgress{at: time.Now(), floors: make(map[string]progressEntry, len(r.Floors))}
+		for _, f := range r.Floors {
+			c.floors[f.Partition] = f
+		}
+		e.progCache.mu.Lock()
+		if e.progCache.m == nil {
+			e.progCache.m = map[string]cachedProgress{}
+		}
+		e.progCache.m[subj] = c
+		e.progCache.mu.Unlock()
+	}
+	if f, ok := c.floors[partition]; ok && f.Token == token {
+		return f.Floor, nil
+	}
+	return 0, nil
+}
+
+// writeProgress writes the member's progress record (floors sorted by
+// partition), fenced on the subject's last sequence: only this engine
+// writes it, so a failed fence means a write whose reply was lost; it
+// re-reads the sequence and writes again.
+func (e *engine) writeProgress(ctx context.Context, floors []progressEntry) error {
+	return e.writeProgressTTL(ctx, floors, progressTTL)
+}
+
+func (e *engine) writeProgressTTL(ctx context.Context, floors []progressEntry, ttl time.Duration) error {
+	floors = slices.Clone(floors)
+	slices.SortFunc(floors, func(a, b progressEntry) int { return strings.Compare(a.Partition, b.Partition) })
+	body, err := json.Marshal(progressRecord{Member: e.name, Floors: floors})
+	if err != nil {
+		return err
+	}
+	e.progMu.Lock()
+	defer e.progMu.Unlock()
+	for i := 0; i < 2; i++ {
+		opts := []jetstream.PublishOpt{jetstream.WithExpectStream(e.cfg.FloorStream), jetstream.WithExpectLastSequencePerSubject(e.progRev)}
+		if e.progTTL {
+			opts = append(opts, jetstream.WithMsgTTL(ttl))
+		}
+		opCtx, cancel := context.WithTimeout(ctx, e.cfg.OpTimeout)
+		ack, err := e.js.PublishMsg(opCtx, &nats.Msg{Subject: e.progSubj, Data: body}, opts...)
+		cancel()
+		if err == nil {
+			e.progRev = ack.Sequence
+			e.cnt.floorWrites.Add(1)
+			return nil
+		}
+		if permissionErr(e.nc, err) {
+			err = wrapPermission(e.nc, "progress-write", err)
+			e.fatal(err)
+			return err
+		}
+		if apiCode(err) != codeWrongLastSeq {
+			return err
+		}
+		rctx, cancel := context.WithTimeout(ctx, e.cfg.OpTimeout)
+		m, rerr := e.floors.GetLastMsgForSubject(rctx, e.progSubj)
+		cancel()
+		switch {
+		case errors.Is(rerr, jetstream.ErrMsgNotFound):
+			e.progRev = 0
+		case rerr != nil:
+			return rerr
+		default:
+			e.progRev = m.Sequence
+		}
+	}
+	return fmt.Errorf("consumer: progress record %s: the fence failed twice", e.progSubj)
+}
+
+// progressTTL is how long a progress record outlives its last write,
+// where the floor stream allows per-message TTLs (those the helper creates
+// do): long enough for the next owners of a crashed member's partitions to
+// read it. A record that expired only costs repeats: the partitions' own
+// records are at most partitionCommit behind.
+const progressTTL = time.Hour
+
+// clearProgress replaces the member's progress record with an empty one
+// (expiring within a second where the stream allows TTLs) once every
+// partition was handed off with its own floor record written: nobody
+// needs its floors any more.
+func (e *engine) clearProgress() {
+	e.progMu.Lock()
+	written := e.progRev != 0
+	e.progMu.Unlock()
+	if e.floors == nil || !written {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*e.cfg.OpTimeout)
+	defer cancel()
+	if err := e.writeProgressTTL(ctx, nil, time.Second); err != nil {
+		e.log.Debug("clearing the progress record failed", "subject", e.progSubj, "err", err)
+	}
+}

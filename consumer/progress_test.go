@@ -1,0 +1,83 @@
+package consumer_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/parti-io/parti/consumer"
+)
+
+// After a crash, the next owner resumes from the crashed member's progress
+// record (written every CommitInterval), not from the partition's own floor
+// record (rewritten only about once a second): the messages processed
+// before the last progress record are not handled again.
+func TestCrashResumesFromTheProgressRecord(t *testing.T) {
+	v := newEnv(t, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var got seen
+	cfg := v.config(got.handler())
+	cfg.CommitInterval = 20 * time.Millisecond
+	a, err := consumer.Join(ctx, v.js, v.member("pr"), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.publish("p000", 0, 10) // 1..10
+	waitUntil(t, 10*time.Second, "every message", func() bool { return got.total() == 10 })
+	// The partition's record names the progress subject; wait until the
+	// progress record there holds the floor past all ten.
+	subj := "parti-floor.PARTI_pr_ORDERS_FLOORS." + base64.RawURLEncoding.EncodeToString([]byte("p000"))
+	fs, err := v.js.Stream(ctx, "PARTI_pr_ORDERS_FLOORS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec map[string]any
+	waitUntil(t, 10*time.Second, "the progress record", func() bool {
+		m, err := fs.GetLastMsgForSubject(ctx, subj)
+		if err != nil {
+			return false
+		}
+		rec = nil
+		if json.Unmarshal(m.Data, &rec) != nil {
+			return false
+		}
+		ps, _ := rec["progress"].(string)
+		if ps == "" {
+			return false
+		}
+		pm, err := fs.GetLastMsgForSubject(ctx, ps)
+		if err != nil {
+			return false
+		}
+		var pr struct {
+			Floors [][]any `json:"floors"`
+		}
+		if json.Unmarshal(pm.Data, &pr) != nil {
+			return false
+		}
+		return slices.ContainsFunc(pr.Floors, func(e []any) bool { return len(e) == 4 && e[0] == "p000" && e[1] == float64(10) })
+	})
+	a.Stop() // a crash: no final floor
+	<-a.Done()
+	// As if the partition's own record had lagged: floor 5, same tenure.
+	rec["floor"] = 5
+	body, _ := json.Marshal(rec)
+	if _, err := v.js.Publish(ctx, subj, body); err != nil {
+		t.Fatal(err)
+	}
+	var again seen
+	b, err := consumer.Join(ctx, v.js, v.member("pr"), v.config(again.handler()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Leave(ctx)
+	v.publish("p000", 10, 3) // 11..13
+	waitUntil(t, 20*time.Second, "the new messages", func() bool { return len(again.get("p000")) >= 3 })
+	if g, w := again.get("p000"), bodies("p000", 10, 3); !slices.Equal(g, w) {
+		t.Fatalf("the next owner handled %v, want only %v", g, w)
+	}
+}
