@@ -33,6 +33,11 @@ var (
 	// ErrNotGranted: the member's claim was not granted before the context
 	// ended.
 	ErrNotGranted = errors.New("parti: claim not granted")
+	// ErrCutShort: Close or Leave gave up waiting because its context
+	// ended (or had already ended when it was called). The error also wraps
+	// the context's error. See Close and Leave for what was done and what
+	// was not.
+	ErrCutShort = errors.New("parti: cut short by its context")
 )
 
 // RevokeReason says why an assignment was revoked.
@@ -132,7 +137,7 @@ type Member struct {
 	ctx   context.Context
 	stop  context.CancelFunc
 	done  chan struct{}
-	dispQ chan func()
+	disp  *dispatcher
 
 	// loop goroutine only
 	raw         *rawmember.Member
@@ -140,6 +145,7 @@ type Member struct {
 	watchGen    atomic.Uint64 // the latest watch change asked for
 	watchStop   func()        // guarded by watchMu
 	closeWanted bool
+	closeSent   bool // the close was handed to the raw member (after every Revoked returned)
 	leaveWanted bool
 	revoking    map[string]int // revocations handed to the handler and not returned, by partition
 	lastSnap    uint64
@@ -154,6 +160,7 @@ type Member struct {
 	leader   bool
 	granted  chan struct{}
 	err      error
+	ended    rawmember.StopReason // why the raw member stopped, once the loop ended
 	gotGrant bool
 }
 
@@ -166,16 +173,18 @@ func newNonce() string {
 }
 
 // Join provisions the group's stream if needed, claims an ID, and returns
-// once the claim is granted. The member then heartbeats, judges, leads when
-// the fold says so, and hands partitions to cfg.Handler until Leave, Close or
-// ctx ends (ctx bounds the member's whole life).
+// once the claim is granted. ctx bounds joining only (as a net.Dialer's
+// context bounds dialing): once Join returned, the member heartbeats,
+// judges, leads when the fold says so, and hands partitions to cfg.Handler
+// until Leave, Close or Stop, whatever happens to ctx. Values of ctx are
+// kept for the member's life.
 func Join(ctx context.Context, js jetstream.JetStream, cfg Config) (*Member, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg.setDefaults()
 	subj, _ := events.NewSubjects(cfg.Group)
-	mctx, cancel := context.WithCancel(ctx)
+	mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	var stream jetstream.Stream
 	var proj *projection.Projection
 	err := jsretry.Do(ctx, cfg.Logger, joinRetryFor, nil, func() error {
@@ -196,12 +205,12 @@ func Join(ctx context.Context, js jetstream.JetStream, cfg Config) (*Member, err
 		app:   projection.NewAppender(js, subj),
 		log:   cfg.Logger.With("group", cfg.Group),
 		inbox: make(chan func(), 1024), ctx: mctx, stop: cancel, done: make(chan struct{}),
-		dispQ:    make(chan func(), 4096),
+		disp:     newDispatcher(cfg.Handler),
 		revoking: map[string]int{},
 		owned:    map[string]*owned{}, granted: make(chan struct{}),
 	}
 	m.raw = m.newRaw(cfg.ID)
-	go m.dispatch()
+	go m.disp.run()
 	go m.loop()
 	select {
 	case <-m.granted:
@@ -271,6 +280,8 @@ func (m *Member) loop() {
 			m.fail(fmt.Errorf("parti: projection stopped: %w", m.proj.Err()))
 			return
 		case <-notify:
+		case <-m.disp.returnedC():
+			m.collectReturned()
 		case f := <-m.inbox:
 			f()
 			for drained := false; !drained; {
@@ -286,6 +297,27 @@ func (m *Member) loop() {
 	}
 }
 
+// collectReturned counts the Revoked calls that returned: a partition
+// counts as still held (no release, no close) until its last one returned.
+func (m *Member) collectReturned() {
+	for _, p := range m.disp.takeReturned() {
+		// Counted: a partition revoked, assigned again and revoked again
+		// has two calls queued, and its release must wait for the last one.
+		if m.revoking[p]--; m.revoking[p] <= 0 {
+			delete(m.revoking, p)
+		}
+	}
+}
+
+// setEnded records why the member stopped (the first reason wins).
+func (m *Member) setEnded(r rawmember.StopReason) {
+	m.mu.Lock()
+	if m.ended == rawmember.NotStopped {
+		m.ended = r
+	}
+	m.mu.Unlock()
+}
+
 func (m *Member) fail(err error) {
 	m.mu.Lock()
 	if m.err == nil {
@@ -297,7 +329,11 @@ func (m *Member) fail(err error) {
 // finished reports whether the loop should end, handling a stop of the raw
 // member: an expired or removed incarnation rejoins as a new one.
 func (m *Member) finished() bool {
-	switch r := m.raw.Stopped(); r {
+	r := m.raw.Stopped()
+	if r != rawmember.NotStopped {
+		m.setEnded(r)
+	}
+	switch r {
 	case rawmember.NotStopped:
 		return false
 	case rawmember.StopLeft, rawmember.StopClosed:
@@ -383,7 +419,18 @@ func (m *Member) step() {
 			m.execute(a)
 		}
 	}
-	if closing {
+	if m.closeWanted && !m.closeSent && len(m.revoking) == 0 && m.disp.pending() == 0 {
+		// Every Revoked call returned: only now may a new process with
+		// this ID be granted the partitions.
+		m.closeSent = true
+		m.proj.View(func(s *decider.State) { m.raw.Step(s, now) })
+		m.raw.Close()
+		for _, a := range m.raw.Actions() {
+			m.execute(a)
+		}
+	}
+	if closing && m.closeSent {
+		m.setEnded(rawmember.StopClosed)
 		m.revokeAll(RevokeStopped)
 		m.fail(ErrStopped)
 		m.stop()
@@ -399,6 +446,9 @@ func (m *Member) step() {
 // It reports whether it let go of any partition (a release is then due).
 func (m *Member) reconcile(now time.Duration, moving map[string]uint32, dropped map[string]bool) (letGo bool) {
 	believed := m.raw.Owned(now)
+	if m.closeWanted {
+		believed = nil // closing: nothing is acted on any more
+	}
 	want := make(map[string]rawmember.Owned, len(believed))
 	for _, o := range believed {
 		want[o.ID] = o
@@ -439,16 +489,13 @@ func (m *Member) reconcile(now time.Duration, moving map[string]uint32, dropped 
 	n := len(m.owned)
 	m.mu.Unlock()
 	m.cfg.Metrics.Owned(n)
-	m.dispatchRevokes(revoke, func(i int) RevokeReason { return reasons[i] })
-	h := m.cfg.Handler
-	for _, o := range assign {
-		a := o.a
-		m.dispQ <- func() {
-			if h != nil {
-				h.Assigned(a)
-			}
-		}
+	m.dispatchRevokes(revoke, reasons)
+	calls := make([]call, len(assign))
+	for i, o := range assign {
+		calls[i] = call{a: o.a}
 	}
+	slices.SortFunc(calls, func(x, y call) int { return cmp.Compare(x.a.Index, y.a.Index) })
+	m.disp.push(calls...)
 	// Hand off what the application let go of (or never had).
 	for p, idx := range moving {
 		m.mu.Lock()
@@ -465,42 +512,28 @@ func (m *Member) reconcile(now time.Duration, moving map[string]uint32, dropped 
 func (m *Member) revokeAll(why RevokeReason) {
 	m.mu.Lock()
 	var rs []*owned
+	var whys []RevokeReason
 	for p, o := range m.owned {
 		delete(m.owned, p)
 		o.cancel()
 		rs = append(rs, o)
+		whys = append(whys, why)
 	}
 	m.mu.Unlock()
-	m.dispatchRevokes(rs, func(int) RevokeReason { return why })
+	m.dispatchRevokes(rs, whys)
 }
 
 // dispatchRevokes hands revocations to the handler; a partition counts as
 // still held (no release) until its Revoked call returned.
-func (m *Member) dispatchRevokes(rs []*owned, why func(i int) RevokeReason) {
-	h := m.cfg.Handler
+// They are made in index order (deterministic, whatever the map order).
+func (m *Member) dispatchRevokes(rs []*owned, whys []RevokeReason) {
+	calls := make([]call, len(rs))
 	for i, o := range rs {
-		p, a, w := o.a.Partition, o.a, why(i)
-		m.revoking[p]++
-		m.dispQ <- func() {
-			if h != nil {
-				h.Revoked(a, w)
-			}
-			m.post(func() {
-				// Counted: a partition revoked, assigned again and revoked
-				// again has two calls queued, and its release must wait for
-				// the last one.
-				if m.revoking[p]--; m.revoking[p] <= 0 {
-					delete(m.revoking, p)
-				}
-			})
-		}
+		m.revoking[o.a.Partition]++
+		calls[i] = call{a: o.a, revoke: true, why: whys[i]}
 	}
-}
-
-func (m *Member) dispatch() {
-	for f := range m.dispQ {
-		f()
-	}
+	slices.SortFunc(calls, func(x, y call) int { return cmp.Compare(x.a.Index, y.a.Index) })
+	m.disp.push(calls...)
 }
 
 func (m *Member) shutdown() {
@@ -508,7 +541,7 @@ func (m *Member) shutdown() {
 	m.unwatch()
 	m.stop()
 	m.proj.Stop()
-	close(m.dispQ)
+	m.disp.close()
 }
 
 func (m *Member) opCtx() (context.Context, context.CancelFunc) {
@@ -800,42 +833,103 @@ func (m *Member) Done() <-chan struct{} { return m.done }
 // nil while it runs.
 func (m *Member) Err() error { m.mu.Lock(); defer m.mu.Unlock(); return m.err }
 
-// Leave hands every partition off now and stops once they are released. It
-// returns when the member has stopped or ctx ends.
+// Leave hands every partition off now and stops once they are released (a
+// partition is released once its Revoked call returned); it returns nil
+// once the member has left.
+//
+// ctx bounds the waiting. If it ends first (or had already ended), the member
+// stops at once, as Stop does: what it released is released, the rest moves
+// when the group expires it. Leave then returns an error wrapping
+// ErrCutShort and the context's error. On a member that already stopped,
+// Leave returns an error wrapping ErrStopped.
 func (m *Member) Leave(ctx context.Context) error {
+	if err := m.canEnd(ctx, "leave"); err != nil {
+		return err
+	}
 	m.post(func() {
 		m.leaveWanted = true
 		m.raw.Leave()
 		m.revokeAll(RevokeStopped)
 	})
-	select {
-	case <-m.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return m.waitEnd(ctx, rawmember.StopLeft, "leave")
 }
 
-// Close closes the member for a restart: it stops acting at once and keeps
-// its ID and partitions for the grace period, so a new process that joins
-// with the same ID within the grace takes them over without any move.
+// Close closes the member for a restart: it stops acting at once (every
+// assignment is revoked with RevokeStopped), waits until every Revoked call
+// returned, then appends its close and stops. The group keeps its ID and
+// partitions for the grace period, so a new process that joins with the same
+// ID within the grace takes them over without any move. It returns nil once
+// the close is in the log.
+//
+// ctx bounds the waiting. If it ends before the close was appended (or had
+// already ended), the member stops without it, as Stop does (its partitions
+// move when the group expires it), and Close returns an error wrapping
+// ErrCutShort and the context's error. A program that stops on a signal
+// therefore gives Close a fresh context, not the signal's:
+//
+//	<-sigCtx.Done()
+//	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+//	defer cancel()
+//	err := m.Close(ctx)
+//
+// On a member that already stopped, Close returns an error wrapping
+// ErrStopped.
 func (m *Member) Close(ctx context.Context) error {
+	if err := m.canEnd(ctx, "close"); err != nil {
+		return err
+	}
 	m.post(func() {
 		m.closeWanted = true
 		m.revokeAll(RevokeStopped)
-		m.raw.Close()
 	})
+	return m.waitEnd(ctx, rawmember.StopClosed, "close")
+}
+
+// canEnd checks, before Close or Leave starts, that the member runs and ctx
+// is live; with ctx already ended it stops the member.
+func (m *Member) canEnd(ctx context.Context, op string) error {
 	select {
 	case <-m.done:
-		return nil
-	case <-ctx.Done():
-		m.stop()
-		return ctx.Err()
+		return fmt.Errorf("parti: %s: %w", op, ErrStopped)
+	default:
 	}
+	if ctx.Err() != nil {
+		m.Stop()
+		return fmt.Errorf("parti: %s: %w: the context had already ended; stopped without telling the group: %w", op, ErrCutShort, context.Cause(ctx))
+	}
+	return nil
+}
+
+// waitEnd waits until the member stopped or ctx ended (then it stops the
+// member) and says whether it stopped as want.
+func (m *Member) waitEnd(ctx context.Context, want rawmember.StopReason, op string) error {
+	select {
+	case <-m.done:
+	case <-ctx.Done():
+		m.Stop()
+		m.mu.Lock()
+		ok := m.ended == want
+		m.mu.Unlock()
+		if ok {
+			return nil // it ended just in time
+		}
+		return fmt.Errorf("parti: %s: %w: stopped without telling the group (its partitions move at expiry): %w", op, ErrCutShort, context.Cause(ctx))
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ended == want {
+		return nil
+	}
+	if m.err != nil && !errors.Is(m.err, ErrStopped) {
+		return fmt.Errorf("parti: %s: %w: %w", op, ErrStopped, m.err)
+	}
+	return fmt.Errorf("parti: %s: %w (%s)", op, ErrStopped, m.ended)
 }
 
 // Stop stops the member without telling the group (as a crash would): its
-// partitions move when it is expired. For tests and emergencies.
+// partitions move when it is expired. For emergencies. It returns once the
+// member's loop ended (handler calls already queued are still made, on their
+// own goroutine); it may be called more than once.
 func (m *Member) Stop() {
 	m.stop()
 	<-m.done
