@@ -469,7 +469,7 @@ func (m *Member) reconcile(now time.Duration, moving map[string]uint32, dropped 
 			why = RevokeMoved
 		} else if dropped[p] {
 			why = RevokeDropped
-		} else if m.leaveWanted || m.closeWanted {
+		} else if m.leaveWanted || m.closeWanted || m.raw.Stopped() != rawmember.NotStopped {
 			why = RevokeStopped
 		}
 		delete(m.owned, p)
