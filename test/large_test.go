@@ -274,4 +274,3 @@ func TestSlowHandlerCostsNoLease(t *testing.T) {
 	}
 	t.Logf("%d partitions, %v per call: no lease lost, no expiry", n, sleep)
 }
-
