@@ -1,12 +1,16 @@
 package parti
 
-import "sync"
+import (
+	"sync"
 
-// call is one handler call: Revoked(a, why) when revoke, else Assigned(a).
+	"github.com/parti-io/parti/rawmember"
+)
+
+// call is one handler call of the contract (c), with the Assignment the
+// application sees: Revoked(a, c.Why) when c.Revoke, else Assigned(a).
 type call struct {
-	a      Assignment
-	revoke bool
-	why    RevokeReason
+	a Assignment
+	c rawmember.Call
 }
 
 // dispatcher makes the handler calls, serially, on its own goroutine. The
@@ -21,7 +25,7 @@ type dispatcher struct {
 	mu       sync.Mutex
 	q        []call
 	closed   bool
-	returned []string // partitions whose Revoked returned, not collected yet
+	returned []rawmember.Call // Revoked calls that returned, not collected yet
 	retWake  chan struct{}
 	done     chan struct{}
 }
@@ -60,21 +64,14 @@ func (d *dispatcher) close() {
 // takeReturned.
 func (d *dispatcher) returnedC() <-chan struct{} { return d.retWake }
 
-// takeReturned returns the partitions whose Revoked call returned since the
-// last call, in the order they returned.
-func (d *dispatcher) takeReturned() []string {
+// takeReturned returns the Revoked calls that returned since the last
+// call, in the order they returned.
+func (d *dispatcher) takeReturned() []rawmember.Call {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	r := d.returned
 	d.returned = nil
 	return r
-}
-
-// pending returns the number of calls queued and not started.
-func (d *dispatcher) pending() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return len(d.q)
 }
 
 func (d *dispatcher) run() {
@@ -92,17 +89,17 @@ func (d *dispatcher) run() {
 			continue
 		}
 		for _, c := range batch {
-			if !c.revoke {
+			if !c.c.Revoke {
 				if d.h != nil {
 					d.h.Assigned(c.a)
 				}
 				continue
 			}
 			if d.h != nil {
-				d.h.Revoked(c.a, c.why)
+				d.h.Revoked(c.a, RevokeReason(c.c.Why))
 			}
 			d.mu.Lock()
-			d.returned = append(d.returned, c.a.Partition)
+			d.returned = append(d.returned, c.c)
 			d.mu.Unlock()
 			wakeUp(d.retWake)
 		}

@@ -147,7 +147,7 @@ type Member struct {
 	closeWanted bool
 	closeSent   bool // the close was handed to the raw member (after every Revoked returned)
 	leaveWanted bool
-	revoking    map[string]int // revocations handed to the handler and not returned, by partition
+	ho          *rawmember.Handoff // the handler contract: which calls, in which order
 	lastSnap    uint64
 	lastSnapAt  time.Duration // when this member last wrote a snapshot (its clock)
 	snapBusy    bool
@@ -205,9 +205,9 @@ func Join(ctx context.Context, js jetstream.JetStream, cfg Config) (*Member, err
 		app:   projection.NewAppender(js, subj),
 		log:   cfg.Logger.With("group", cfg.Group),
 		inbox: make(chan func(), 1024), ctx: mctx, stop: cancel, done: make(chan struct{}),
-		disp:     newDispatcher(cfg.Handler),
-		revoking: map[string]int{},
-		owned:    map[string]*owned{}, granted: make(chan struct{}),
+		disp:  newDispatcher(cfg.Handler),
+		ho:    rawmember.NewHandoff(),
+		owned: map[string]*owned{}, granted: make(chan struct{}),
 	}
 	m.raw = m.newRaw(cfg.ID)
 	go m.disp.run()
@@ -297,15 +297,12 @@ func (m *Member) loop() {
 	}
 }
 
-// collectReturned counts the Revoked calls that returned: a partition
-// counts as still held (no release, no close) until its last one returned.
+// collectReturned tells the contract which Revoked calls returned: a
+// partition to hand off is let go of once its last one returned (the
+// release is appended by the next step, which follows at once).
 func (m *Member) collectReturned() {
-	for _, p := range m.disp.takeReturned() {
-		// Counted: a partition revoked, assigned again and revoked again
-		// has two calls queued, and its release must wait for the last one.
-		if m.revoking[p]--; m.revoking[p] <= 0 {
-			delete(m.revoking, p)
-		}
+	for _, c := range m.disp.takeReturned() {
+		m.ho.Returned(m.raw, c)
 	}
 }
 
@@ -350,7 +347,7 @@ func (m *Member) finished() bool {
 		}
 		id, inc, _ := m.raw.Identity()
 		m.log.Warn("incarnation ended: rejoining as a new one", "member", id, "inc", inc, "reason", r.String())
-		m.revokeAll(RevokeStopped)
+		m.apply(m.ho.RevokeAll(rawmember.ReasonStopped))
 		m.unwatch()
 		m.raw = m.newRaw(id)
 		return false
@@ -370,24 +367,10 @@ func (m *Member) step() {
 	var phase string
 	var members int
 	var closing bool
-	moving := map[string]uint32{}
-	dropped := map[string]bool{}
-	m.mu.Lock()
-	held := make([]string, 0, len(m.owned))
-	for p := range m.owned {
-		held = append(held, p)
-	}
-	m.mu.Unlock()
+	var rd rawmember.Ready
 	m.proj.View(func(s *decider.State) {
 		m.raw.Step(s, now)
-		for _, p := range m.raw.Revoking() {
-			moving[s.Partitions[p]] = p
-		}
-		for _, p := range held {
-			if _, ok := s.PartitionIndex(p); !ok {
-				dropped[p] = true
-			}
-		}
+		rd = m.ho.Step(m.raw, s, now)
 		phase = s.Phase().String()
 		members = len(s.LiveMembers())
 		if id, inc, ok := m.raw.Identity(); ok && m.closeWanted {
@@ -411,7 +394,8 @@ func (m *Member) step() {
 	for _, a := range m.raw.Actions() {
 		m.execute(a)
 	}
-	if m.reconcile(now, moving, dropped) {
+	m.apply(rd)
+	if rd.LetGo {
 		// Releases are appended by the raw member's next step: take it now
 		// rather than at the next tick, so a hand-off does not wait for it.
 		m.proj.View(func(s *decider.State) { m.raw.Step(s, now) })
@@ -419,7 +403,7 @@ func (m *Member) step() {
 			m.execute(a)
 		}
 	}
-	if m.closeWanted && !m.closeSent && len(m.revoking) == 0 && m.disp.pending() == 0 {
+	if m.closeWanted && !m.closeSent && m.ho.Quiet() {
 		// Every Revoked call returned: only now may a new process with
 		// this ID be granted the partitions.
 		m.closeSent = true
@@ -431,113 +415,52 @@ func (m *Member) step() {
 	}
 	if closing && m.closeSent {
 		m.setEnded(rawmember.StopClosed)
-		m.revokeAll(RevokeStopped)
 		m.fail(ErrStopped)
 		m.stop()
 	}
 	m.maybeSnapshot()
 }
 
-// reconcile hands the application what the member may act on now: revoked
-// before assigned. Assignments are keyed by partition ID (a re-declaration
-// may change a partition's index while its ownership and token stay);
-// moving maps the partitions to hand off to their current indices.
-//
-// It reports whether it let go of any partition (a release is then due).
-func (m *Member) reconcile(now time.Duration, moving map[string]uint32, dropped map[string]bool) (letGo bool) {
-	believed := m.raw.Owned(now)
-	if m.closeWanted {
-		believed = nil // closing: nothing is acted on any more
+// apply carries out the contract's output: each revocation cancels its
+// assignment's context at once and queues its Revoked call, each assignment
+// queues its Assigned call, in the contract's order. It never waits for the
+// handler.
+func (m *Member) apply(rd rawmember.Ready) {
+	if len(rd.Calls) == 0 && len(rd.Reindexed) == 0 {
+		return
 	}
-	want := make(map[string]rawmember.Owned, len(believed))
-	for _, o := range believed {
-		want[o.ID] = o
-	}
-	var revoke []*owned
-	var reasons []RevokeReason
-	var assign []*owned
+	calls := make([]call, 0, len(rd.Calls))
 	m.mu.Lock()
-	for p, o := range m.owned {
-		if w, ok := want[p]; ok && w.Token == o.a.Token {
-			if w.Index != o.a.Index {
-				o.a.Index = w.Index
-			}
-			continue
+	for _, o := range rd.Reindexed {
+		if w := m.owned[o.ID]; w != nil {
+			w.a.Index = o.Index
 		}
-		why := RevokeLeaseLost
-		if _, ok := moving[p]; ok {
-			why = RevokeMoved
-		} else if dropped[p] {
-			why = RevokeDropped
-		} else if m.leaveWanted || m.closeWanted || m.raw.Stopped() != rawmember.NotStopped {
-			why = RevokeStopped
-		}
-		delete(m.owned, p)
-		o.cancel()
-		revoke = append(revoke, o)
-		reasons = append(reasons, why)
 	}
-	for _, w := range believed {
-		if _, ok := m.owned[w.ID]; ok {
+	for _, c := range rd.Calls {
+		if c.Revoke {
+			o := m.owned[c.Owned.ID]
+			delete(m.owned, c.Owned.ID)
+			a := Assignment{Partition: c.Owned.ID, Index: c.Owned.Index, Token: c.Owned.Token}
+			if o != nil {
+				o.cancel()
+				a.Context = o.a.Context
+			}
+			calls = append(calls, call{a: a, c: c})
 			continue
 		}
 		ctx, cancel := context.WithCancel(m.ctx)
-		o := &owned{a: Assignment{Partition: w.ID, Index: w.Index, Token: w.Token, Context: ctx}, cancel: cancel}
-		m.owned[w.ID] = o
-		assign = append(assign, o)
+		o := &owned{a: Assignment{Partition: c.Owned.ID, Index: c.Owned.Index, Token: c.Owned.Token, Context: ctx}, cancel: cancel}
+		m.owned[c.Owned.ID] = o
+		calls = append(calls, call{a: o.a, c: c})
 	}
 	n := len(m.owned)
 	m.mu.Unlock()
 	m.cfg.Metrics.Owned(n)
-	m.dispatchRevokes(revoke, reasons)
-	calls := make([]call, len(assign))
-	for i, o := range assign {
-		calls[i] = call{a: o.a}
-	}
-	slices.SortFunc(calls, func(x, y call) int { return cmp.Compare(x.a.Index, y.a.Index) })
-	m.disp.push(calls...)
-	// Hand off what the application let go of (or never had).
-	for p, idx := range moving {
-		m.mu.Lock()
-		_, has := m.owned[p]
-		m.mu.Unlock()
-		if !has && m.revoking[p] == 0 {
-			m.raw.LetGo(idx)
-			letGo = true
-		}
-	}
-	return letGo
-}
-
-func (m *Member) revokeAll(why RevokeReason) {
-	m.mu.Lock()
-	var rs []*owned
-	var whys []RevokeReason
-	for p, o := range m.owned {
-		delete(m.owned, p)
-		o.cancel()
-		rs = append(rs, o)
-		whys = append(whys, why)
-	}
-	m.mu.Unlock()
-	m.dispatchRevokes(rs, whys)
-}
-
-// dispatchRevokes hands revocations to the handler; a partition counts as
-// still held (no release) until its Revoked call returned.
-// They are made in index order (deterministic, whatever the map order).
-func (m *Member) dispatchRevokes(rs []*owned, whys []RevokeReason) {
-	calls := make([]call, len(rs))
-	for i, o := range rs {
-		m.revoking[o.a.Partition]++
-		calls[i] = call{a: o.a, revoke: true, why: whys[i]}
-	}
-	slices.SortFunc(calls, func(x, y call) int { return cmp.Compare(x.a.Index, y.a.Index) })
 	m.disp.push(calls...)
 }
 
 func (m *Member) shutdown() {
-	m.revokeAll(RevokeStopped)
+	m.apply(m.ho.Stop(rawmember.ReasonStopped))
 	m.unwatch()
 	m.stop()
 	m.proj.Stop()
@@ -849,7 +772,7 @@ func (m *Member) Leave(ctx context.Context) error {
 	m.post(func() {
 		m.leaveWanted = true
 		m.raw.Leave()
-		m.revokeAll(RevokeStopped)
+		m.apply(m.ho.Stop(rawmember.ReasonStopped))
 	})
 	return m.waitEnd(ctx, rawmember.StopLeft, "leave")
 }
@@ -880,7 +803,7 @@ func (m *Member) Close(ctx context.Context) error {
 	}
 	m.post(func() {
 		m.closeWanted = true
-		m.revokeAll(RevokeStopped)
+		m.apply(m.ho.Stop(rawmember.ReasonStopped))
 	})
 	return m.waitEnd(ctx, rawmember.StopClosed, "close")
 }
