@@ -265,3 +265,13 @@ func (m *Member) unsettled() string {
 	}
 	return ""
 }
+
+// SetPartitions changes the partition set this member declares when it
+// leads (as parti.Member.SetPartitions does): the leader appends the new
+// declaration at its next step; Settle to see it through. Partitions left
+// out are revoked with parti.RevokeDropped.
+func (m *Member) SetPartitions(ids []string, weights []uint32) {
+	m.g.tb.Helper()
+	m.mustRun("SetPartitions")
+	m.raw.SetPartitions(ids, weights, "")
+}
