@@ -83,8 +83,8 @@ func NewHandoff() *Handoff {
 // Step compares what m may act on at now (its view of s) with what the
 // application holds and returns the calls to make. A held partition no
 // longer acted on is revoked: ReasonMoved if the fold moves it away,
-// ReasonDropped if it left the declared set, ReasonStopped if m stopped (or
-// Stop was called), ReasonLeaseLost otherwise. It then lets go of every
+// ReasonDropped if it left the declared set, ReasonStopped if m stopped,
+// leaves or closes (or Stop was called), ReasonLeaseLost otherwise. It then lets go of every
 // partition to hand off that is neither held nor awaiting a Revoked return.
 // Call it after m.Step(s, now), with the same s and now.
 func (h *Handoff) Step(m *Member, s *decider.State, now time.Duration) Ready {
@@ -120,7 +120,7 @@ func (h *Handoff) Step(m *Member, s *decider.State, now time.Duration) Ready {
 			why = ReasonDropped
 		} else if h.stopping {
 			why = h.stopWhy
-		} else if m.Stopped() != NotStopped {
+		} else if m.Stopped() != NotStopped || m.leaving || m.closing {
 			why = ReasonStopped
 		}
 		rd.Calls = append(rd.Calls, h.revoke(p, why))
