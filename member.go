@@ -45,7 +45,9 @@ type RevokeReason int
 
 // Revoke reasons.
 const (
-	// RevokeMoved: the partition moves to another member.
+	// RevokeMoved: the partition moves to another member, or a
+	// re-declaration gave it a new index and so a new token (it is then
+	// assigned again at once, with the new token).
 	RevokeMoved RevokeReason = iota + 1
 	// RevokeLeaseLost: the member's lease lapsed (its heartbeats were not
 	// acknowledged in time); it may get the partition back when heartbeats

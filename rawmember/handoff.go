@@ -14,7 +14,8 @@ type Reason int
 
 // Revocation reasons.
 const (
-	// ReasonMoved: the partition moves to another member.
+	// ReasonMoved: the partition moves to another member (or to a new
+	// index, with a new token: it is assigned again at once).
 	ReasonMoved Reason = iota + 1
 	// ReasonLeaseLost: the member's lease lapsed.
 	ReasonLeaseLost
@@ -82,7 +83,8 @@ func NewHandoff() *Handoff {
 
 // Step compares what m may act on at now (its view of s) with what the
 // application holds and returns the calls to make. A held partition no
-// longer acted on is revoked: ReasonMoved if the fold moves it away,
+// longer acted on is revoked: ReasonMoved if the fold moves it away (or
+// it is acted on with a new token, when a re-declaration changed its index),
 // ReasonDropped if it left the declared set, ReasonStopped if m stopped,
 // leaves or closes (or Stop was called), ReasonLeaseLost otherwise. It then lets go of every
 // partition to hand off that is neither held nor awaiting a Revoked return.
@@ -116,6 +118,8 @@ func (h *Handoff) Step(m *Member, s *decider.State, now time.Duration) Ready {
 		why := ReasonLeaseLost
 		if _, ok := h.moving[p]; ok {
 			why = ReasonMoved
+		} else if _, ok := want[p]; ok {
+			why = ReasonMoved // a new token: a re-declaration gave it a new index
 		} else if _, ok := s.PartitionIndex(p); !ok {
 			why = ReasonDropped
 		} else if h.stopping {

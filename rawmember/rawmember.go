@@ -929,9 +929,20 @@ func (m *Member) release() {
 		m.released[r.Partition] = r.Token
 	}
 	// Each release has its own purpose, so that the outcome of one in flight
-	// is not lost when the next is appended.
-	m.appendLog("release#"+strconv.FormatUint(m.nextID+1, 10), &events.PartitionsReleased{Member: m.id, Incarnation: m.inc, Released: rel})
+	// is not lost when the next is appended. A large hand-off (a leave with
+	// 100,000 partitions) is cut into events that each stay well under the
+	// server's payload limit.
+	for len(rel) > 0 {
+		n := min(len(rel), MaxReleasesPerEvent)
+		m.appendLog("release#"+strconv.FormatUint(m.nextID+1, 10), &events.PartitionsReleased{Member: m.id, Incarnation: m.inc, Released: rel[:n]})
+		rel = rel[n:]
+	}
 }
+
+// MaxReleasesPerEvent bounds the releases of one PartitionsReleased event
+// (about 30 bytes each when encoded: a few hundred KiB, under the server's
+// default 1 MiB payload limit).
+const MaxReleasesPerEvent = 10000
 
 // Done reports the outcome of append action id: stored with the last event at
 // sequence seq, or failed with err (ErrConflict for a fence conflict).
