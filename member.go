@@ -83,8 +83,11 @@ type Assignment struct {
 	// writes carrying a token lower than the highest it has seen for the
 	// partition.
 	Token events.Token
-	// Context is cancelled when the assignment is revoked or the lease is
-	// lost.
+	// Context is cancelled when the assignment is revoked, and at the lease
+	// deadline by a timer of its own, whatever the member is doing (a
+	// renewed lease keeps it). Go timers do not count a suspend: after one,
+	// it ends at the member's first check of its clock on waking, while
+	// Owns, which reads the clock, is exact throughout.
 	Context context.Context
 }
 
@@ -140,6 +143,7 @@ type Member struct {
 	stop  context.CancelFunc
 	done  chan struct{}
 	disp  *dispatcher
+	lease *leaseGuard // the context of the current lease
 
 	// loop goroutine only
 	raw         *rawmember.Member
@@ -208,6 +212,7 @@ func Join(ctx context.Context, js jetstream.JetStream, cfg Config) (*Member, err
 		log:   cfg.Logger.With("group", cfg.Group),
 		inbox: make(chan func(), 1024), ctx: mctx, stop: cancel, done: make(chan struct{}),
 		disp:  newDispatcher(cfg.Handler),
+		lease: newLeaseGuard(mctx, cfg.Clock),
 		ho:    rawmember.NewHandoff(),
 		owned: map[string]*owned{}, granted: make(chan struct{}),
 	}
@@ -382,6 +387,7 @@ func (m *Member) step() {
 	})
 	m.cfg.Metrics.Phase(phase)
 	m.cfg.Metrics.Members(members)
+	m.lease.set(m.raw.LeaseDeadline())
 	if id, inc, ok := m.raw.Identity(); ok {
 		m.mu.Lock()
 		m.id, m.inc = id, inc
@@ -450,7 +456,7 @@ func (m *Member) apply(rd rawmember.Ready) {
 			calls = append(calls, call{a: a, c: c})
 			continue
 		}
-		ctx, cancel := context.WithCancel(m.ctx)
+		ctx, cancel := context.WithCancel(m.lease.context())
 		o := &owned{a: Assignment{Partition: c.Owned.ID, Index: c.Owned.Index, Token: c.Owned.Token, Context: ctx}, cancel: cancel}
 		m.owned[c.Owned.ID] = o
 		calls = append(calls, call{a: o.a, c: c})
@@ -462,6 +468,7 @@ func (m *Member) apply(rd rawmember.Ready) {
 }
 
 func (m *Member) shutdown() {
+	m.lease.stop()
 	m.apply(m.ho.Stop(rawmember.ReasonStopped))
 	m.unwatch()
 	m.stop()
