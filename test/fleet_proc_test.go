@@ -63,6 +63,14 @@ type fleetProc struct {
 func startFleetWorker(t *testing.T, args ...string) *fleetProc {
 	t.Helper()
 	p := &fleetProc{cmd: exec.Command(fleetBinary(t), append([]string{"worker"}, args...)...), exit: make(chan error, 1)}
+	startProc(t, p, fmt.Sprintf("fleet worker %v", args))
+	return p
+}
+
+// startProc starts p.cmd, collecting its stdout lines; it is killed when
+// the test ends, and its output logged if the test failed.
+func startProc(t *testing.T, p *fleetProc, name string) {
+	t.Helper()
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -84,11 +92,10 @@ func startFleetWorker(t *testing.T, args ...string) *fleetProc {
 		_ = p.cmd.Process.Kill()
 		if t.Failed() {
 			p.mu.Lock()
-			t.Logf("fleet worker %v:\nstdout:\n%s\nstderr:\n%s", args, strings.Join(p.lines, "\n"), p.errb.String())
+			t.Logf("%s:\nstdout:\n%s\nstderr:\n%s", name, strings.Join(p.lines, "\n"), p.errb.String())
 			p.mu.Unlock()
 		}
 	})
-	return p
 }
 
 // count returns how many stdout lines contain s.
