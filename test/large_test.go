@@ -259,8 +259,11 @@ func TestSlowHandlerCostsNoLease(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer slow.Stop()
-	// The judge joins (and takes half the partitions: their releases wait
-	// for the slow Revoked calls).
+	began := time.Now()
+	// The slow member is given every partition (its n Assigned calls are
+	// queued), then the judge joins and takes half: their releases wait for
+	// the slow Revoked calls queued behind the Assigned ones.
+	waitFor(t, largeWait(n), "the slow member to own every partition", func() bool { return len(slow.Assigned()) == n })
 	jcfg := cfg
 	jcfg.ID, jcfg.Handler, jcfg.ExpectedMembers = "judge", nil, 2
 	judge, err := parti.Join(ctx, js, jcfg)
@@ -273,17 +276,22 @@ func TestSlowHandlerCostsNoLease(t *testing.T) {
 	waitFor(t, largeWait(n), "a heartbeat of the slow member acked two expiries after the handler got busy", func() bool {
 		return slow.LeaseDeadline() > at+2*tm.Expiry
 	})
-	if h.assigned.Load() == int64(n) {
-		t.Fatalf("the handler finished its %d calls before the check: make it slower", n)
+	if h.held() == len(slow.Assigned()) {
+		t.Fatalf("the handler caught up before the check: make it slower")
 	}
-	waitFor(t, largeWait(n)+time.Duration(2*n)*sleep, "the group to settle", func() bool {
-		return judge.GroupSettled(2) && len(slow.Assigned()) > 0 && len(judge.Assigned()) > 0
+	busy := largeWait(n) + time.Duration(2*n)*sleep
+	waitFor(t, busy, "the handler to catch up and the group to settle", func() bool {
+		return judge.GroupSettled(2) && len(slow.Assigned()) > 0 && len(judge.Assigned()) > 0 && h.held() == len(slow.Assigned())
 	})
 	if got := h.revokedFor(parti.RevokeLeaseLost); got != 0 {
 		t.Fatalf("%d partitions revoked for a lost lease while the handler was slow", got)
 	}
+	if got := h.revokedFor(parti.RevokeMoved); got == 0 {
+		t.Fatal("no partition moved to the judge")
+	}
 	if sum := summarize(groupLog(t, js, "slowhandler"), "slow"); sum.removed != 0 || sum.verdicts != 0 {
 		t.Fatalf("log: %+v: the slow member was expired", sum)
 	}
+	t.Logf("FIGURE slow handler: %d Assigned and %d Revoked calls of %v each over %v", h.assigned.Load(), h.revokedFor(parti.RevokeMoved), sleep, time.Since(began).Round(time.Millisecond))
 	t.Logf("%d partitions, %v per call: no lease lost, no expiry", n, sleep)
 }
