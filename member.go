@@ -740,8 +740,8 @@ func (m *Member) WaitStable(ctx context.Context) error {
 
 // GroupSettled reports whether this member's fold shows a settled group:
 // stable (every partition owned, nothing moving, no window open), n live
-// members if n > 0, and nothing left for the leader to decide. Tests,
-// demos and status pages wait on it.
+// members if n > 0, and nothing left for the leader to decide. Status pages,
+// demos and deployment scripts wait on it.
 func (m *Member) GroupSettled(n int) bool {
 	ok := false
 	m.proj.View(func(s *decider.State) {
