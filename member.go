@@ -334,24 +334,10 @@ func (m *Member) fail(err error) {
 // member: an expired or removed incarnation rejoins as a new one.
 func (m *Member) finished() bool {
 	r := m.raw.Stopped()
-	if r != rawmember.NotStopped {
-		m.setEnded(r)
-	}
-	switch r {
-	case rawmember.NotStopped:
+	if r == rawmember.NotStopped {
 		return false
-	case rawmember.StopLeft, rawmember.StopClosed:
-		m.fail(ErrStopped)
-		return true
-	case rawmember.StopNewerProtocol:
-		m.log.Error("group log holds a newer protocol version: stopping")
-		m.fail(ErrNewerProtocol)
-		return true
-	default:
-		if m.leaveWanted || m.closeWanted {
-			m.fail(ErrStopped)
-			return true
-		}
+	}
+	if rawmember.Rejoin(r, m.leaveWanted || m.closeWanted) {
 		id, inc, _ := m.raw.Identity()
 		m.log.Warn("incarnation ended: rejoining as a new one", "member", id, "inc", inc, "reason", r.String())
 		m.apply(m.ho.RevokeAll(rawmember.ReasonStopped))
@@ -359,6 +345,14 @@ func (m *Member) finished() bool {
 		m.raw = m.newRaw(id)
 		return false
 	}
+	m.setEnded(r)
+	if r == rawmember.StopNewerProtocol {
+		m.log.Error("group log holds a newer protocol version: stopping")
+		m.fail(ErrNewerProtocol)
+		return true
+	}
+	m.fail(ErrStopped)
+	return true
 }
 
 func (m *Member) step() {
@@ -381,8 +375,7 @@ func (m *Member) step() {
 		phase = s.Phase().String()
 		members = len(s.LiveMembers())
 		if id, inc, ok := m.raw.Identity(); ok && m.closeWanted {
-			me := s.Incarnation(id, inc)
-			closing = me == nil || me.Closing
+			closing = rawmember.CloseLanded(s, id, inc)
 		}
 	})
 	m.cfg.Metrics.Phase(phase)
@@ -625,17 +618,11 @@ func (m *Member) rewatch(gen uint64, raw *rawmember.Member, member string, inc u
 }
 
 func (m *Member) maybeSnapshot() {
-	if m.cfg.SnapshotEvery < 0 || m.snapBusy || !m.raw.IsLeader() {
+	if m.snapBusy || !m.raw.IsLeader() {
 		return
 	}
-	last := m.proj.LastApplied()
-	// Due after SnapshotEvery new records, or, once a history was worth a
-	// snapshot, before the last one's TTL runs out: a steady group appends
-	// nothing, and a late joiner must not find the snapshot gone and fold
-	// the whole history.
-	due := last-m.lastSnap >= uint64(m.cfg.SnapshotEvery) ||
-		(m.lastSnap > 0 && m.now()-m.lastSnapAt >= m.cfg.SnapshotTTL/2)
-	if !due {
+	policy := rawmember.SnapshotPolicy{Every: m.cfg.SnapshotEvery, TTL: m.cfg.SnapshotTTL}
+	if !policy.Due(m.proj.LastApplied(), m.lastSnap, m.now(), m.lastSnapAt) {
 		return
 	}
 	st := m.proj.State()

@@ -151,10 +151,7 @@ func (m *Member) step() bool {
 
 // closeLanded reports whether the fold shows the member's close: the
 // process then ends, as parti.Member does.
-func (m *Member) closeLanded() bool {
-	me := m.g.state.Incarnation(m.id, m.inc)
-	return me == nil || me.Closing
-}
+func (m *Member) closeLanded() bool { return rawmember.CloseLanded(m.g.state, m.id, m.inc) }
 
 // execute carries out one action against the in-memory stream and reports
 // the outcome to the state machine at once.

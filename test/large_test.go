@@ -224,6 +224,10 @@ func TestLargeHoldingRejoinAfterRemoval(t *testing.T) {
 		return m.Incarnation() != inc && len(m.Assigned()) == n && h.revokedFor(parti.RevokeStopped) >= n && h.held() == n
 	})
 	t.Logf("FIGURE rejoin: %d partitions: removed, rejoined and acting on all again in %v", n, time.Since(began).Round(time.Millisecond))
+	// The new incarnation closes like any other.
+	if err := m.Close(ctx); err != nil {
+		t.Fatalf("close after the rejoin: %v", err)
+	}
 }
 
 // A handler that sleeps in every call (sleep per call) over n partitions
