@@ -93,9 +93,13 @@ type Assignment struct {
 
 // Handler receives assignment changes. Its methods are called from one
 // goroutine, one at a time, in order: within one change, every revocation
-// before any assignment. They may block: a blocking Revoked delays the
+// (in partition index order) before any assignment (in index order); the
+// contract is package rawmember's Handoff, which partitest and the
+// simulator drive too. They may block: a blocking Revoked delays the
 // hand-off of that partition (the release is appended only after Revoked
-// returns), a blocking Assigned delays the calls after it.
+// returns) and Close, a blocking Assigned delays the calls after it. The
+// member never waits for them: heartbeats, judging and the fold go on, and
+// an assignment's Context still ends at the lease deadline.
 type Handler interface {
 	// Assigned: the member may act on a from now until a.Context ends.
 	Assigned(a Assignment)
