@@ -90,9 +90,15 @@ func NewHandoff() *Handoff {
 // partition to hand off that is neither held nor awaiting a Revoked return.
 // Call it after m.Step(s, now), with the same s and now.
 func (h *Handoff) Step(m *Member, s *decider.State, now time.Duration) Ready {
-	var believed []Owned
-	if !h.stopping {
-		believed = m.Owned(now)
+	return h.StepView(m, s, m.Owned(now))
+}
+
+// StepView is Step with the view given: what the application should act on
+// now (m.Owned(now) for Step). A simulator passes a deliberately wrong view
+// to check that it catches the overlap.
+func (h *Handoff) StepView(m *Member, s *decider.State, believed []Owned) Ready {
+	if h.stopping {
+		believed = nil
 	}
 	clear(h.moving)
 	for _, p := range m.Revoking() {

@@ -615,7 +615,7 @@ func (w *world) start(id string) {
 		Declare:    true,
 		Partitions: slices.Clone(w.partitions),
 		JudgeRule:  w.opt.JudgeRule,
-		Broken:     w.opt.Broken,
+		Broken:     rawmember.Broken{JudgeClock: w.opt.Broken.JudgeClock},
 	})
 	w.procs = append(w.procs, p)
 	w.byNonce[p.nonce] = p
@@ -1105,7 +1105,7 @@ func (w *world) flush(p *proc) {
 				return
 			}
 		case rawmember.ActHeartbeat:
-			w.send(p, &request{kind: reqHeartbeat, actID: a.ID, subject: w.subj.Heartbeat(a.Member, a.Inc), hb: a.Heartbeat, hbSent: a.SentAt, fenced: a.Fenced, fence: a.Fence})
+			w.send(p, &request{kind: reqHeartbeat, actID: a.ID, subject: w.subj.Heartbeat(a.Member, a.Inc), hb: a.Heartbeat, hbSent: a.SentAt, fenced: a.Fenced && !w.opt.Broken.UnfencedHeartbeats, fence: a.Fence})
 		case rawmember.ActVerdict:
 			w.tracef("%s issues a verdict on %s/%d fenced on %d", p.name(), a.Member, a.Inc, a.Fence)
 			w.send(p, &request{kind: reqVerdict, actID: a.ID, subject: w.subj.Heartbeat(a.Member, a.Inc), verdict: a.Verdict, fenced: a.Fenced, fence: a.Fence})
@@ -1158,7 +1158,13 @@ func (w *world) send(p *proc, r *request) {
 func (w *world) app(p *proc, now time.Duration) {
 	p.belief = p.m.Owned(now)
 	valid := p.m.LeaseValid(now) && !p.closing
-	rd := p.ho.Step(p.m, p.st, now)
+	var rd rawmember.Ready
+	if w.opt.Broken.AssignBeforeRelease {
+		p.belief = append(p.belief, w.targetOf(p, now)...)
+		rd = p.ho.StepView(p.m, p.st, p.belief)
+	} else {
+		rd = p.ho.Step(p.m, p.st, now)
+	}
 	p.calls = append(p.calls, rd.Calls...)
 	for _, o := range rd.Reindexed {
 		if pid, ok := universeIndex[o.ID]; ok && p.acting[pid].on {
@@ -1194,6 +1200,23 @@ func (w *world) app(p *proc, now time.Duration) {
 			w.tracef("app of %s lets go of %s", p.name(), c.Owned.ID)
 		}
 	}
+}
+
+// targetOf is the broken AssignBeforeRelease view: the partitions the fold
+// names p's member as the target of a move, acted on before the source
+// released them (while the member may act at all).
+func (w *world) targetOf(p *proc, now time.Duration) []rawmember.Owned {
+	id, inc, ok := p.m.Identity()
+	if !ok || !p.m.LeaseValid(now) || p.closing || p.leaving {
+		return nil
+	}
+	var out []rawmember.Owned
+	for i := range p.st.Owners {
+		if o := &p.st.Owners[i]; o.Target == id && o.TargetInc == inc {
+			out = append(out, rawmember.Owned{Index: uint32(i), ID: p.st.Partitions[i], Token: events.Token{Seq: p.st.LastSeq, Incarnation: inc}})
+		}
+	}
+	return out
 }
 
 // write is the application writing to its storage, a token-checking store
