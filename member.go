@@ -195,6 +195,8 @@ func Join(ctx context.Context, js jetstream.JetStream, cfg Config) (*Member, err
 	cfg.setDefaults()
 	subj, _ := events.NewSubjects(cfg.Group)
 	mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	// Until the claim is granted, ctx ending stops everything started.
+	joining := context.AfterFunc(ctx, cancel)
 	var stream jetstream.Stream
 	var proj *projection.Projection
 	err := jsretry.Do(ctx, cfg.Logger, joinRetryFor, nil, func() error {
@@ -225,14 +227,17 @@ func Join(ctx context.Context, js jetstream.JetStream, cfg Config) (*Member, err
 	go m.loop()
 	select {
 	case <-m.granted:
-		return m, nil
+		if joining() {
+			return m, nil // from now on ctx has no say
+		}
 	case <-m.done:
+		joining()
 		return nil, m.Err()
 	case <-ctx.Done():
-		cancel()
-		<-m.done
-		return nil, fmt.Errorf("%w: %w", ErrNotGranted, ctx.Err())
 	}
+	cancel()
+	<-m.done
+	return nil, fmt.Errorf("%w: %w", ErrNotGranted, context.Cause(ctx))
 }
 
 // joinRetryFor bounds how long Join retries transient errors (a request

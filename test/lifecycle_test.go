@@ -231,3 +231,31 @@ func TestCloseWaitsForRevokedAndIsBoundedByItsContext(t *testing.T) {
 		t.Fatalf("an ended context appended something: %+v", sum)
 	}
 }
+
+// Join's context still bounds joining: a claim of an ID a live member holds
+// waits, and ends with ErrNotGranted when the context ends; the holder is
+// unaffected.
+func TestJoinContextEndsAWaitingClaim(t *testing.T) {
+	s := natstest.Server(t)
+	_, js := natstest.Connect(t, s.ClientURL())
+	f := newFleet(t, js, "claimwait", 4)
+	f.base.ExpectedMembers = 1
+	holder := f.join(context.Background(), "w0")
+	f.waitSettled(30 * time.Second)
+	cfg := f.base
+	cfg.ID = "w0"
+	ctx, cancel := context.WithTimeout(context.Background(), f.base.Timings.Heartbeat)
+	defer cancel()
+	m, err := parti.Join(ctx, js, cfg)
+	if !errors.Is(err, parti.ErrNotGranted) || !errors.Is(err, context.DeadlineExceeded) {
+		if m != nil {
+			m.Stop()
+		}
+		t.Fatalf("join of a held ID: %v, want ErrNotGranted and DeadlineExceeded", err)
+	}
+	select {
+	case <-holder.Done():
+		t.Fatalf("the holder stopped: %v", holder.Err())
+	default:
+	}
+}
