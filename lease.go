@@ -22,6 +22,7 @@ type leaseGuard struct {
 	ctx      context.Context // nil: no live lease context
 	cancel   context.CancelFunc
 	timer    *time.Timer
+	lapsed   bool // a lease context ended since takeLapsed last ran
 }
 
 func newLeaseGuard(parent context.Context, clock Clock) *leaseGuard {
@@ -55,6 +56,17 @@ func (g *leaseGuard) context() context.Context {
 	return g.ctx
 }
 
+// takeLapsed reports whether a lease context ended (the lease lapsed) since
+// the last call: the assignments derived from it are then over, even if the
+// lease was renewed meanwhile, and the member revokes and assigns again.
+func (g *leaseGuard) takeLapsed() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	l := g.lapsed
+	g.lapsed = false
+	return l
+}
+
 // stop ends the lease context and its timer.
 func (g *leaseGuard) stop() {
 	g.mu.Lock()
@@ -77,6 +89,7 @@ func (g *leaseGuard) checkLocked() {
 	if g.clock.Now() >= g.deadline {
 		g.cancel()
 		g.ctx = nil
+		g.lapsed = true
 		if g.timer != nil {
 			g.timer.Stop()
 		}

@@ -36,6 +36,12 @@ func TestLeaseContextEndsAtTheDeadlineByItself(t *testing.T) {
 	if a := g.context(); a.Err() == nil {
 		t.Fatal("a new assignment past the deadline got a live context")
 	}
+	// Renewed after the lapse: the lapse is still reported once, so the
+	// assignments of the ended context are revoked and assigned again.
+	g.set(clk.Now() + time.Hour)
+	if !g.takeLapsed() || g.takeLapsed() {
+		t.Fatal("the lapse is not reported exactly once")
+	}
 }
 
 // After a suspend (the clock jumped, the timer did not count it) the lease

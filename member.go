@@ -378,6 +378,12 @@ func (m *Member) step() {
 	var members int
 	var closing bool
 	var rd rawmember.Ready
+	m.lease.set(m.raw.LeaseDeadline())
+	if m.lease.takeLapsed() {
+		// The lease contexts ended (the assignments' too), perhaps just
+		// before a renewal: what was handed out on them is over.
+		m.apply(m.ho.RevokeAll(rawmember.ReasonLeaseLost))
+	}
 	m.proj.View(func(s *decider.State) {
 		m.raw.Step(s, now)
 		rd = m.ho.Step(m.raw, s, now)
