@@ -199,18 +199,6 @@ func (h *Handoff) Held() []Owned {
 	return out
 }
 
-// Holds returns what the application holds of partition p.
-func (h *Handoff) Holds(p string) (Owned, bool) { o, ok := h.held[p]; return o, ok }
-
-// Pending returns the number of Revoked calls handed out and not returned.
-func (h *Handoff) Pending() int {
-	n := 0
-	for _, c := range h.revoking {
-		n += c
-	}
-	return n
-}
-
 // Quiet reports whether the application holds nothing and every Revoked call
 // returned: a close may then be appended.
 func (h *Handoff) Quiet() bool { return len(h.held) == 0 && len(h.revoking) == 0 }

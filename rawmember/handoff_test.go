@@ -145,8 +145,18 @@ func TestHandoffLetsGoOnlyAfterRevokedReturned(t *testing.T) {
 			t.Fatalf("after %d returns, %d still to let go, want %d", i+1, got, len(rd.Calls)-i-1)
 		}
 	}
-	if !h.Quiet() && len(h.Held()) == 0 {
-		t.Fatal("not quiet after every Revoked returned")
+	if got := len(h.Held()); got != 6-len(rd.Calls) {
+		t.Fatalf("the application holds %d partitions, want the %d not moved", got, 6-len(rd.Calls))
+	}
+	if stop := h.Stop(ReasonStopped); len(stop.Calls) != 6-len(rd.Calls) || h.Quiet() {
+		t.Fatalf("stop: %d calls, quiet %v: want %d revocations awaiting their return", len(stop.Calls), h.Quiet(), 6-len(rd.Calls))
+	} else {
+		for _, c := range stop.Calls {
+			h.Returned(a, c)
+		}
+		if !h.Quiet() {
+			t.Fatal("not quiet after every Revoked returned")
+		}
 	}
 }
 
