@@ -5,6 +5,8 @@ package test
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -30,12 +32,20 @@ var (
 	fleetErr  error
 )
 
-// fleetBinary builds examples/fleet once per test run.
+// fleetBinary builds examples/fleet once per test run, into a directory of
+// the temporary directory named after this checkout: each run overwrites
+// the previous run's binary instead of leaving one more behind.
 func fleetBinary(t *testing.T) string {
 	t.Helper()
 	fleetOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "parti-fleet-bin")
+		root, err := filepath.Abs("..")
 		if err != nil {
+			fleetErr = err
+			return
+		}
+		sum := sha256.Sum256([]byte(root))
+		dir := filepath.Join(os.TempDir(), "parti-fleet-"+hex.EncodeToString(sum[:6]))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			fleetErr = err
 			return
 		}
