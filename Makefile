@@ -7,7 +7,7 @@ FUZZTIME ?= 10s
 has_go = [ -n "$$(find $(1) -name '*.go' 2>/dev/null | head -n 1)" ]
 
 .DEFAULT_GOAL := test
-.PHONY: test test-integration lint bench fuzz sim demo bench-e2e chaos soak bench-report bench-consumer
+.PHONY: test test-integration lint bench fuzz sim demo bench-e2e chaos soak bench-report bench-consumer test-large
 
 # vet; every package but the simulator with -race; the pure simulator without
 # -race (it runs inside a wall-time budget); the simulator's Race tests with
@@ -38,6 +38,14 @@ test-integration:
 	else \
 		echo "test/: no integration tests yet, skipped"; \
 	fi
+
+# Large holdings (issue 11): one member holding 100,000 partitions leaves,
+# closes, loses its lease and rejoins after a removal; a handler sleeping
+# 10 ms per call over 10,000 partitions costs no lease and no expiry. `make
+# test` runs the same tests with 6,000 partitions (and 1 ms per call).
+test-large:
+	PARTI_LARGE_PARTITIONS=100000 $(GO) test -count=1 -v -timeout 30m -run 'TestLargeHolding' ./test/
+	PARTI_LARGE_PARTITIONS=10000 PARTI_SLOW_HANDLER_SLEEP=10ms $(GO) test -count=1 -v -timeout 30m -run 'TestSlowHandlerCostsNoLease' ./test/
 
 # gofmt must list nothing (hidden directories, testdata and vendor skipped);
 # go vet; the core-purity lint (internal/lint).

@@ -142,70 +142,97 @@ func (c *Config) setDefaults() {
 	}
 }
 
-func fieldErr(field, format string, args ...any) error {
-	return fmt.Errorf("%w: %s %s", ErrInvalidConfig, field, fmt.Sprintf(format, args...))
+// ConfigError is one violation Validate reports: the field it concerns and
+// why. It wraps ErrInvalidConfig (and, for Timings, the *liveness.TimingsError).
+type ConfigError struct {
+	// Field names the Config field ("Partitions", "Timings", ...).
+	Field string
+	msg   string
+	err   error
 }
 
-// Validate checks the configuration (after defaults) and returns an error
-// naming the first invalid field.
+func (e *ConfigError) Error() string { return ErrInvalidConfig.Error() + ": " + e.msg }
+
+// Unwrap returns ErrInvalidConfig and the underlying error, if any.
+func (e *ConfigError) Unwrap() []error {
+	if e.err != nil {
+		return []error{ErrInvalidConfig, e.err}
+	}
+	return []error{ErrInvalidConfig}
+}
+
+func fieldErr(field, format string, args ...any) error {
+	return &ConfigError{Field: field, msg: field + " " + fmt.Sprintf(format, args...)}
+}
+
+// Validate checks the configuration (after defaults) and returns every
+// violation, each a *ConfigError naming its field and wrapping
+// ErrInvalidConfig (joined with errors.Join when there are several).
 func (c Config) Validate() error {
 	c.setDefaults()
+	var errs []error
+	add := func(err error) { errs = append(errs, err) }
 	if err := events.ValidID(c.Group); err != nil {
-		return fieldErr("Group", "is invalid: %v", err)
+		add(fieldErr("Group", "is invalid: %v", err))
 	}
 	if c.ID != "" {
 		if err := events.ValidID(c.ID); err != nil {
-			return fieldErr("ID", "is invalid: %v", err)
+			add(fieldErr("ID", "is invalid: %v", err))
 		}
 	}
 	if err := c.Timings.Validate(); err != nil {
-		return fmt.Errorf("%w: Timings: %w", ErrInvalidConfig, err)
+		add(&ConfigError{Field: "Timings", msg: "Timings: " + err.Error(), err: err})
 	}
-	if len(c.Weights) != 0 && len(c.Weights) != len(c.Partitions) {
-		return fieldErr("Weights", "has %d entries for %d partitions", len(c.Weights), len(c.Partitions))
+	weightsOK := len(c.Weights) == 0 || len(c.Weights) == len(c.Partitions)
+	if !weightsOK {
+		add(fieldErr("Weights", "has %d entries for %d partitions", len(c.Weights), len(c.Partitions)))
 	}
 	seen := make(map[string]bool, len(c.Partitions))
 	for i, p := range c.Partitions {
 		if err := events.ValidPartitionID(p); err != nil {
-			return fieldErr("Partitions", "[%d] is invalid: %v", i, err)
-		}
-		if seen[p] {
-			return fieldErr("Partitions", "[%d] %q is a duplicate", i, p)
+			add(fieldErr("Partitions", "[%d] is invalid: %v", i, err))
+		} else if seen[p] {
+			add(fieldErr("Partitions", "[%d] %q is a duplicate", i, p))
 		}
 		seen[p] = true
-		if len(c.Weights) != 0 && c.Weights[i] == 0 {
-			return fieldErr("Weights", "[%d] must be ≥ 1", i)
+		if len(c.Weights) != 0 && weightsOK && c.Weights[i] == 0 {
+			add(fieldErr("Weights", "[%d] must be ≥ 1", i))
 		}
 	}
 	if err := c.validatePlacement(); err != nil {
 		return err
 	}
 	if _, err := strategy.ByName(c.Strategy); err != nil {
-		return fieldErr("Strategy", "%q is unknown: %v", c.Strategy, err)
+		add(fieldErr("Strategy", "%q is unknown: %v", c.Strategy, err))
 	}
 	if c.Window < 0 {
-		return fieldErr("Window", "(%v) must be ≥ 0", c.Window)
+		add(fieldErr("Window", "(%v) must be ≥ 0", c.Window))
 	}
 	if c.Grace < 0 {
-		return fieldErr("Grace", "(%v) must be ≥ 0", c.Grace)
+		add(fieldErr("Grace", "(%v) must be ≥ 0", c.Grace))
 	}
 	if c.ExpectedMembers < 0 {
-		return fieldErr("ExpectedMembers", "(%d) must be ≥ 0", c.ExpectedMembers)
+		add(fieldErr("ExpectedMembers", "(%d) must be ≥ 0", c.ExpectedMembers))
 	}
 	if c.Replicas < 1 || c.Replicas > 5 {
-		return fieldErr("Replicas", "(%d) must be 1 to 5", c.Replicas)
+		add(fieldErr("Replicas", "(%d) must be 1 to 5", c.Replicas))
 	}
 	if c.HeartbeatTTL < time.Second {
-		return fieldErr("HeartbeatTTL", "(%v) must be ≥ 1s", c.HeartbeatTTL)
-	}
-	if c.HeartbeatTTL < 2*c.Timings.Expiry {
-		return fieldErr("HeartbeatTTL", "(%v) must be ≥ 2 × Timings.Expiry (%v)", c.HeartbeatTTL, c.Timings.Expiry)
+		add(fieldErr("HeartbeatTTL", "(%v) must be ≥ 1s", c.HeartbeatTTL))
+	} else if c.HeartbeatTTL < 2*c.Timings.Expiry {
+		add(fieldErr("HeartbeatTTL", "(%v) must be ≥ 2 × Timings.Expiry (%v)", c.HeartbeatTTL, c.Timings.Expiry))
 	}
 	if c.SnapshotTTL < time.Second {
-		return fieldErr("SnapshotTTL", "(%v) must be ≥ 1s", c.SnapshotTTL)
+		add(fieldErr("SnapshotTTL", "(%v) must be ≥ 1s", c.SnapshotTTL))
 	}
 	if c.OpTimeout <= 0 {
-		return fieldErr("OpTimeout", "(%v) must be > 0", c.OpTimeout)
+		add(fieldErr("OpTimeout", "(%v) must be > 0", c.OpTimeout))
 	}
-	return nil
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
+	}
+	return errors.Join(errs...)
 }

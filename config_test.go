@@ -2,7 +2,7 @@ package parti
 
 import (
 	"errors"
-	"strings"
+	"slices"
 	"testing"
 	"time"
 
@@ -47,8 +47,8 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 			t.Errorf("%s: err = %v, want ErrInvalidConfig", tc.field, err)
 			continue
 		}
-		if !strings.Contains(err.Error(), tc.field) {
-			t.Errorf("%s: error %q does not name the field", tc.field, err)
+		if got := violatedFields(err); !slices.Equal(got, []string{tc.field}) {
+			t.Errorf("%s: error %v names the fields %v", tc.field, err, got)
 		}
 	}
 	c := Production("orders")
@@ -66,5 +66,48 @@ func TestConfigDefaults(t *testing.T) {
 	c.setDefaults()
 	if c.Timings != liveness.Production() || c.Strategy != "sticky" || c.Replicas != 1 || c.Grace != 30*time.Second {
 		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+// violatedFields returns the fields of every *ConfigError in err (a single
+// one or an errors.Join of several), in order.
+func violatedFields(err error) []string {
+	var out []string
+	var walk func(error)
+	walk = func(e error) {
+		var ce *ConfigError
+		if c, ok := e.(*ConfigError); ok {
+			out = append(out, c.Field)
+			return
+		}
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, x := range j.Unwrap() {
+				walk(x)
+			}
+			return
+		}
+		if errors.As(e, &ce) {
+			out = append(out, ce.Field)
+		}
+	}
+	walk(err)
+	return out
+}
+
+// Validate reports every violation, not only the first, each naming its
+// field.
+func TestConfigValidateReportsEveryViolation(t *testing.T) {
+	c := Production("")
+	c.Window = -time.Second
+	c.Replicas = 9
+	c.Partitions = []string{"a", "a", ""}
+	c.Timings.Lease = c.Timings.Expiry
+	err := c.Validate()
+	want := []string{"Group", "Timings", "Partitions", "Partitions", "Window", "Replicas"}
+	if got := violatedFields(err); !slices.Equal(got, want) {
+		t.Fatalf("fields %v, want %v (error: %v)", got, want, err)
+	}
+	if !errors.Is(err, ErrInvalidConfig) || !errors.Is(err, liveness.ErrInvalidTimings) {
+		t.Fatalf("%v does not wrap ErrInvalidConfig and liveness.ErrInvalidTimings", err)
 	}
 }

@@ -21,7 +21,10 @@
 //		},
 //	})
 //	...
-//	defer m.Close(ctx) // restart: keep the ID and partitions for the grace
+//	<-ctx.Done() // ctx bounded joining only: the member still runs
+//	closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+//	defer cancel()
+//	err = m.Close(closeCtx) // restart: keep the ID and partitions for the grace
 //
 // The Handler is called from one goroutine, revocations before assignments.
 // A partition's release is appended only after Revoked returned, so the next

@@ -33,6 +33,11 @@ var (
 	// ErrNotGranted: the member's claim was not granted before the context
 	// ended.
 	ErrNotGranted = errors.New("parti: claim not granted")
+	// ErrCutShort: Close or Leave gave up waiting because its context
+	// ended (or had already ended when it was called). The error also wraps
+	// the context's error. See Close and Leave for what was done and what
+	// was not.
+	ErrCutShort = errors.New("parti: cut short by its context")
 )
 
 // RevokeReason says why an assignment was revoked.
@@ -40,7 +45,9 @@ type RevokeReason int
 
 // Revoke reasons.
 const (
-	// RevokeMoved: the partition moves to another member.
+	// RevokeMoved: the partition moves to another member, or a
+	// re-declaration gave it a new index and so a new token (it is then
+	// assigned again at once, with the new token).
 	RevokeMoved RevokeReason = iota + 1
 	// RevokeLeaseLost: the member's lease lapsed (its heartbeats were not
 	// acknowledged in time); it may get the partition back when heartbeats
@@ -76,16 +83,23 @@ type Assignment struct {
 	// writes carrying a token lower than the highest it has seen for the
 	// partition.
 	Token events.Token
-	// Context is cancelled when the assignment is revoked or the lease is
-	// lost.
+	// Context is cancelled when the assignment is revoked, and at the lease
+	// deadline by a timer of its own, whatever the member is doing (a
+	// renewed lease keeps it). Go timers do not count a suspend: after one,
+	// it ends at the member's first check of its clock on waking, while
+	// Owns, which reads the clock, is exact throughout.
 	Context context.Context
 }
 
 // Handler receives assignment changes. Its methods are called from one
 // goroutine, one at a time, in order: within one change, every revocation
-// before any assignment. They may block: a blocking Revoked delays the
+// (in partition index order) before any assignment (in index order); the
+// contract is package rawmember's Handoff, which partitest and the
+// simulator drive too. They may block: a blocking Revoked delays the
 // hand-off of that partition (the release is appended only after Revoked
-// returns), a blocking Assigned delays the calls after it.
+// returns) and Close, a blocking Assigned delays the calls after it. The
+// member never waits for them: heartbeats, judging and the fold go on, and
+// an assignment's Context still ends at the lease deadline.
 type Handler interface {
 	// Assigned: the member may act on a from now until a.Context ends.
 	Assigned(a Assignment)
@@ -132,7 +146,8 @@ type Member struct {
 	ctx   context.Context
 	stop  context.CancelFunc
 	done  chan struct{}
-	dispQ chan func()
+	disp  *dispatcher
+	lease *leaseGuard // the context of the current lease
 
 	// loop goroutine only
 	raw         *rawmember.Member
@@ -140,8 +155,9 @@ type Member struct {
 	watchGen    atomic.Uint64 // the latest watch change asked for
 	watchStop   func()        // guarded by watchMu
 	closeWanted bool
+	closeSent   bool // the close was handed to the raw member (after every Revoked returned)
 	leaveWanted bool
-	revoking    map[string]int // revocations handed to the handler and not returned, by partition
+	ho          *rawmember.Handoff // the handler contract: which calls, in which order
 	lastSnap    uint64
 	lastSnapAt  time.Duration // when this member last wrote a snapshot (its clock)
 	snapBusy    bool
@@ -155,6 +171,7 @@ type Member struct {
 	leader   bool
 	granted  chan struct{}
 	err      error
+	ended    rawmember.StopReason // why the raw member stopped, once the loop ended
 	gotGrant bool
 }
 
@@ -167,16 +184,20 @@ func newNonce() string {
 }
 
 // Join provisions the group's stream if needed, claims an ID, and returns
-// once the claim is granted. The member then heartbeats, judges, leads when
-// the fold says so, and hands partitions to cfg.Handler until Leave, Close or
-// ctx ends (ctx bounds the member's whole life).
+// once the claim is granted. ctx bounds joining only (as a net.Dialer's
+// context bounds dialing): once Join returned, the member heartbeats,
+// judges, leads when the fold says so, and hands partitions to cfg.Handler
+// until Leave, Close or Stop, whatever happens to ctx. Values of ctx are
+// kept for the member's life.
 func Join(ctx context.Context, js jetstream.JetStream, cfg Config) (*Member, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg.setDefaults()
 	subj, _ := events.NewSubjects(cfg.Group)
-	mctx, cancel := context.WithCancel(ctx)
+	mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	// Until the claim is granted, ctx ending stops everything started.
+	joining := context.AfterFunc(ctx, cancel)
 	var stream jetstream.Stream
 	var proj *projection.Projection
 	err := jsretry.Do(ctx, cfg.Logger, joinRetryFor, nil, func() error {
@@ -197,23 +218,27 @@ func Join(ctx context.Context, js jetstream.JetStream, cfg Config) (*Member, err
 		app:   projection.NewAppender(js, subj),
 		log:   cfg.Logger.With("group", cfg.Group),
 		inbox: make(chan func(), 1024), ctx: mctx, stop: cancel, done: make(chan struct{}),
-		dispQ:    make(chan func(), 4096),
-		revoking: map[string]int{},
-		owned:    map[string]*owned{}, granted: make(chan struct{}),
+		disp:  newDispatcher(cfg.Handler),
+		lease: newLeaseGuard(mctx, cfg.Clock),
+		ho:    rawmember.NewHandoff(),
+		owned: map[string]*owned{}, granted: make(chan struct{}),
 	}
 	m.raw = m.newRaw(cfg.ID)
-	go m.dispatch()
+	go m.disp.run()
 	go m.loop()
 	select {
 	case <-m.granted:
-		return m, nil
+		if joining() {
+			return m, nil // from now on ctx has no say
+		}
 	case <-m.done:
+		joining()
 		return nil, m.Err()
 	case <-ctx.Done():
-		cancel()
-		<-m.done
-		return nil, fmt.Errorf("%w: %w", ErrNotGranted, ctx.Err())
 	}
+	cancel()
+	<-m.done
+	return nil, fmt.Errorf("%w: %w", ErrNotGranted, context.Cause(ctx))
 }
 
 // joinRetryFor bounds how long Join retries transient errors (a request
@@ -274,6 +299,8 @@ func (m *Member) loop() {
 			m.fail(fmt.Errorf("parti: projection stopped: %w", m.proj.Err()))
 			return
 		case <-notify:
+		case <-m.disp.returnedC():
+			m.collectReturned()
 		case f := <-m.inbox:
 			f()
 			for drained := false; !drained; {
@@ -289,6 +316,24 @@ func (m *Member) loop() {
 	}
 }
 
+// collectReturned tells the contract which Revoked calls returned: a
+// partition to hand off is let go of once its last one returned (the
+// release is appended by the next step, which follows at once).
+func (m *Member) collectReturned() {
+	for _, c := range m.disp.takeReturned() {
+		m.ho.Returned(m.raw, c)
+	}
+}
+
+// setEnded records why the member stopped (the first reason wins).
+func (m *Member) setEnded(r rawmember.StopReason) {
+	m.mu.Lock()
+	if m.ended == rawmember.NotStopped {
+		m.ended = r
+	}
+	m.mu.Unlock()
+}
+
 func (m *Member) fail(err error) {
 	m.mu.Lock()
 	if m.err == nil {
@@ -300,28 +345,26 @@ func (m *Member) fail(err error) {
 // finished reports whether the loop should end, handling a stop of the raw
 // member: an expired or removed incarnation rejoins as a new one.
 func (m *Member) finished() bool {
-	switch r := m.raw.Stopped(); r {
-	case rawmember.NotStopped:
+	r := m.raw.Stopped()
+	if r == rawmember.NotStopped {
 		return false
-	case rawmember.StopLeft, rawmember.StopClosed:
-		m.fail(ErrStopped)
-		return true
-	case rawmember.StopNewerProtocol:
-		m.log.Error("group log holds a newer protocol version: stopping")
-		m.fail(ErrNewerProtocol)
-		return true
-	default:
-		if m.leaveWanted || m.closeWanted {
-			m.fail(ErrStopped)
-			return true
-		}
+	}
+	if rawmember.Rejoin(r, m.leaveWanted || m.closeWanted) {
 		id, inc, _ := m.raw.Identity()
 		m.log.Warn("incarnation ended: rejoining as a new one", "member", id, "inc", inc, "reason", r.String())
-		m.revokeAll(RevokeStopped)
+		m.apply(m.ho.RevokeAll(rawmember.ReasonStopped))
 		m.unwatch()
 		m.raw = m.newRaw(id)
 		return false
 	}
+	m.setEnded(r)
+	if r == rawmember.StopNewerProtocol {
+		m.log.Error("group log holds a newer protocol version: stopping")
+		m.fail(ErrNewerProtocol)
+		return true
+	}
+	m.fail(ErrStopped)
+	return true
 }
 
 func (m *Member) step() {
@@ -337,34 +380,26 @@ func (m *Member) step() {
 	var phase string
 	var members int
 	var closing bool
-	moving := map[string]uint32{}
-	dropped := map[string]bool{}
-	m.mu.Lock()
-	held := make([]string, 0, len(m.owned))
-	for p := range m.owned {
-		held = append(held, p)
+	var rd rawmember.Ready
+	m.lease.set(m.raw.LeaseDeadline())
+	if m.lease.takeLapsed() {
+		// The lease contexts ended (the assignments' too), perhaps just
+		// before a renewal: what was handed out on them is over.
+		m.apply(m.ho.RevokeAll(rawmember.ReasonLeaseLost))
 	}
-	m.mu.Unlock()
 	m.proj.View(func(s *decider.State) {
 		m.raw.Step(s, now)
-		for _, p := range m.raw.Revoking() {
-			moving[s.Partitions[p]] = p
-		}
-		for _, p := range held {
-			if _, ok := s.PartitionIndex(p); !ok {
-				dropped[p] = true
-			}
-		}
+		rd = m.ho.Step(m.raw, s, now)
 		phase = s.Phase().String()
 		members = len(s.LiveMembers())
 		m.reportUnplaceable(s) // placement.go
 		if id, inc, ok := m.raw.Identity(); ok && m.closeWanted {
-			me := s.Incarnation(id, inc)
-			closing = me == nil || me.Closing
+			closing = rawmember.CloseLanded(s, id, inc)
 		}
 	})
 	m.cfg.Metrics.Phase(phase)
 	m.cfg.Metrics.Members(members)
+	m.lease.set(m.raw.LeaseDeadline())
 	if id, inc, ok := m.raw.Identity(); ok {
 		m.mu.Lock()
 		m.id, m.inc = id, inc
@@ -379,7 +414,8 @@ func (m *Member) step() {
 	for _, a := range m.raw.Actions() {
 		m.execute(a)
 	}
-	if m.reconcile(now, moving, dropped) {
+	m.apply(rd)
+	if rd.LetGo {
 		// Releases are appended by the raw member's next step: take it now
 		// rather than at the next tick, so a hand-off does not wait for it.
 		m.proj.View(func(s *decider.State) { m.raw.Step(s, now) })
@@ -387,8 +423,18 @@ func (m *Member) step() {
 			m.execute(a)
 		}
 	}
-	if closing {
-		m.revokeAll(RevokeStopped)
+	if m.closeWanted && !m.closeSent && m.ho.Quiet() {
+		// Every Revoked call returned: only now may a new process with
+		// this ID be granted the partitions.
+		m.closeSent = true
+		m.proj.View(func(s *decider.State) { m.raw.Step(s, now) })
+		m.raw.Close()
+		for _, a := range m.raw.Actions() {
+			m.execute(a)
+		}
+	}
+	if closing && m.closeSent {
+		m.setEnded(rawmember.StopClosed)
 		m.fail(ErrStopped)
 		m.stop()
 	}
@@ -396,124 +442,51 @@ func (m *Member) step() {
 	m.maybeSnapshot()
 }
 
-// reconcile hands the application what the member may act on now: revoked
-// before assigned. Assignments are keyed by partition ID (a re-declaration
-// may change a partition's index while its ownership and token stay);
-// moving maps the partitions to hand off to their current indices.
-//
-// It reports whether it let go of any partition (a release is then due).
-func (m *Member) reconcile(now time.Duration, moving map[string]uint32, dropped map[string]bool) (letGo bool) {
-	believed := m.raw.Owned(now)
-	want := make(map[string]rawmember.Owned, len(believed))
-	for _, o := range believed {
-		want[o.ID] = o
+// apply carries out the contract's output: each revocation cancels its
+// assignment's context at once and queues its Revoked call, each assignment
+// queues its Assigned call, in the contract's order. It never waits for the
+// handler.
+func (m *Member) apply(rd rawmember.Ready) {
+	if len(rd.Calls) == 0 && len(rd.Reindexed) == 0 {
+		return
 	}
-	var revoke []*owned
-	var reasons []RevokeReason
-	var assign []*owned
+	calls := make([]call, 0, len(rd.Calls))
 	m.mu.Lock()
-	for p, o := range m.owned {
-		if w, ok := want[p]; ok && w.Token == o.a.Token {
-			if w.Index != o.a.Index {
-				o.a.Index = w.Index
-			}
-			continue
+	for _, o := range rd.Reindexed {
+		if w := m.owned[o.ID]; w != nil {
+			w.a.Index = o.Index
 		}
-		why := RevokeLeaseLost
-		if _, ok := moving[p]; ok {
-			why = RevokeMoved
-		} else if dropped[p] {
-			why = RevokeDropped
-		} else if m.leaveWanted || m.closeWanted {
-			why = RevokeStopped
-		}
-		delete(m.owned, p)
-		o.cancel()
-		revoke = append(revoke, o)
-		reasons = append(reasons, why)
 	}
-	for _, w := range believed {
-		if _, ok := m.owned[w.ID]; ok {
+	for _, c := range rd.Calls {
+		if c.Revoke {
+			o := m.owned[c.Owned.ID]
+			delete(m.owned, c.Owned.ID)
+			a := Assignment{Partition: c.Owned.ID, Index: c.Owned.Index, Token: c.Owned.Token}
+			if o != nil {
+				o.cancel()
+				a.Context = o.a.Context
+			}
+			calls = append(calls, call{a: a, c: c})
 			continue
 		}
-		ctx, cancel := context.WithCancel(m.ctx)
-		o := &owned{a: Assignment{Partition: w.ID, Index: w.Index, Token: w.Token, Context: ctx}, cancel: cancel}
-		m.owned[w.ID] = o
-		assign = append(assign, o)
+		ctx, cancel := context.WithCancel(m.lease.context())
+		o := &owned{a: Assignment{Partition: c.Owned.ID, Index: c.Owned.Index, Token: c.Owned.Token, Context: ctx}, cancel: cancel}
+		m.owned[c.Owned.ID] = o
+		calls = append(calls, call{a: o.a, c: c})
 	}
 	n := len(m.owned)
 	m.mu.Unlock()
 	m.cfg.Metrics.Owned(n)
-	m.dispatchRevokes(revoke, func(i int) RevokeReason { return reasons[i] })
-	h := m.cfg.Handler
-	for _, o := range assign {
-		a := o.a
-		m.dispQ <- func() {
-			if h != nil {
-				h.Assigned(a)
-			}
-		}
-	}
-	// Hand off what the application let go of (or never had).
-	for p, idx := range moving {
-		m.mu.Lock()
-		_, has := m.owned[p]
-		m.mu.Unlock()
-		if !has && m.revoking[p] == 0 {
-			m.raw.LetGo(idx)
-			letGo = true
-		}
-	}
-	return letGo
-}
-
-func (m *Member) revokeAll(why RevokeReason) {
-	m.mu.Lock()
-	var rs []*owned
-	for p, o := range m.owned {
-		delete(m.owned, p)
-		o.cancel()
-		rs = append(rs, o)
-	}
-	m.mu.Unlock()
-	m.dispatchRevokes(rs, func(int) RevokeReason { return why })
-}
-
-// dispatchRevokes hands revocations to the handler; a partition counts as
-// still held (no release) until its Revoked call returned.
-func (m *Member) dispatchRevokes(rs []*owned, why func(i int) RevokeReason) {
-	h := m.cfg.Handler
-	for i, o := range rs {
-		p, a, w := o.a.Partition, o.a, why(i)
-		m.revoking[p]++
-		m.dispQ <- func() {
-			if h != nil {
-				h.Revoked(a, w)
-			}
-			m.post(func() {
-				// Counted: a partition revoked, assigned again and revoked
-				// again has two calls queued, and its release must wait for
-				// the last one.
-				if m.revoking[p]--; m.revoking[p] <= 0 {
-					delete(m.revoking, p)
-				}
-			})
-		}
-	}
-}
-
-func (m *Member) dispatch() {
-	for f := range m.dispQ {
-		f()
-	}
+	m.disp.push(calls...)
 }
 
 func (m *Member) shutdown() {
-	m.revokeAll(RevokeStopped)
+	m.lease.stop()
+	m.apply(m.ho.Stop(rawmember.ReasonStopped))
 	m.unwatch()
 	m.stop()
 	m.proj.Stop()
-	close(m.dispQ)
+	m.disp.close()
 }
 
 func (m *Member) opCtx() (context.Context, context.CancelFunc) {
@@ -669,17 +642,11 @@ func (m *Member) rewatch(gen uint64, raw *rawmember.Member, member string, inc u
 }
 
 func (m *Member) maybeSnapshot() {
-	if m.cfg.SnapshotEvery < 0 || m.snapBusy || !m.raw.IsLeader() {
+	if m.snapBusy || !m.raw.IsLeader() {
 		return
 	}
-	last := m.proj.LastApplied()
-	// Due after SnapshotEvery new records, or, once a history was worth a
-	// snapshot, before the last one's TTL runs out: a steady group appends
-	// nothing, and a late joiner must not find the snapshot gone and fold
-	// the whole history.
-	due := last-m.lastSnap >= uint64(m.cfg.SnapshotEvery) ||
-		(m.lastSnap > 0 && m.now()-m.lastSnapAt >= m.cfg.SnapshotTTL/2)
-	if !due {
+	policy := rawmember.SnapshotPolicy{Every: m.cfg.SnapshotEvery, TTL: m.cfg.SnapshotTTL}
+	if !policy.Due(m.proj.LastApplied(), m.lastSnap, m.now(), m.lastSnapAt) {
 		return
 	}
 	st := m.proj.State()
@@ -784,8 +751,8 @@ func (m *Member) WaitStable(ctx context.Context) error {
 
 // GroupSettled reports whether this member's fold shows a settled group:
 // stable (every partition owned, nothing moving, no window open), n live
-// members if n > 0, and nothing left for the leader to decide. Tests,
-// demos and status pages wait on it.
+// members if n > 0, and nothing left for the leader to decide. Status pages,
+// demos and deployment scripts wait on it.
 func (m *Member) GroupSettled(n int) bool {
 	ok := false
 	m.proj.View(func(s *decider.State) {
@@ -809,42 +776,103 @@ func (m *Member) Done() <-chan struct{} { return m.done }
 // nil while it runs.
 func (m *Member) Err() error { m.mu.Lock(); defer m.mu.Unlock(); return m.err }
 
-// Leave hands every partition off now and stops once they are released. It
-// returns when the member has stopped or ctx ends.
+// Leave hands every partition off now and stops once they are released (a
+// partition is released once its Revoked call returned); it returns nil
+// once the member has left.
+//
+// ctx bounds the waiting. If it ends first (or had already ended), the member
+// stops at once, as Stop does: what it released is released, the rest moves
+// when the group expires it. Leave then returns an error wrapping
+// ErrCutShort and the context's error. On a member that already stopped,
+// Leave returns an error wrapping ErrStopped.
 func (m *Member) Leave(ctx context.Context) error {
+	if err := m.canEnd(ctx, "leave"); err != nil {
+		return err
+	}
 	m.post(func() {
 		m.leaveWanted = true
 		m.raw.Leave()
-		m.revokeAll(RevokeStopped)
+		m.apply(m.ho.Stop(rawmember.ReasonStopped))
 	})
-	select {
-	case <-m.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return m.waitEnd(ctx, rawmember.StopLeft, "leave")
 }
 
-// Close closes the member for a restart: it stops acting at once and keeps
-// its ID and partitions for the grace period, so a new process that joins
-// with the same ID within the grace takes them over without any move.
+// Close closes the member for a restart: it stops acting at once (every
+// assignment is revoked with RevokeStopped), waits until every Revoked call
+// returned, then appends its close and stops. The group keeps its ID and
+// partitions for the grace period, so a new process that joins with the same
+// ID within the grace takes them over without any move. It returns nil once
+// the close is in the log.
+//
+// ctx bounds the waiting. If it ends before the close was appended (or had
+// already ended), the member stops without it, as Stop does (its partitions
+// move when the group expires it), and Close returns an error wrapping
+// ErrCutShort and the context's error. A program that stops on a signal
+// therefore gives Close a fresh context, not the signal's:
+//
+//	<-sigCtx.Done()
+//	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+//	defer cancel()
+//	err := m.Close(ctx)
+//
+// On a member that already stopped, Close returns an error wrapping
+// ErrStopped.
 func (m *Member) Close(ctx context.Context) error {
+	if err := m.canEnd(ctx, "close"); err != nil {
+		return err
+	}
 	m.post(func() {
 		m.closeWanted = true
-		m.revokeAll(RevokeStopped)
-		m.raw.Close()
+		m.apply(m.ho.Stop(rawmember.ReasonStopped))
 	})
+	return m.waitEnd(ctx, rawmember.StopClosed, "close")
+}
+
+// canEnd checks, before Close or Leave starts, that the member runs and ctx
+// is live; with ctx already ended it stops the member.
+func (m *Member) canEnd(ctx context.Context, op string) error {
 	select {
 	case <-m.done:
-		return nil
-	case <-ctx.Done():
-		m.stop()
-		return ctx.Err()
+		return fmt.Errorf("parti: %s: %w", op, ErrStopped)
+	default:
 	}
+	if ctx.Err() != nil {
+		m.Stop()
+		return fmt.Errorf("parti: %s: %w: the context had already ended; stopped without telling the group: %w", op, ErrCutShort, context.Cause(ctx))
+	}
+	return nil
+}
+
+// waitEnd waits until the member stopped or ctx ended (then it stops the
+// member) and says whether it stopped as want.
+func (m *Member) waitEnd(ctx context.Context, want rawmember.StopReason, op string) error {
+	select {
+	case <-m.done:
+	case <-ctx.Done():
+		m.Stop()
+		m.mu.Lock()
+		ok := m.ended == want
+		m.mu.Unlock()
+		if ok {
+			return nil // it ended just in time
+		}
+		return fmt.Errorf("parti: %s: %w: stopped without telling the group (its partitions move at expiry): %w", op, ErrCutShort, context.Cause(ctx))
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ended == want {
+		return nil
+	}
+	if m.err != nil && !errors.Is(m.err, ErrStopped) {
+		return fmt.Errorf("parti: %s: %w: %w", op, ErrStopped, m.err)
+	}
+	return fmt.Errorf("parti: %s: %w (%s)", op, ErrStopped, m.ended)
 }
 
 // Stop stops the member without telling the group (as a crash would): its
-// partitions move when it is expired. For tests and emergencies.
+// partitions move when it is expired. For emergencies. It returns once the
+// member's loop ended (handler calls already queued are still made, on their
+// own goroutine); it may be called more than once.
 func (m *Member) Stop() {
 	m.stop()
 	<-m.done

@@ -8,8 +8,10 @@
 // by every member. Each member is the same state machine a parti.Member runs
 // (package rawmember), stepped on that fold, and every action it asks for is
 // carried out at once. Handler calls happen on the goroutine calling the
-// Group, in the order a real member makes them: within a change every
-// revocation before any assignment, each Assignment's context cancelled
+// Group, in the order a real member makes them (both drive package
+// rawmember's Handoff, and pass one table of contract cases): within a
+// change every revocation before any assignment, each in index order and
+// with the same reasons, each Assignment's context cancelled
 // before its Revoked call, and a partition's release appended only after
 // Revoked returned, so its next owner's Assigned always comes later. The kit
 // fails the test if two members' Handlers ever hold one partition at once, or

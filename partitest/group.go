@@ -168,7 +168,7 @@ func (g *Group) Join(id string, h parti.Handler) *Member {
 	})
 	raw.Start()
 	ctx, cancel := context.WithCancel(g.ctx)
-	m := &Member{g: g, raw: raw, h: h, ctx: ctx, cancel: cancel, owned: map[string]*owned{}}
+	m := &Member{g: g, raw: raw, h: h, ctx: ctx, cancel: cancel, owned: map[string]*owned{}, ho: rawmember.NewHandoff()}
 	g.members = append(g.members, m)
 	g.runUntil(fmt.Sprintf("Join(%q): the claim was not granted", id), func() bool {
 		if r := raw.Stopped(); r != rawmember.NotStopped {

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 
 	"github.com/parti-io/parti"
@@ -22,9 +21,10 @@ type Member struct {
 	id     string
 	inc    uint64
 
-	owned   map[string]*owned // what the Handler holds, by partition ID
-	closing bool              // Close was called
-	stopped string            // why the process ended ("" while it runs)
+	owned   map[string]*owned  // what the Handler holds, by partition ID
+	ho      *rawmember.Handoff // the handler contract, as parti.Member drives it
+	closing bool               // Close was called
+	stopped string             // why the process ended ("" while it runs)
 
 	watch       string // the heartbeat subject watched
 	watchMember string
@@ -69,7 +69,7 @@ func (m *Member) Leave() {
 	defer g.enter("Leave")()
 	m.mustRun("Leave")
 	m.raw.Leave()
-	m.revokeAll(parti.RevokeStopped)
+	m.apply(m.ho.Stop(rawmember.ReasonStopped))
 	g.runUntil(fmt.Sprintf("Leave of %s/%d did not complete", m.id, m.inc), func() bool { return m.stopped != "" })
 }
 
@@ -83,7 +83,7 @@ func (m *Member) Close() {
 	defer g.enter("Close")()
 	m.mustRun("Close")
 	m.closing = true
-	m.revokeAll(parti.RevokeStopped)
+	m.apply(m.ho.Stop(rawmember.ReasonStopped))
 	m.raw.Close()
 	g.pump()
 	if m.stopped == "" {
@@ -129,11 +129,7 @@ func (m *Member) step() bool {
 	now := g.now
 	seq := g.st.seq
 	m.raw.Step(g.state, now)
-	// The partitions to hand off, by their index at this step.
-	moving := map[string]uint32{}
-	for _, p := range m.raw.Revoking() {
-		moving[g.state.Partitions[p]] = p
-	}
+	rd := m.ho.Step(m.raw, g.state, now)
 	acted := false
 	for acts := m.raw.Actions(); len(acts) > 0; acts = m.raw.Actions() {
 		acted = true
@@ -141,7 +137,7 @@ func (m *Member) step() bool {
 			m.execute(a)
 		}
 	}
-	changed := m.reconcile(moving)
+	changed := m.apply(rd)
 	switch r := m.raw.Stopped(); {
 	case m.closing && (r != rawmember.NotStopped || m.closeLanded()):
 		m.end("closed")
@@ -155,10 +151,7 @@ func (m *Member) step() bool {
 
 // closeLanded reports whether the fold shows the member's close: the
 // process then ends, as parti.Member does.
-func (m *Member) closeLanded() bool {
-	me := m.g.state.Incarnation(m.id, m.inc)
-	return me == nil || me.Closing
-}
+func (m *Member) closeLanded() bool { return rawmember.CloseLanded(m.g.state, m.id, m.inc) }
 
 // execute carries out one action against the in-memory stream and reports
 // the outcome to the state machine at once.
@@ -209,79 +202,45 @@ func (m *Member) execute(a rawmember.Action) {
 	}
 }
 
-// reconcile hands the Handler what the member may act on now, as
-// parti.Member does: revocations (each context cancelled first) before
-// assignments, and a partition to hand off is let go of (its release is
-// appended by the next step) only after Revoked returned. It reports whether
-// the Handler was called.
-func (m *Member) reconcile(moving map[string]uint32) bool {
+// apply makes the contract's calls, synchronously, as parti.Member's
+// dispatcher does: each revocation cancels its context, calls Revoked and
+// reports the return (a partition to hand off is then let go of, and its
+// release appended by the next step); each assignment calls Assigned. It
+// reports whether the Handler was called.
+func (m *Member) apply(rd rawmember.Ready) bool {
 	g := m.g
 	g.tb.Helper()
-	believed := m.raw.Owned(g.now)
-	want := make(map[string]rawmember.Owned, len(believed))
-	for _, o := range believed {
-		want[o.ID] = o
+	for _, o := range rd.Reindexed {
+		if w := m.owned[o.ID]; w != nil {
+			w.a.Index = o.Index
+		}
 	}
-	var revoke []*owned
-	for _, p := range slices.Sorted(maps.Keys(m.owned)) {
-		o := m.owned[p]
-		if w, ok := want[p]; ok && w.Token == o.a.Token {
-			o.a.Index = w.Index // a re-declaration may move the index
+	for _, c := range rd.Calls {
+		if c.Revoke {
+			a := parti.Assignment{Partition: c.Owned.ID, Index: c.Owned.Index, Token: c.Owned.Token}
+			if o := m.owned[c.Owned.ID]; o != nil {
+				o.cancel()
+				a.Context = o.a.Context
+			}
+			delete(m.owned, c.Owned.ID)
+			if m.h != nil {
+				m.h.Revoked(a, parti.RevokeReason(c.Why))
+			}
+			m.ho.Returned(m.raw, c)
 			continue
 		}
-		delete(m.owned, p)
-		o.cancel()
-		revoke = append(revoke, o)
-	}
-	slices.SortFunc(revoke, func(x, y *owned) int { return cmp.Compare(x.a.Index, y.a.Index) })
-	var assign []parti.Assignment
-	for _, w := range believed {
-		if _, ok := m.owned[w.ID]; ok {
-			continue
-		}
-		if other := g.holder(w.ID, m); other != nil {
+		if other := g.holder(c.Owned.ID, m); other != nil {
 			g.fatalf("%s/%d is assigned %s while %s/%d's Handler still holds it\n%s",
-				m.id, m.inc, w.ID, other.id, other.inc, g.dump())
+				m.id, m.inc, c.Owned.ID, other.id, other.inc, g.dump())
 		}
 		ctx, cancel := context.WithCancel(m.ctx)
-		a := parti.Assignment{Partition: w.ID, Index: w.Index, Token: w.Token, Context: ctx}
-		m.owned[w.ID] = &owned{a: a, cancel: cancel}
-		assign = append(assign, a)
-	}
-	for _, o := range revoke {
-		why := parti.RevokeLeaseLost
-		if _, ok := moving[o.a.Partition]; ok {
-			why = parti.RevokeMoved
-		}
-		if m.h != nil {
-			m.h.Revoked(o.a, why)
-		}
-	}
-	for _, a := range assign {
+		a := parti.Assignment{Partition: c.Owned.ID, Index: c.Owned.Index, Token: c.Owned.Token, Context: ctx}
+		m.owned[c.Owned.ID] = &owned{a: a, cancel: cancel}
 		if m.h != nil {
 			m.h.Assigned(a)
 		}
 	}
-	for _, p := range slices.Sorted(maps.Keys(moving)) {
-		if _, held := m.owned[p]; !held {
-			m.raw.LetGo(moving[p])
-		}
-	}
-	return len(revoke)+len(assign) > 0
-}
-
-// revokeAll revokes everything the Handler holds with why.
-func (m *Member) revokeAll(why parti.RevokeReason) {
-	rs := m.Assigned()
-	for _, a := range rs {
-		m.owned[a.Partition].cancel()
-	}
-	clear(m.owned)
-	for _, a := range rs {
-		if m.h != nil {
-			m.h.Revoked(a, why)
-		}
-	}
+	return len(rd.Calls) > 0
 }
 
 // unsettled says why the member's Handler does not hold exactly what the
@@ -302,4 +261,14 @@ func (m *Member) unsettled() string {
 		}
 	}
 	return ""
+}
+
+// SetPartitions changes the partition set this member declares when it
+// leads (as parti.Member.SetPartitions does): the leader appends the new
+// declaration at its next step; Settle to see it through. Partitions left
+// out are revoked with parti.RevokeDropped.
+func (m *Member) SetPartitions(ids []string, weights []uint32) {
+	m.g.tb.Helper()
+	m.mustRun("SetPartitions")
+	m.raw.SetPartitions(ids, weights, "")
 }

@@ -19,7 +19,7 @@ func (l *logT) apply(ev events.Event) {
 	l.t.Helper()
 	l.seq++
 	r := events.NewRecord(l.seq, time.Time{}, "parti.g.log", nil, events.MustEncode(1, ev))
-	if out := decider.Apply(l.s, r); out.Kind != decider.Applied {
+	if out := decider.Apply(l.s, r); out.Kind != decider.Applied && out.Kind != decider.Partial {
 		l.t.Fatalf("%T: %v %s", ev, out.Kind, out.Reason)
 	}
 }
@@ -33,10 +33,14 @@ func (l *logT) group(ids []string, parts []string) {
 	if err != nil {
 		l.t.Fatal(err)
 	}
-	l.apply(ds[0])
+	for _, d := range ds {
+		l.apply(d)
+	}
 	l.apply(&events.WindowClosed{By: ids[0]})
 	d, _ := decider.Decide(l.s, ids[0], 1)
-	l.apply(d)
+	for _, p := range decider.SplitDecision(d, DefaultMaxRangesPerPart) {
+		l.apply(p)
+	}
 }
 
 // A leaving member releases a partition only once the leader named its next

@@ -70,16 +70,9 @@ type Config struct {
 	Broken Broken
 }
 
-// Broken lists deliberately wrong behaviours a simulator must catch.
+// Broken lists deliberately wrong behaviours of the judge a simulator must
+// catch. (The simulator injects the others, around the member, itself.)
 type Broken struct {
-	// IgnoreLease makes the member act on partitions without a valid lease.
-	IgnoreLease bool
-	// UnfencedHeartbeats appends heartbeats without the expected-sequence
-	// check.
-	UnfencedHeartbeats bool
-	// AssignBeforeRelease acts on a partition as soon as the fold names the
-	// member as a move's target, before the source released it.
-	AssignBeforeRelease bool
 	// JudgeClock makes the judge date the victim's heartbeats by a clock
 	// other than its own (DESIGN rule 2 says: its own reading when it saw
 	// them). See [JudgeClock].
@@ -382,7 +375,7 @@ func (m *Member) LeaseValid(now time.Duration) bool {
 	if m.stopped != NotStopped || !m.granted {
 		return false
 	}
-	return m.lease.Valid(now) || m.cfg.Broken.IgnoreLease
+	return m.lease.Valid(now)
 }
 
 // Owned returns the partitions the member may act on at now: owned in its
@@ -564,9 +557,6 @@ func (m *Member) observe(s *decider.State, now time.Duration) {
 	}
 	for i := range s.Owners {
 		o := &s.Owners[i]
-		if m.cfg.Broken.AssignBeforeRelease && o.Target == m.id && o.TargetInc == m.inc {
-			m.view = append(m.view, Owned{Index: uint32(i), ID: s.Partitions[i], Token: events.Token{Seq: s.LastSeq, Incarnation: m.inc}})
-		}
 		if o.Owner != m.id || o.Inc != m.inc {
 			continue
 		}
@@ -657,7 +647,7 @@ func (m *Member) heartbeat(now time.Duration) {
 	m.hbOut = m.emit(Action{
 		Kind: ActHeartbeat, Member: m.id, Inc: m.inc,
 		Heartbeat: &events.Heartbeat{Nonce: m.cfg.Nonce, Applied: m.lastSeq},
-		Fenced:    !m.cfg.Broken.UnfencedHeartbeats, Fence: m.hb.Prev(), SentAt: now,
+		Fenced:    true, Fence: m.hb.Prev(), SentAt: now,
 	})
 }
 
@@ -945,9 +935,20 @@ func (m *Member) release() {
 		m.released[r.Partition] = r.Token
 	}
 	// Each release has its own purpose, so that the outcome of one in flight
-	// is not lost when the next is appended.
-	m.appendLog("release#"+strconv.FormatUint(m.nextID+1, 10), &events.PartitionsReleased{Member: m.id, Incarnation: m.inc, Released: rel})
+	// is not lost when the next is appended. A large hand-off (a leave with
+	// 100,000 partitions) is cut into events that each stay well under the
+	// server's payload limit.
+	for len(rel) > 0 {
+		n := min(len(rel), MaxReleasesPerEvent)
+		m.appendLog("release#"+strconv.FormatUint(m.nextID+1, 10), &events.PartitionsReleased{Member: m.id, Incarnation: m.inc, Released: rel[:n]})
+		rel = rel[n:]
+	}
 }
+
+// MaxReleasesPerEvent bounds the releases of one PartitionsReleased event
+// (about 30 bytes each when encoded: a few hundred KiB, under the server's
+// default 1 MiB payload limit).
+const MaxReleasesPerEvent = 10000
 
 // Done reports the outcome of append action id: stored with the last event at
 // sequence seq, or failed with err (ErrConflict for a fence conflict).

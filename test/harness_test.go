@@ -158,6 +158,13 @@ func newFleet(t *testing.T, js jetstream.JetStream, group string, nparts int) *f
 		Group: group, Partitions: f.parts, Timings: testTimings(),
 		Window: 300 * time.Millisecond, Grace: 20 * time.Second,
 	}
+	// Join's context bounds joining only: members still running when the
+	// test ends are stopped here (Stop is idempotent).
+	t.Cleanup(func() {
+		for _, m := range f.all() {
+			m.Stop()
+		}
+	})
 	return f
 }
 

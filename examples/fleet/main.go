@@ -32,11 +32,20 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	stopSignals = stop
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return // --help: the usage was printed
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "fleet:", err)
 		os.Exit(1)
 	}
 }
+
+// stopSignals stops delivering signals to the signal context: the default
+// action (exit) applies again.
+var stopSignals = func() {}
 
 const usage = `usage:
   fleet server [--host 127.0.0.1] [--port 4222] [--store ./.fleet]
@@ -47,6 +56,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return errors.New(usage)
 	}
 	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprintln(stdout, usage)
+		return flag.ErrHelp
 	case "server":
 		return server(ctx, args[1:], stdout, stderr)
 	case "worker":
@@ -62,7 +74,7 @@ func server(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	port := fs.Int("port", 4222, "client port")
 	store := fs.String("store", ".fleet", "JetStream store directory (kept across restarts)")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return err // flag.ErrHelp for --help
 	}
 	s, err := embedded.Start(*host, *port, *store)
 	if err != nil {
@@ -84,7 +96,7 @@ func worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	leave := fs.Bool("leave", false, "on Ctrl-C leave (hand off now) instead of closing for a restart")
 	httpAddr := fs.String("http", "", "serve /metrics, /livez and /readyz on this address (host:port; empty: none)")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return err // flag.ErrHelp for --help
 	}
 	nc, err := nats.Connect(*url, nats.MaxReconnects(-1), nats.ReconnectWait(500*time.Millisecond))
 	if err != nil {
@@ -120,6 +132,8 @@ func worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			fmt.Fprintf(stdout, "%s  - %s (%s)\n", time.Now().Format("15:04:05.000"), a.Partition, why)
 		},
 	}
+	// ctx (the signal context) bounds joining only: the member runs until
+	// Close or Leave below.
 	m, err := parti.Join(ctx, js, cfg)
 	if err != nil {
 		return err
@@ -134,12 +148,23 @@ func worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	case <-m.Done():
 		return m.Err()
 	}
+	// The signal context has ended: give Close or Leave a fresh one, so that
+	// it can tell the group. A second Ctrl-C now kills the process.
+	stopSignals()
 	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if *leave {
 		fmt.Fprintln(stdout, "leaving: handing partitions off")
-		return m.Leave(stopCtx)
+		if err := m.Leave(stopCtx); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "left")
+		return nil
 	}
 	fmt.Fprintln(stdout, "closing for a restart: start again with the same --id within 30s and nothing moves")
-	return m.Close(stopCtx)
+	if err := m.Close(stopCtx); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "closed")
+	return nil
 }

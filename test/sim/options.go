@@ -70,7 +70,7 @@ type Options struct {
 	PlacementStrategy string
 
 	// Broken and JudgeRule select deliberately broken member behaviour.
-	Broken    rawmember.Broken
+	Broken    Broken
 	JudgeRule liveness.JudgeRule
 
 	// Trace keeps the last Trace events for a failure report (0: none; a
@@ -264,4 +264,21 @@ func (s *Stats) add(o Stats) {
 	s.StaleRejected += o.StaleRejected
 	s.CalmPhases += o.CalmPhases
 	s.ZoneLosses += o.ZoneLosses
+}
+
+// Broken lists deliberately wrong behaviours the simulator must catch (its
+// teeth, see TestBrokenVariantsAreCaught). They are injected by the
+// simulator around the production state machine, which knows nothing of
+// them, except the judge's clock, a rule of the judge itself.
+type Broken struct {
+	// AssignBeforeRelease: the application acts on a partition as soon as
+	// the fold names its member as a move's target, before the source
+	// released it.
+	AssignBeforeRelease bool
+	// UnfencedHeartbeats: heartbeats are appended without the
+	// expected-sequence check.
+	UnfencedHeartbeats bool
+	// JudgeClock makes the judge date its victim's heartbeats by a clock
+	// other than its own (see rawmember.JudgeClock).
+	JudgeClock rawmember.JudgeClock
 }

@@ -121,6 +121,8 @@ type proc struct {
 
 	belief  []rawmember.Owned
 	acting  []act // by pid
+	ho      *rawmember.Handoff
+	calls   []rawmember.Call // handler calls handed to the application, not made yet
 	healthy bool
 
 	watchSubj string
@@ -590,6 +592,7 @@ func (w *world) start(id string) {
 		off:      w.dur(0, 1000*time.Second),
 		rate:     1 + (w.rng.Float64()*2-1)*w.opt.RateSpread,
 		acting:   make([]act, len(universe)),
+		ho:       rawmember.NewHandoff(),
 		healthy:  true,
 		started:  w.T,
 		nextInfo: w.T + w.dur(0, time.Second),
@@ -613,7 +616,7 @@ func (w *world) start(id string) {
 		Declare:    true,
 		Partitions: slices.Clone(w.partitions),
 		JudgeRule:  w.opt.JudgeRule,
-		Broken:     w.opt.Broken,
+		Broken:     rawmember.Broken{JudgeClock: w.opt.Broken.JudgeClock},
 	}
 	w.placeConfig(&cfg) // placement mode (placement.go)
 	p.m = rawmember.New(cfg)
@@ -1105,7 +1108,7 @@ func (w *world) flush(p *proc) {
 				return
 			}
 		case rawmember.ActHeartbeat:
-			w.send(p, &request{kind: reqHeartbeat, actID: a.ID, subject: w.subj.Heartbeat(a.Member, a.Inc), hb: a.Heartbeat, hbSent: a.SentAt, fenced: a.Fenced, fence: a.Fence})
+			w.send(p, &request{kind: reqHeartbeat, actID: a.ID, subject: w.subj.Heartbeat(a.Member, a.Inc), hb: a.Heartbeat, hbSent: a.SentAt, fenced: a.Fenced && !w.opt.Broken.UnfencedHeartbeats, fence: a.Fence})
 		case rawmember.ActVerdict:
 			w.tracef("%s issues a verdict on %s/%d fenced on %d", p.name(), a.Member, a.Inc, a.Fence)
 			w.send(p, &request{kind: reqVerdict, actID: a.ID, subject: w.subj.Heartbeat(a.Member, a.Inc), verdict: a.Verdict, fenced: a.Fenced, fence: a.Fence})
@@ -1149,45 +1152,74 @@ func (w *world) send(p *proc, r *request) {
 	w.push(r)
 }
 
-// app is the simulated application: it acts on what the member hands it,
-// stops at once when the lease is gone or the member closes, finishes a
-// revoked partition for a short while before letting go of it.
+// app is the simulated application, driven by the handler contract
+// (rawmember.Handoff) as parti.Member's dispatcher drives a Handler: the
+// calls are made one at a time, in order. Assigned starts acting at once; a
+// Revoked call finishes the partition for a short while before it returns
+// (at once when the lease is gone or the member closes), and the calls after
+// it wait, as they wait for a blocking Revoked.
 func (w *world) app(p *proc, now time.Duration) {
 	p.belief = p.m.Owned(now)
 	valid := p.m.LeaseValid(now) && !p.closing
-	var on [universeSize]bool
-	for _, o := range p.belief {
-		pid, ok := universeIndex[o.ID]
-		if !ok {
-			continue
-		}
-		on[pid] = true
-		a := &p.acting[pid]
-		a.on, a.token, a.stopAt = true, o.Token, 0
+	var rd rawmember.Ready
+	if w.opt.Broken.AssignBeforeRelease {
+		p.belief = append(p.belief, w.targetOf(p, now)...)
+		rd = p.ho.StepView(p.m, p.st, p.belief)
+	} else {
+		rd = p.ho.Step(p.m, p.st, now)
 	}
-	for pid := range p.acting {
-		a := &p.acting[pid]
-		if !a.on || on[pid] {
-			continue
-		}
-		switch {
-		case !valid:
-			*a = act{}
-		case a.stopAt == 0:
-			a.stopAt = w.T + w.dur(0, 200*time.Millisecond)
-		case w.T >= a.stopAt:
-			*a = act{}
+	p.calls = append(p.calls, rd.Calls...)
+	for _, o := range rd.Reindexed {
+		if pid, ok := universeIndex[o.ID]; ok && p.acting[pid].on {
+			p.acting[pid].token = o.Token
 		}
 	}
-	for _, ix := range p.m.Revoking() {
-		if int(ix) >= len(p.st.Partitions) {
+	for len(p.calls) > 0 {
+		c := p.calls[0]
+		pid, known := universeIndex[c.Owned.ID]
+		if !c.Revoke {
+			if known {
+				p.acting[pid] = act{on: true, token: c.Owned.Token}
+			}
+			p.calls = p.calls[1:]
 			continue
 		}
-		if pid, ok := universeIndex[p.st.Partitions[ix]]; ok && !p.acting[pid].on {
-			w.tracef("app of %s lets go of %s (index %d)", p.name(), universe[pid], ix)
-			p.m.LetGo(ix)
+		if known {
+			a := &p.acting[pid]
+			switch {
+			case !valid || !a.on:
+				*a = act{}
+			case a.stopAt == 0:
+				a.stopAt = w.T + w.dur(0, 200*time.Millisecond)
+				return
+			case w.T < a.stopAt:
+				return
+			default:
+				*a = act{}
+			}
+		}
+		p.calls = p.calls[1:]
+		if p.ho.Returned(p.m, c) {
+			w.tracef("app of %s lets go of %s", p.name(), c.Owned.ID)
 		}
 	}
+}
+
+// targetOf is the broken AssignBeforeRelease view: the partitions the fold
+// names p's member as the target of a move, acted on before the source
+// released them (while the member may act at all).
+func (w *world) targetOf(p *proc, now time.Duration) []rawmember.Owned {
+	id, inc, ok := p.m.Identity()
+	if !ok || !p.m.LeaseValid(now) || p.closing || p.leaving {
+		return nil
+	}
+	var out []rawmember.Owned
+	for i := range p.st.Owners {
+		if o := &p.st.Owners[i]; o.Target == id && o.TargetInc == inc {
+			out = append(out, rawmember.Owned{Index: uint32(i), ID: p.st.Partitions[i], Token: events.Token{Seq: p.st.LastSeq, Incarnation: inc}})
+		}
+	}
+	return out
 }
 
 // write is the application writing to its storage, a token-checking store

@@ -1,0 +1,116 @@
+package parti
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// leaseGuard holds the context of the member's current lease: every
+// Assignment's context derives from it, so it ends at the lease deadline by
+// itself, whatever the member's loop is doing, by a timer armed against the
+// lease clock. Go timers do not count a suspend (the boot clock does), so
+// the loop also checks the clock at every step (and on waking): after a
+// suspend the context ends at that first check, while Owns, which reads the
+// clock, is exact throughout.
+type leaseGuard struct {
+	clock  Clock
+	parent context.Context
+
+	mu       sync.Mutex
+	deadline time.Duration
+	ctx      context.Context // nil: no live lease context
+	cancel   context.CancelFunc
+	timer    *time.Timer
+	lapsed   bool // a lease context ended since takeLapsed last ran
+}
+
+func newLeaseGuard(parent context.Context, clock Clock) *leaseGuard {
+	return &leaseGuard{parent: parent, clock: clock}
+}
+
+// set records the lease deadline (a reading of the clock) and ends the
+// lease context if it has passed; the loop calls it at every step.
+func (g *leaseGuard) set(deadline time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.deadline = deadline
+	g.checkLocked()
+}
+
+// context returns the context of the current lease for a new assignment:
+// one already ended if the deadline has passed.
+func (g *leaseGuard) context() context.Context {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.checkLocked()
+	if g.clock.Now() >= g.deadline {
+		ctx, cancel := context.WithCancel(g.parent)
+		cancel()
+		return ctx
+	}
+	if g.ctx == nil {
+		g.ctx, g.cancel = context.WithCancel(g.parent)
+		g.armLocked()
+	}
+	return g.ctx
+}
+
+// takeLapsed reports whether a lease context ended (the lease lapsed) since
+// the last call: the assignments derived from it are then over, even if the
+// lease was renewed meanwhile, and the member revokes and assigns again.
+func (g *leaseGuard) takeLapsed() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	l := g.lapsed
+	g.lapsed = false
+	return l
+}
+
+// stop ends the lease context and its timer.
+func (g *leaseGuard) stop() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.timer != nil {
+		g.timer.Stop()
+	}
+	if g.ctx != nil {
+		g.cancel()
+		g.ctx = nil
+	}
+}
+
+// checkLocked ends the lease context once the clock passed the deadline,
+// and otherwise (re-)arms the timer for what is left.
+func (g *leaseGuard) checkLocked() {
+	if g.ctx == nil {
+		return
+	}
+	if g.clock.Now() >= g.deadline {
+		g.cancel()
+		g.ctx = nil
+		g.lapsed = true
+		if g.timer != nil {
+			g.timer.Stop()
+		}
+		return
+	}
+	g.armLocked()
+}
+
+func (g *leaseGuard) armLocked() {
+	left := g.deadline - g.clock.Now()
+	if g.timer == nil {
+		g.timer = time.AfterFunc(left, g.fire)
+		return
+	}
+	g.timer.Reset(left)
+}
+
+// fire is the timer: it ends the lease context if the deadline has passed
+// (a deadline extended meanwhile re-arms it).
+func (g *leaseGuard) fire() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.checkLocked()
+}

@@ -1,0 +1,228 @@
+package rawmember
+
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	"github.com/parti-io/parti/decider"
+)
+
+// Reason says why a partition is revoked from the application. It mirrors
+// parti.RevokeReason (same values).
+type Reason int
+
+// Revocation reasons.
+const (
+	// ReasonMoved: the partition moves to another member (or to a new
+	// index, with a new token: it is assigned again at once).
+	ReasonMoved Reason = iota + 1
+	// ReasonLeaseLost: the member's lease lapsed.
+	ReasonLeaseLost
+	// ReasonStopped: the member stopped, leaves, closes or was removed.
+	ReasonStopped
+	// ReasonDropped: the partition is no longer in the declared set.
+	ReasonDropped
+)
+
+func (r Reason) String() string {
+	switch r {
+	case ReasonMoved:
+		return "moved"
+	case ReasonLeaseLost:
+		return "lease-lost"
+	case ReasonStopped:
+		return "stopped"
+	case ReasonDropped:
+		return "dropped"
+	}
+	return "unknown"
+}
+
+// Call is one handler call the application must receive: Revoked(Owned,
+// Why) when Revoke, else Assigned(Owned).
+type Call struct {
+	Revoke bool
+	Owned  Owned
+	Why    Reason
+}
+
+// Ready is what the application must do after a step, in order: every
+// revocation (sorted by index), then every assignment (sorted by index).
+// The calls are made one at a time, in this order. Reindexed lists the held
+// partitions whose index changed (a re-declaration): no call, the
+// application's Assignment just names the new index. LetGo reports that the
+// member let go of partitions the application no longer held, so a release
+// is due (step the member again to append it).
+type Ready struct {
+	Calls     []Call
+	Reindexed []Owned
+	LetGo     bool
+}
+
+// Handoff is the handler contract between a Member and the application, in
+// the manner of etcd raft's Ready: it says which Assigned and Revoked calls
+// to make, in which order, with which reason, and it lets go of a partition
+// to hand off (Member.LetGo) only once the application no longer holds it
+// and every Revoked call for it returned (Returned). parti.Member, partitest
+// and the simulator all drive it; it makes no call itself.
+//
+// It is not safe for concurrent use.
+type Handoff struct {
+	held     map[string]Owned  // assigned and not revoked, by partition ID
+	revoking map[string]int    // Revoked calls handed out and not returned, by partition ID
+	moving   map[string]uint32 // partitions to hand off at the last step: their index
+	stopping bool              // Stop was called: nothing is assigned any more
+	stopWhy  Reason
+}
+
+// NewHandoff returns a Handoff holding nothing.
+func NewHandoff() *Handoff {
+	return &Handoff{held: map[string]Owned{}, revoking: map[string]int{}, moving: map[string]uint32{}}
+}
+
+// Step compares what m may act on at now (its view of s) with what the
+// application holds and returns the calls to make. A held partition no
+// longer acted on is revoked: ReasonMoved if the fold moves it away (or
+// it is acted on with a new token, when a re-declaration changed its index),
+// ReasonDropped if it left the declared set, ReasonStopped if m stopped,
+// leaves or closes (or Stop was called), ReasonLeaseLost otherwise. It then lets go of every
+// partition to hand off that is neither held nor awaiting a Revoked return.
+// Call it after m.Step(s, now), with the same s and now.
+func (h *Handoff) Step(m *Member, s *decider.State, now time.Duration) Ready {
+	return h.StepView(m, s, m.Owned(now))
+}
+
+// StepView is Step with the view given: what the application should act on
+// now (m.Owned(now) for Step). A simulator passes a deliberately wrong view
+// to check that it catches the overlap.
+func (h *Handoff) StepView(m *Member, s *decider.State, believed []Owned) Ready {
+	if h.stopping {
+		believed = nil
+	}
+	clear(h.moving)
+	for _, p := range m.Revoking() {
+		if int(p) < len(s.Partitions) {
+			h.moving[s.Partitions[p]] = p
+		}
+	}
+	want := make(map[string]Owned, len(believed))
+	for _, o := range believed {
+		want[o.ID] = o
+	}
+	var rd Ready
+	for _, p := range sortedKeys(h.held) {
+		o := h.held[p]
+		if w, ok := want[p]; ok && w.Token == o.Token {
+			if w.Index != o.Index {
+				o.Index = w.Index // a re-declaration moved its index
+				h.held[p] = o
+				rd.Reindexed = append(rd.Reindexed, o)
+			}
+			continue
+		}
+		why := ReasonLeaseLost
+		if _, ok := h.moving[p]; ok {
+			why = ReasonMoved
+		} else if _, ok := want[p]; ok {
+			why = ReasonMoved // a new token: a re-declaration gave it a new index
+		} else if _, ok := s.PartitionIndex(p); !ok {
+			why = ReasonDropped
+		} else if h.stopping {
+			why = h.stopWhy
+		} else if m.Stopped() != NotStopped || m.leaving || m.closing {
+			why = ReasonStopped
+		}
+		rd.Calls = append(rd.Calls, h.revoke(p, why))
+	}
+	var assign []Call
+	for _, w := range believed {
+		if _, ok := h.held[w.ID]; ok {
+			continue
+		}
+		h.held[w.ID] = w
+		assign = append(assign, Call{Owned: w})
+	}
+	sortCalls(rd.Calls)
+	sortCalls(assign)
+	rd.Calls = append(rd.Calls, assign...)
+	rd.LetGo = h.letGo(m)
+	return rd
+}
+
+// Stop revokes everything held with why (Leave, Close, the end of the
+// member) and makes later steps assign nothing.
+func (h *Handoff) Stop(why Reason) Ready {
+	h.stopping, h.stopWhy = true, why
+	return h.RevokeAll(why)
+}
+
+// RevokeAll revokes everything held with why; a later step may assign
+// again (the rejoin of a new incarnation). The partitions to hand off are
+// forgotten: they were the old incarnation's.
+func (h *Handoff) RevokeAll(why Reason) Ready {
+	clear(h.moving)
+	var rd Ready
+	for _, p := range sortedKeys(h.held) {
+		rd.Calls = append(rd.Calls, h.revoke(p, why))
+	}
+	sortCalls(rd.Calls)
+	return rd
+}
+
+// Returned records that the Revoked call of Call c returned. If the
+// partition is to be handed off and nothing holds it any more, m lets go of
+// it; the result says so (a release is due).
+func (h *Handoff) Returned(m *Member, c Call) (letGo bool) {
+	p := c.Owned.ID
+	if h.revoking[p]--; h.revoking[p] <= 0 {
+		delete(h.revoking, p)
+	}
+	if _, held := h.held[p]; held || h.revoking[p] > 0 {
+		return false
+	}
+	if ix, ok := h.moving[p]; ok && m != nil {
+		m.LetGo(ix)
+		return true
+	}
+	return false
+}
+
+// Held returns what the application holds (assigned and not revoked),
+// sorted by index.
+func (h *Handoff) Held() []Owned {
+	out := make([]Owned, 0, len(h.held))
+	for _, o := range h.held {
+		out = append(out, o)
+	}
+	slices.SortFunc(out, func(x, y Owned) int { return cmp.Compare(x.Index, y.Index) })
+	return out
+}
+
+// Quiet reports whether the application holds nothing and every Revoked call
+// returned: a close may then be appended.
+func (h *Handoff) Quiet() bool { return len(h.held) == 0 && len(h.revoking) == 0 }
+
+func (h *Handoff) revoke(p string, why Reason) Call {
+	o := h.held[p]
+	delete(h.held, p)
+	h.revoking[p]++
+	return Call{Revoke: true, Owned: o, Why: why}
+}
+
+// letGo lets go of every partition to hand off that nothing holds.
+func (h *Handoff) letGo(m *Member) bool {
+	done := false
+	for _, p := range sortedKeys(h.moving) {
+		if _, held := h.held[p]; held || h.revoking[p] > 0 {
+			continue
+		}
+		m.LetGo(h.moving[p])
+		done = true
+	}
+	return done
+}
+
+func sortCalls(cs []Call) {
+	slices.SortFunc(cs, func(x, y Call) int { return cmp.Compare(x.Owned.Index, y.Owned.Index) })
+}
