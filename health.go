@@ -64,7 +64,10 @@ func (m *Member) observeHealth(now time.Duration, st projection.Stats) {
 		lag = now - h.lagSince
 	}
 	valid := granted && now < deadline
-	lost := h.hadLease && !valid
+	// A member that closes or leaves stops heartbeating on purpose: its
+	// lease ending then is no lapse.
+	quitting := m.closeWanted || m.leaveWanted
+	lost := h.hadLease && !valid && !quitting
 	back := valid && h.lapsed
 	var lapsedFor time.Duration
 	if lost {

@@ -523,6 +523,11 @@ func (m *Member) execute(a rawmember.Action) {
 			if errors.Is(err, projection.ErrConflict) {
 				m.cfg.Metrics.AppendConflict(a.Events[0].Type().String())
 				err = fmt.Errorf("%w: %w", rawmember.ErrConflict, err)
+			} else if err != nil && m.ctx.Err() != nil {
+				// The member stopped (a Close or Leave that finished, or
+				// Stop) while the append was in flight: its outcome no
+				// longer matters here, and it may well have landed.
+				m.log.Debug("append abandoned: the member stopped", "type", a.Events[0].Type().String(), "err", err)
 			} else if err != nil {
 				m.log.Warn("append failed", "type", a.Events[0].Type().String(), "err", err)
 			}
