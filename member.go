@@ -38,6 +38,11 @@ var (
 	// the context's error. See Close and Leave for what was done and what
 	// was not.
 	ErrCutShort = errors.New("parti: cut short by its context")
+	// ErrNoWrites: the group's stream acknowledged none of the member's
+	// writes (a full disk, a stream without a leader, a missing publish
+	// permission). Join's error wraps it with ErrNotGranted when the claim
+	// itself could not be stored, with the last append error.
+	ErrNoWrites = errors.New("parti: the stream does not answer writes")
 )
 
 // RevokeReason says why an assignment was revoked.
@@ -163,6 +168,10 @@ type Member struct {
 	snapBusy    bool
 	health      health // what the loop tells Live and Ready (health.go)
 
+	appendMu   sync.Mutex
+	appendOK   bool  // an append was acknowledged (or refused by a fence: the stream answered)
+	appendLast error // the last append error otherwise
+
 	mu       sync.Mutex
 	owned    map[string]*owned // by partition ID
 	deadline time.Duration
@@ -238,6 +247,10 @@ func Join(ctx context.Context, js jetstream.JetStream, cfg Config) (*Member, err
 	}
 	cancel()
 	<-m.done
+	if ok, last := m.appends(); !ok && last != nil {
+		// Not a refusal: the claim never got stored.
+		return nil, fmt.Errorf("%w: %w: %w (last append error: %v)", ErrNotGranted, ErrNoWrites, context.Cause(ctx), last)
+	}
 	return nil, fmt.Errorf("%w: %w", ErrNotGranted, context.Cause(ctx))
 }
 
@@ -520,6 +533,7 @@ func (m *Member) execute(a rawmember.Action) {
 			default:
 				seq, err = m.app.Append(ctx, a.Events[0])
 			}
+			m.appended(err)
 			if errors.Is(err, projection.ErrConflict) {
 				m.cfg.Metrics.AppendConflict(a.Events[0].Type().String())
 				err = fmt.Errorf("%w: %w", rawmember.ErrConflict, err)
@@ -910,4 +924,26 @@ func (m *Member) Operate(ctx context.Context, a events.OperatorAction) error {
 
 func sortAssignments(a []Assignment) {
 	slices.SortFunc(a, func(x, y Assignment) int { return cmp.Compare(x.Index, y.Index) })
+}
+
+// appended records an append's outcome for Join's error.
+func (m *Member) appended(err error) {
+	m.appendMu.Lock()
+	defer m.appendMu.Unlock()
+	if err == nil || errors.Is(err, projection.ErrConflict) {
+		m.appendOK = true
+		return
+	}
+	if errors.Is(err, context.Canceled) && m.appendLast != nil {
+		return // the member stopping; the error before says more
+	}
+	m.appendLast = err
+}
+
+// appends reports whether the stream answered an append, and the last
+// append error.
+func (m *Member) appends() (answered bool, last error) {
+	m.appendMu.Lock()
+	defer m.appendMu.Unlock()
+	return m.appendOK, m.appendLast
 }
