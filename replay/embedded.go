@@ -77,7 +77,7 @@ func StartEmbedded(ctx context.Context, dir string) (*Conn, error) {
 		stop()
 		return nil, fmt.Errorf("replay: embedded server: %w", err)
 	}
-	return newConn(nc, "embedded server on a copy of "+dir, stop)
+	return NewConn(nc, "embedded server on a copy of "+dir, 0, stop)
 }
 
 // copyTree copies the regular files and directories under src to dst,

@@ -1,0 +1,163 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/parti-io/parti/events"
+	"github.com/parti-io/parti/internal/faultproxy"
+	"github.com/parti-io/parti/replay/replaytest"
+)
+
+// pullSubject is the prefix of the subject a pull request is published on.
+const pullSubject = "$JS.API.CONSUMER.MSG.NEXT."
+
+// TestScanSurvivesALostPullRequest is the hang of issue 13: the first pull
+// request of a read never reaches the server (the connection stays
+// healthy). A read must notice that nothing arrives while messages are
+// pending, rebuild its consumer and finish; before the fix it waited
+// forever (here: until the test's deadline).
+func TestScanSurvivesALostPullRequest(t *testing.T) {
+	g := startLive(t, "")
+	replaytest.Scenario(g.b)
+	if g.b.Err() != nil {
+		t.Fatal(g.b.Err())
+	}
+	proxy, err := faultproxy.Start(strings.TrimPrefix(g.url, "nats://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	var dropped atomic.Int32
+	proxy.SetDropPublish(func(subject string) bool {
+		// Lose the first pull request of the first two reads.
+		return strings.HasPrefix(subject, pullSubject) && dropped.Add(1) <= 2
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	c, err := Connect(ctx, ConnectOptions{Server: proxy.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	src, err := c.Source(ctx, "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := src.LastSeq(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, opts := range []ScanOptions{{}, {LogOnly: true}} {
+		var last uint64
+		err := src.Scan(ctx, opts, func(r *events.Record) error {
+			if r.Seq <= last {
+				t.Fatalf("record %d after %d", r.Seq, last)
+			}
+			last = r.Seq
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("scan %+v: %v (a lost pull request stalls the read)", opts, err)
+		}
+		if !opts.LogOnly && last != want {
+			t.Fatalf("scan ended at %d, the stream at %d", last, want)
+		}
+	}
+	if dropped.Load() < 2 {
+		t.Fatalf("the proxy dropped %d pull requests, want 2: the test tests nothing", dropped.Load())
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		t.Fatal("deadline")
+	}
+}
+
+// TestScanTimesOutSayingWhy: a server that stops answering (every
+// JetStream request and pull request lost) fails the read with ErrTimeout
+// once no progress was made for the timeout, instead of waiting forever.
+func TestScanTimesOutSayingWhy(t *testing.T) {
+	g := startLive(t, "")
+	replaytest.Scenario(g.b)
+	proxy, err := faultproxy.Start(strings.TrimPrefix(g.url, "nats://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	c, err := Connect(ctx, ConnectOptions{Server: proxy.URL(), Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	src, err := c.Source(ctx, "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dropped atomic.Int32
+	proxy.SetDropPublish(func(subject string) bool {
+		if strings.HasPrefix(subject, "$JS.API.") {
+			dropped.Add(1)
+			return true
+		}
+		return false
+	})
+	for _, opts := range []ScanOptions{{}, {Follow: true}} {
+		err = src.Scan(ctx, opts, func(*events.Record) error { return nil })
+		if !errors.Is(err, ErrTimeout) {
+			t.Fatalf("scan %+v on a silent server: %v, want ErrTimeout", opts, err)
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("scan %+v ran into the test's deadline", opts)
+		}
+	}
+	if _, err := src.LastSeq(ctx); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("LastSeq on a silent server: %v, want ErrTimeout", err)
+	}
+	if dropped.Load() == 0 {
+		t.Fatal("nothing was dropped: the test tests nothing")
+	}
+}
+
+// TestFollowSurvivesALostPullRequest: a followed read whose pull request
+// is lost still delivers what the stream holds.
+func TestFollowSurvivesALostPullRequest(t *testing.T) {
+	g := startLive(t, "")
+	g.b.Claim("worker-0")
+	proxy, err := faultproxy.Start(strings.TrimPrefix(g.url, "nats://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	var dropped atomic.Int32
+	proxy.SetDropPublish(func(subject string) bool {
+		return strings.HasPrefix(subject, pullSubject) && dropped.Add(1) == 1
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	c, err := Connect(ctx, ConnectOptions{Server: proxy.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	src, err := c.Source(ctx, "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = src.Scan(ctx, ScanOptions{Follow: true}, func(r *events.Record) error {
+		if r.Seq != 1 {
+			t.Fatalf("first record %d", r.Seq)
+		}
+		return ErrStop
+	})
+	if err != nil {
+		t.Fatalf("follow after a lost pull request: %v", err)
+	}
+	if dropped.Load() == 0 {
+		t.Fatal("nothing was dropped: the test tests nothing")
+	}
+}
