@@ -23,7 +23,8 @@ import (
 //
 // Copy a store only while its server is stopped, or the copy may be torn.
 // A store of a clustered (replicated) stream cannot be started standalone.
-func StartEmbedded(ctx context.Context, dir string) (*Conn, error) {
+// timeout bounds the reads' waits as ConnectOptions.Timeout does.
+func StartEmbedded(ctx context.Context, dir string, timeout time.Duration) (*Conn, error) {
 	fi, err := os.Stat(dir)
 	if err != nil {
 		return nil, fmt.Errorf("replay: embedded store: %w", err)
@@ -77,7 +78,7 @@ func StartEmbedded(ctx context.Context, dir string) (*Conn, error) {
 		stop()
 		return nil, fmt.Errorf("replay: embedded server: %w", err)
 	}
-	return NewConn(nc, "embedded server on a copy of "+dir, 0, stop)
+	return NewConn(nc, "embedded server on a copy of "+dir, timeout, stop)
 }
 
 // copyTree copies the regular files and directories under src to dst,

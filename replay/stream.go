@@ -336,6 +336,34 @@ func (c *Conn) Source(ctx context.Context, group string) (*StreamSource, error) 
 	return s, nil
 }
 
+// WaitSource is Source for a stream that may not exist yet: while the
+// group's stream is missing it calls waiting once and asks again every
+// poll (0: half a second) until the stream exists or ctx ends. Other
+// errors end the wait.
+func (c *Conn) WaitSource(ctx context.Context, group string, poll time.Duration, waiting func()) (*StreamSource, error) {
+	if poll <= 0 {
+		poll = 500 * time.Millisecond
+	}
+	told := false
+	for {
+		s, err := c.Source(ctx, group)
+		if !errors.Is(err, ErrNoStream) {
+			return s, err
+		}
+		if !told && waiting != nil {
+			waiting()
+			told = true
+		}
+		t := time.NewTimer(poll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
 // StreamSource reads a group's history from its stream, read-only, with
 // ephemeral consumers of its own.
 type StreamSource struct {
@@ -420,6 +448,8 @@ func NewStreamSource(ctx context.Context, js jetstream.JetStream, group string, 
 		return nil, fmt.Errorf("%w: stream %s of group %s does not exist (is the group name right?)", ErrNoStream, StreamName(group), group)
 	case errors.Is(err, jetstream.ErrJetStreamNotEnabled):
 		return nil, fmt.Errorf("replay: the server does not have JetStream enabled")
+	case errors.Is(err, ErrTimeout):
+		return nil, err
 	case err != nil:
 		return nil, fmt.Errorf("replay: stream %s: %w", StreamName(group), err)
 	}
@@ -442,7 +472,7 @@ func (s *StreamSource) String() string {
 func (s *StreamSource) LastSeq(ctx context.Context) (uint64, error) {
 	info, err := s.info(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("replay: stream %s: %w", StreamName(s.subjects.Group), err)
+		return 0, err
 	}
 	return info.State.LastSeq, nil
 }
@@ -458,6 +488,9 @@ func (s *StreamSource) end(ctx context.Context, logOnly bool) (uint64, error) {
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return 0, nil
 		}
+		if errors.Is(err, ErrTimeout) {
+			return 0, err
+		}
 		if err != nil {
 			return 0, fmt.Errorf("replay: last record of %s: %w", s.subjects.Log(), err)
 		}
@@ -465,7 +498,7 @@ func (s *StreamSource) end(ctx context.Context, logOnly bool) (uint64, error) {
 	}
 	info, err := s.info(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("replay: stream %s: %w", StreamName(s.subjects.Group), err)
+		return 0, err
 	}
 	if info.State.Msgs == 0 {
 		return 0, nil
@@ -479,6 +512,9 @@ func (s *StreamSource) info(ctx context.Context) (*jetstream.StreamInfo, error) 
 		info, err = s.stream.Info(ctx)
 		return err
 	})
+	if err != nil && !errors.Is(err, ErrTimeout) {
+		return nil, fmt.Errorf("replay: stream %s: %w", StreamName(s.subjects.Group), err)
+	}
 	return info, err
 }
 
@@ -590,6 +626,27 @@ func (r *streamReader) drop() {
 	r.cons = nil
 }
 
+// finished reports whether a bounded read has read everything up to its
+// end, asking the stream's leader for the first message at or after r.next
+// (what the read wants, per opts.LogOnly): a consumer's own count of what is
+// pending comes from its server's copy of the stream, which may lag.
+func (r *streamReader) finished(ctx context.Context, deadline time.Time) (bool, error) {
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	subj := r.s.subjects.All()
+	if r.opts.LogOnly {
+		subj = r.s.subjects.Log()
+	}
+	m, err := r.s.stream.GetMsg(ctx, r.next, jetstream.WithGetMsgSubject(subj))
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("the next message of %s: %w", StreamName(r.s.subjects.Group), err)
+	}
+	return m.Sequence > r.stop, nil
+}
+
 // run reads until the end (or, following, until ctx ends), emitting chunks
 // of messages. ctx is the Scan's context; pctx also ends when the records'
 // consumer stopped.
@@ -663,7 +720,7 @@ func (r *streamReader) run(ctx, pctx context.Context, emit func(*chunk) bool) er
 			}
 			continue
 		}
-		got, gap := 0, false
+		got, gap, drained := 0, false, false
 		for m := range batch.Messages() {
 			meta, err := m.Metadata()
 			if err != nil {
@@ -688,12 +745,18 @@ func (r *streamReader) run(ctx, pctx context.Context, emit func(*chunk) bool) er
 				hdr = h
 			}
 			c.raws = append(c.raws, rawRecord{seq: seq, time: meta.Timestamp.UTC(), subject: m.Subject(), header: hdr, body: m.Data()})
-			last := r.stop > 0 && (seq >= r.stop || meta.NumPending == 0)
+			last := r.stop > 0 && seq >= r.stop
 			if last || len(c.raws) >= streamBatch || meta.NumPending == 0 {
 				if !flush() || last {
 					cancel()
 					return nil
 				}
+			}
+			if r.stop > 0 && meta.NumPending == 0 {
+				// The consumer has nothing more before the end: the end
+				// was removed, or the consumer's server lags behind.
+				drained = true
+				break
 			}
 		}
 		ferr := batch.Error()
@@ -703,6 +766,18 @@ func (r *streamReader) run(ctx, pctx context.Context, emit func(*chunk) bool) er
 			if !flush() {
 				return nil
 			}
+		}
+		if drained {
+			done, err := r.finished(pctx, progress.Add(timeout))
+			switch {
+			case err != nil:
+				if err := retry(err); err != nil {
+					return err
+				}
+			case done:
+				return nil
+			}
+			continue
 		}
 		switch {
 		case gap:
@@ -740,10 +815,24 @@ func (r *streamReader) run(ctx, pctx context.Context, emit func(*chunk) bool) er
 				return err
 			}
 		case info.NumPending == 0 && r.stop > 0:
-			// The stream's end was removed (heartbeats expire) or
-			// filtered out: everything there is was read.
-			flush()
-			return nil
+			done, err := r.finished(pctx, progress.Add(timeout))
+			switch {
+			case err != nil:
+				if err := retry(err); err != nil {
+					return err
+				}
+			case done:
+				flush()
+				return nil
+			default:
+				// The consumer's server lags behind the stream's
+				// leader (it restarted and is catching up): read
+				// from a new consumer, wherever it lands.
+				r.drop()
+				if err := retry(errors.New("the read's consumer lags behind the stream")); err != nil {
+					return err
+				}
+			}
 		case info.NumPending == 0:
 			progress, problem = time.Now(), nil // following, and idle
 		default:

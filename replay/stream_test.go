@@ -374,7 +374,7 @@ func TestEmbeddedReadsACopy(t *testing.T) {
 	store := filepath.Join(dir, "store")
 	before := treeDigest(t, store)
 	for _, d := range []string{store, filepath.Join(store, "jetstream")} {
-		c, err := StartEmbedded(t.Context(), d)
+		c, err := StartEmbedded(t.Context(), d, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -391,7 +391,7 @@ func TestEmbeddedReadsACopy(t *testing.T) {
 	if after := treeDigest(t, store); after != before {
 		t.Fatal("the original store changed")
 	}
-	if _, err := StartEmbedded(t.Context(), t.TempDir()); err == nil || !strings.Contains(err.Error(), "does not look like") {
+	if _, err := StartEmbedded(t.Context(), t.TempDir(), 0); err == nil || !strings.Contains(err.Error(), "does not look like") {
 		t.Fatalf("not a store: %v", err)
 	}
 }

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/parti-io/parti/events"
+	"github.com/parti-io/parti/internal/natstest"
+	"github.com/parti-io/parti/projection"
+	"github.com/parti-io/parti/replay/replaytest"
+)
+
+// readerRuns is how many state and audit runs TestReadersOnAClusterNeverHang
+// makes: READERS_RUNS, else 300 (make chaos runs more).
+func readerRuns(t *testing.T) int {
+	t.Helper()
+	if s := os.Getenv("READERS_RUNS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			t.Fatalf("READERS_RUNS=%q: want a positive count", s)
+		}
+		return n
+	}
+	return 300
+}
+
+// TestReadersOnAClusterNeverHang runs state and audit, alternately, against
+// a three-server cluster whose servers are shut down and restarted all the
+// while (any server, often the stream's leader; the stream has three
+// replicas). Every run must end within its deadline — succeed with the
+// right answer or fail with exit status 2 — never hang: issue 13 saw 1 in
+// 300 hang forever. The deadline is the command's --timeout plus a margin
+// for its last request: a run that needs longer is waiting on something
+// the timeout does not bound.
+//
+// READERS_RUNS sets the number of runs; CHAOS_SEED replays a fault schedule.
+func TestReadersOnAClusterNeverHang(t *testing.T) {
+	runs := readerRuns(t)
+	seed := time.Now().UnixNano()
+	if s := os.Getenv("CHAOS_SEED"); s != "" {
+		var err error
+		if seed, err = strconv.ParseInt(s, 10, 64); err != nil {
+			t.Fatalf("CHAOS_SEED: %v", err)
+		}
+	}
+	t.Logf("seed %d (CHAOS_SEED replays the fault schedule)", seed)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
+	defer cancel()
+
+	c := natstest.NewCluster(t)
+	var urls []string
+	for i, s := range c.Servers {
+		// Restarts keep the client port, so one URL list reaches them all.
+		c.Opts[i].Port = s.Addr().(*net.TCPAddr).Port
+		urls = append(urls, s.ClientURL())
+	}
+	servers := strings.Join(urls, ",")
+	_, js := natstest.Connect(t, servers)
+	if _, err := projection.Provision(ctx, js, projection.StreamConfig{Group: "orders", Replicas: 3}); err != nil {
+		t.Fatal(err)
+	}
+	subj, _ := events.NewSubjects("orders")
+	b, err := replaytest.NewBuilder("orders", &replaytest.AppenderEmitter{Ctx: ctx, App: projection.NewAppender(js, subj), JS: js})
+	if err != nil {
+		t.Fatal(err)
+	}
+	replaytest.Scenario(b)
+	if b.Err() != nil {
+		t.Fatal(b.Err())
+	}
+
+	const timeout = time.Second
+	args := func(cmd string) []string {
+		return []string{cmd, "--server", servers, "--group", "orders", "--timeout", timeout.String(), "--json"}
+	}
+	want := map[string]string{}
+	for _, cmd := range []string{"state", "audit"} {
+		out, errOut, code := runCLI(ctx, args(cmd)...)
+		if code != exitOK {
+			t.Fatalf("%s before any fault: exit %d: %s", cmd, code, errOut)
+		}
+		want[cmd] = out
+	}
+
+	// The faults: shut a server down (every other time the stream's
+	// leader), keep it down a while, restart it, wait until the cluster
+	// sees it again, rest a while.
+	faultsDone := make(chan struct{})
+	stopFaults := make(chan struct{})
+	var faults atomic.Int32
+	go func() {
+		defer close(faultsDone)
+		rng := rand.New(rand.NewSource(seed))
+		pause := func(d time.Duration) bool {
+			tm := time.NewTimer(d)
+			defer tm.Stop()
+			select {
+			case <-stopFaults:
+				return false
+			case <-tm.C:
+				return true
+			}
+		}
+		for n := 0; ; n++ {
+			if !pause(time.Duration(200+rng.Intn(800)) * time.Millisecond) {
+				return
+			}
+			i := rng.Intn(len(c.Servers))
+			if n%2 == 0 {
+				for j, s := range c.Servers {
+					if s.JetStreamIsStreamLeader("$G", projection.StreamName("orders")) {
+						i = j
+					}
+				}
+			}
+			c.Stop(i)
+			faults.Add(1)
+			down := pause(time.Duration(300+rng.Intn(1500)) * time.Millisecond)
+			c.Restart(i)
+			c.WaitMetaLeader(time.Minute)
+			if !down {
+				return
+			}
+		}
+	}()
+
+	type result struct {
+		cmd  string
+		code int
+		took time.Duration
+		err  string
+		out  string
+		ok   bool // exit 0 with the answer given before the faults
+	}
+	results := make(chan result, runs)
+	var next atomic.Int32
+	var wg sync.WaitGroup
+	deadline := timeout*4 + 5*time.Second
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				n := int(next.Add(1))
+				if n > runs || ctx.Err() != nil {
+					return
+				}
+				cmd := []string{"state", "audit"}[n%2]
+				rctx, cancel := context.WithTimeout(ctx, deadline)
+				start := time.Now()
+				out, errOut, code := runCLI(rctx, args(cmd)...)
+				took := time.Since(start)
+				hung := rctx.Err() != nil
+				cancel()
+				if hung {
+					code = -1 // the run had to be interrupted: a hang
+				}
+				results <- result{cmd: cmd, code: code, took: took, err: errOut, out: out, ok: code == exitOK && out == want[cmd]}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stopFaults)
+	<-faultsDone
+	close(results)
+
+	var ok, failed, hangs, wrong int
+	var slowest time.Duration
+	var failures []string
+	for r := range results {
+		slowest = max(slowest, r.took)
+		switch {
+		case r.code == -1:
+			hangs++
+			t.Errorf("%s hung: interrupted after %v (stderr: %s)", r.cmd, r.took, strings.TrimSpace(r.err))
+		case r.ok:
+			ok++
+		case r.code == exitUsage:
+			failed++
+			if len(failures) < 5 {
+				failures = append(failures, fmt.Sprintf("%s after %v: %s", r.cmd, r.took.Round(time.Millisecond), strings.TrimSpace(r.err)))
+			}
+		default:
+			wrong++
+			t.Errorf("%s: exit %d with an answer other than the one before the faults (stderr: %s); -before +now:\n%s",
+				r.cmd, r.code, strings.TrimSpace(r.err), cmp.Diff(want[r.cmd], r.out))
+		}
+	}
+	t.Logf("%d runs of state and audit, %d server shutdowns: %d right answers, %d failed with exit 2 within the timeout, %d hangs, %d wrong; slowest %v (deadline %v)",
+		runs, faults.Load(), ok, failed, hangs, wrong, slowest.Round(time.Millisecond), deadline)
+	for _, f := range failures {
+		t.Logf("a failure: %s", f)
+	}
+	if faults.Load() == 0 {
+		t.Errorf("no server was shut down during the runs: the test tested nothing")
+	}
+	if ok == 0 {
+		t.Errorf("no run succeeded")
+	}
+}
