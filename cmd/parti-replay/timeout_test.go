@@ -75,7 +75,9 @@ func TestTailWaitsForTheStream(t *testing.T) {
 	defer stop()
 	out, errOut := newWatchBuffer(), newWatchBuffer()
 	done := make(chan int, 1)
-	go func() { done <- run(tctx, []string{"tail", "--server", srv.ClientURL(), "--group", "orders"}, out, errOut) }()
+	go func() {
+		done <- run(tctx, []string{"tail", "--server", srv.ClientURL(), "--group", "orders"}, out, errOut)
+	}()
 	errOut.waitFor(t, "a waiting notice", 20*time.Second, func(s string) bool { return strings.Contains(s, "does not exist yet") })
 
 	if _, err := projection.Provision(ctx, js, projection.StreamConfig{Group: "orders"}); err != nil {
