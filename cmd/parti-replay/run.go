@@ -310,7 +310,7 @@ func openSource(ctx context.Context, e *env) (replay.Source, *replay.Conn, func(
 		err  error
 	)
 	if o.embedded != "" {
-		conn, err = replay.StartEmbedded(ctx, o.embedded, o.timeout)
+		conn, err = startEmbedded(ctx, o.embedded, o.timeout)
 	} else {
 		conn, err = replay.Connect(ctx, replay.ConnectOptions{
 			Server: o.server, Context: o.context, Creds: o.creds, NKey: o.nkey,
