@@ -8,8 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
 	"github.com/parti-io/parti/events"
 	"github.com/parti-io/parti/internal/faultproxy"
+	"github.com/parti-io/parti/internal/natstest"
+	"github.com/parti-io/parti/projection"
 	"github.com/parti-io/parti/replay/replaytest"
 )
 
@@ -159,5 +164,91 @@ func TestFollowSurvivesALostPullRequest(t *testing.T) {
 	}
 	if dropped.Load() == 0 {
 		t.Fatal("nothing was dropped: the test tests nothing")
+	}
+}
+
+// TestReadsWithTheDocumentedPermissions: a read, bounded or followed
+// (idle past a pull request's expiry, then fed), needs only the read-side
+// permissions README lists for parti-replay: stream info, message get,
+// consumer create, delete and next, and its inbox.
+func TestReadsWithTheDocumentedPermissions(t *testing.T) {
+	s := "PARTI_orders"
+	opts := natstest.Options(t.TempDir())
+	opts.Users = []*server.User{
+		{Username: "admin", Password: "a"},
+		{Username: "reader", Password: "r", Permissions: &server.Permissions{
+			Publish: &server.SubjectPermission{Allow: []string{
+				"$JS.API.STREAM.INFO." + s,
+				"$JS.API.STREAM.MSG.GET." + s,
+				"$JS.API.CONSUMER.CREATE." + s + ".>",
+				"$JS.API.CONSUMER.DELETE." + s + ".>",
+				"$JS.API.CONSUMER.MSG.NEXT." + s + ".>",
+			}},
+			Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
+		}},
+	}
+	srv := natstest.Start(t, opts)
+	_, js := natstest.Connect(t, srv.ClientURL(), nats.UserInfo("admin", "a"))
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if _, err := projection.Provision(ctx, js, projection.StreamConfig{Group: "orders"}); err != nil {
+		t.Fatal(err)
+	}
+	subj, _ := events.NewSubjects("orders")
+	b, err := replaytest.NewBuilder("orders", &replaytest.AppenderEmitter{Ctx: ctx, App: projection.NewAppender(js, subj), JS: js})
+	if err != nil {
+		t.Fatal(err)
+	}
+	replaytest.Scenario(b)
+	c, err := Connect(ctx, ConnectOptions{Server: strings.Replace(srv.ClientURL(), "nats://", "nats://reader:r@", 1), Timeout: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	src, err := c.Source(ctx, "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := src.LastSeq(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []ScanOptions{{}, {LogOnly: true}} {
+		n := 0
+		if err := src.Scan(ctx, o, func(*events.Record) error { n++; return nil }); err != nil || n == 0 {
+			t.Fatalf("scan %+v as the reader: %d records, %v", o, n, err)
+		}
+	}
+	// Follow from the end: the first pull request expires with nothing;
+	// then a record arrives and is delivered.
+	got := make(chan uint64, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- src.Scan(ctx, ScanOptions{Follow: true, From: last + 1}, func(r *events.Record) error {
+			got <- r.Seq
+			return ErrStop
+		})
+	}()
+	idle := time.NewTimer(followWait + time.Second)
+	select {
+	case seq := <-got:
+		t.Fatalf("record %d delivered before any was appended", seq)
+	case err := <-done:
+		t.Fatalf("the followed read ended while idle: %v", err)
+	case <-idle.C:
+	}
+	b.Claim("worker-9")
+	select {
+	case seq := <-got:
+		if seq != last+1 {
+			t.Fatalf("followed record %d, want %d", seq, last+1)
+		}
+	case err := <-done:
+		t.Fatalf("the followed read ended: %v", err)
+	case <-ctx.Done():
+		t.Fatal("the appended record was never delivered")
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("follow: %v", err)
 	}
 }

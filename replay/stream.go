@@ -626,11 +626,12 @@ func (r *streamReader) drop() {
 	r.cons = nil
 }
 
-// finished reports whether a bounded read has read everything up to its
-// end, asking the stream's leader for the first message at or after r.next
-// (what the read wants, per opts.LogOnly): a consumer's own count of what is
-// pending comes from its server's copy of the stream, which may lag.
-func (r *streamReader) finished(ctx context.Context, deadline time.Time) (bool, error) {
+// due returns the sequence of the first message at or after r.next that
+// the read wants (per opts.LogOnly), 0 when there is none, asking the
+// stream's leader: a consumer's own count of what is pending comes from its
+// server's copy of the stream, which may lag. It needs only the message-get
+// permission replay documents, not consumer info.
+func (r *streamReader) due(ctx context.Context, deadline time.Time) (uint64, error) {
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	subj := r.s.subjects.All()
@@ -640,11 +641,16 @@ func (r *streamReader) finished(ctx context.Context, deadline time.Time) (bool, 
 	m, err := r.s.stream.GetMsg(ctx, r.next, jetstream.WithGetMsgSubject(subj))
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
-		return true, nil
+		return 0, nil
 	case err != nil:
-		return false, fmt.Errorf("the next message of %s: %w", StreamName(r.s.subjects.Group), err)
+		return 0, fmt.Errorf("the next message of %s: %w", StreamName(r.s.subjects.Group), err)
 	}
-	return m.Sequence > r.stop, nil
+	return m.Sequence, nil
+}
+
+// done reports whether a bounded read has nothing left before its end.
+func (r *streamReader) done(next uint64) bool {
+	return r.stop > 0 && (next == 0 || next > r.stop)
 }
 
 // run reads until the end (or, following, until ctx ends), emitting chunks
@@ -669,6 +675,7 @@ func (r *streamReader) run(ctx, pctx context.Context, emit func(*chunk) bool) er
 	progress := time.Now() // the last time the read moved or found nothing due
 	backoff := 50 * time.Millisecond
 	var problem error
+	suspect := false // following: a message was due after an empty pull
 	// retry notes a problem; it fails the read when no progress was made
 	// for the timeout, else waits a little.
 	retry := func(err error) error {
@@ -762,19 +769,19 @@ func (r *streamReader) run(ctx, pctx context.Context, emit func(*chunk) bool) er
 		ferr := batch.Error()
 		cancel()
 		if got > 0 {
-			progress, backoff, problem = time.Now(), 50*time.Millisecond, nil
+			progress, backoff, problem, suspect = time.Now(), 50*time.Millisecond, nil, false
 			if !flush() {
 				return nil
 			}
 		}
 		if drained {
-			done, err := r.finished(pctx, progress.Add(timeout))
+			next, err := r.due(pctx, progress.Add(timeout))
 			switch {
 			case err != nil:
 				if err := retry(err); err != nil {
 					return err
 				}
-			case done:
+			case r.done(next):
 				return nil
 			}
 			continue
@@ -796,50 +803,34 @@ func (r *streamReader) run(ctx, pctx context.Context, emit func(*chunk) bool) er
 			continue
 		}
 		// Nothing came: is anything due?
-		ictx, cancel := context.WithTimeout(pctx, max(time.Until(progress.Add(timeout)), 100*time.Millisecond))
-		info, err := r.cons.Info(ictx)
-		cancel()
+		next, err := r.due(pctx, progress.Add(timeout))
 		switch {
-		case errors.Is(err, jetstream.ErrConsumerNotFound):
-			// Its server restarted (a consumer in memory) or it was
-			// removed: build another.
-			r.cons = nil
-			if err := retry(fmt.Errorf("the read's consumer disappeared: %w", err)); err != nil {
-				return err
-			}
 		case err != nil:
 			if pctx.Err() != nil {
 				continue
 			}
-			if err := retry(fmt.Errorf("consumer info: %w", err)); err != nil {
+			if err := retry(err); err != nil {
 				return err
 			}
-		case info.NumPending == 0 && r.stop > 0:
-			done, err := r.finished(pctx, progress.Add(timeout))
-			switch {
-			case err != nil:
-				if err := retry(err); err != nil {
-					return err
-				}
-			case done:
-				flush()
-				return nil
-			default:
-				// The consumer's server lags behind the stream's
-				// leader (it restarted and is catching up): read
-				// from a new consumer, wherever it lands.
-				r.drop()
-				if err := retry(errors.New("the read's consumer lags behind the stream")); err != nil {
-					return err
-				}
-			}
-		case info.NumPending == 0:
-			progress, problem = time.Now(), nil // following, and idle
+		case r.done(next):
+			// The stream's end was removed (heartbeats expire) or
+			// filtered out: everything there is was read.
+			flush()
+			return nil
+		case next == 0:
+			progress, problem, suspect = time.Now(), nil, false // following, and idle
+		case r.stop == 0 && !suspect:
+			// Following: the message may have arrived as the pull
+			// request expired. One more pull before suspecting it.
+			suspect = true
 		default:
-			// Messages are due and none came: the pull request or its
-			// answer was lost, or the consumer went silent. Rebuild it.
+			// A message is due and none came: the pull request or its
+			// answer was lost, the consumer went silent or vanished
+			// (its server restarted), or its server lags behind the
+			// stream's leader. Read from a new consumer.
+			suspect = false
 			r.drop()
-			if err := retry(fmt.Errorf("%d messages pending and none delivered", info.NumPending)); err != nil {
+			if err := retry(fmt.Errorf("message %d is due and none was delivered", next)); err != nil {
 				return err
 			}
 		}
