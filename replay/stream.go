@@ -406,7 +406,7 @@ func (s *StreamSource) request(ctx context.Context, what string, f func(context.
 			return nil
 		case ctx.Err() != nil:
 			return ctx.Err()
-		case !jsretry.Transient(err):
+		case !jsretry.Transient(err) && !errors.Is(err, nats.ErrConnectionReconnecting) && !errors.Is(err, nats.ErrDisconnected):
 			return err
 		case !time.Now().Add(backoff).Before(deadline):
 			return fmt.Errorf("%w after %v waiting for %s: %v", ErrTimeout, s.timeout(), what, err)
