@@ -18,6 +18,10 @@ import (
 	"github.com/parti-io/parti/replay/replaytest"
 )
 
+// shortWaits are the pull requests' waits in these tests, shorter than a
+// source's defaults to keep the tests short.
+var shortWaits = [2]time.Duration{500 * time.Millisecond, time.Second}
+
 // pullSubject is the prefix of the subject a pull request is published on.
 const pullSubject = "$JS.API.CONSUMER.MSG.NEXT."
 
@@ -53,6 +57,7 @@ func TestScanSurvivesALostPullRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	src.pullWait = shortWaits
 	want, err := src.LastSeq(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -103,6 +108,7 @@ func TestScanTimesOutSayingWhy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	src.pullWait = shortWaits
 	var dropped atomic.Int32
 	proxy.SetDropPublish(func(subject string) bool {
 		if strings.HasPrefix(subject, "$JS.API.") {
@@ -153,6 +159,7 @@ func TestFollowSurvivesALostPullRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	src.pullWait = shortWaits
 	err = src.Scan(ctx, ScanOptions{Follow: true}, func(r *events.Record) error {
 		if r.Seq != 1 {
 			t.Fatalf("first record %d", r.Seq)
@@ -209,6 +216,7 @@ func TestReadsWithTheDocumentedPermissions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	src.pullWait = shortWaits
 	last, err := src.LastSeq(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -229,7 +237,7 @@ func TestReadsWithTheDocumentedPermissions(t *testing.T) {
 			return ErrStop
 		})
 	}()
-	idle := time.NewTimer(followWait + time.Second)
+	idle := time.NewTimer(shortWaits[1] + 500*time.Millisecond)
 	select {
 	case seq := <-got:
 		t.Fatalf("record %d delivered before any was appended", seq)

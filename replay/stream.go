@@ -372,6 +372,9 @@ type StreamSource struct {
 	subjects events.Subjects
 	where    string
 	wait     time.Duration
+	// pullWait is how long one pull request waits, bounded and followed
+	// (boundedWait and followWait; tests shorten them).
+	pullWait [2]time.Duration
 }
 
 // SourceOption configures a StreamSource.
@@ -434,7 +437,7 @@ func NewStreamSource(ctx context.Context, js jetstream.JetStream, group string, 
 	if err != nil {
 		return nil, fmt.Errorf("replay: %w", err)
 	}
-	s := &StreamSource{js: js, subjects: subj}
+	s := &StreamSource{js: js, subjects: subj, pullWait: [2]time.Duration{boundedWait, followWait}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -667,9 +670,9 @@ func (r *streamReader) run(ctx, pctx context.Context, emit func(*chunk) bool) er
 		c = getChunk()
 		return ok
 	}
-	wait := boundedWait
+	wait := r.s.pullWait[0]
 	if r.stop == 0 {
-		wait = followWait
+		wait = r.s.pullWait[1]
 	}
 	timeout := r.s.timeout()
 	progress := time.Now() // the last time the read moved or found nothing due
