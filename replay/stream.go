@@ -386,6 +386,19 @@ func WithTimeout(d time.Duration) SourceOption {
 	return func(s *StreamSource) { s.wait = d }
 }
 
+// attemptDeadline is when one attempt of a request gives up: a request or
+// its answer lost while the connection moves to another server, or sent to
+// a server on its way down, must not use up the whole timeout; a later
+// attempt may succeed. A quarter of the timeout, 0.5 to 5 s, and never
+// past deadline.
+func attemptDeadline(deadline time.Time, timeout time.Duration) time.Time {
+	d := time.Now().Add(min(max(timeout/4, 500*time.Millisecond), 5*time.Second))
+	if d.After(deadline) {
+		return deadline
+	}
+	return d
+}
+
 func (s *StreamSource) timeout() time.Duration {
 	if s.wait <= 0 {
 		return DefaultTimeout
@@ -396,12 +409,12 @@ func (s *StreamSource) timeout() time.Duration {
 // request runs f until it succeeds, fails for good, or the source's
 // timeout passes (then the error wraps ErrTimeout and names what), retrying
 // errors that pass on their own (a leader election, a restarting server).
-// Each attempt gets the time that is left.
+// Each attempt gets at most a quarter of the timeout (attemptDeadline).
 func (s *StreamSource) request(ctx context.Context, what string, f func(context.Context) error) error {
 	deadline := time.Now().Add(s.timeout())
 	backoff := 50 * time.Millisecond
 	for {
-		actx, cancel := context.WithDeadline(ctx, deadline)
+		actx, cancel := context.WithDeadline(ctx, attemptDeadline(deadline, s.timeout()))
 		err := f(actx)
 		cancel()
 		switch {
@@ -635,7 +648,7 @@ func (r *streamReader) drop() {
 // server's copy of the stream, which may lag. It needs only the message-get
 // permission replay documents, not consumer info.
 func (r *streamReader) due(ctx context.Context, deadline time.Time) (uint64, error) {
-	ctx, cancel := context.WithDeadline(ctx, deadline)
+	ctx, cancel := context.WithDeadline(ctx, attemptDeadline(deadline, r.s.timeout()))
 	defer cancel()
 	subj := r.s.subjects.All()
 	if r.opts.LogOnly {
@@ -710,7 +723,7 @@ func (r *streamReader) run(ctx, pctx context.Context, emit func(*chunk) bool) er
 			return r.stalled(problem)
 		}
 		if r.cons == nil {
-			bctx, cancel := context.WithTimeout(pctx, left)
+			bctx, cancel := context.WithDeadline(pctx, attemptDeadline(progress.Add(timeout), timeout))
 			err := r.build(bctx)
 			cancel()
 			if err != nil {
