@@ -554,9 +554,10 @@ const (
 //
 // Every wait is bounded. The read uses its own ephemeral pull consumer and
 // one bounded pull request at a time; when a request brings nothing while
-// the consumer has messages pending (the request or its answer was lost, or
-// the consumer's server restarted), or a message is missing, the consumer
-// is rebuilt from the next sequence. A read that receives nothing for the
+// the stream's leader holds a message the read wants (the request or its
+// answer was lost, the consumer vanished with its server, or sits on a
+// replica still catching up), or a message is missing, the consumer is
+// rebuilt from the next sequence. A read that receives nothing for the
 // source's timeout while messages are due fails with an error wrapping
 // ErrTimeout that says what it was waiting for. A followed read that is
 // merely idle (nothing pending) never times out.
@@ -586,11 +587,10 @@ type streamReader struct {
 	opts ScanOptions
 	stop uint64 // the last sequence to read; 0: follow
 
-	cons    jetstream.Consumer // nil: to (re)build
-	name    string
-	next    uint64 // the next stream sequence to read
-	cseq    uint64 // the consumer sequence of the last message received
-	rebuilt int    // consumers built after the first
+	cons jetstream.Consumer // nil: to (re)build
+	name string
+	next uint64 // the next stream sequence to read
+	cseq uint64 // the consumer sequence of the last message received
 }
 
 // stalled is the error of a read that made no progress for the timeout.
@@ -622,9 +622,6 @@ func (r *streamReader) build(ctx context.Context) error {
 	cons, err := r.s.js.CreateConsumer(ctx, StreamName(r.s.subjects.Group), cfg)
 	if err != nil {
 		return fmt.Errorf("consumer on %s: %w", StreamName(r.s.subjects.Group), err)
-	}
-	if r.cons != nil || r.name != "" {
-		r.rebuilt++
 	}
 	r.cons, r.name, r.cseq = cons, cons.CachedInfo().Name, 0
 	return nil
