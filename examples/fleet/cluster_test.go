@@ -12,6 +12,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/parti-io/parti/internal/embedded"
+	"github.com/parti-io/parti/internal/faultproxy"
 )
 
 // syncBuffer is a buffer safe for a writer and a reader on two goroutines.
@@ -128,6 +131,51 @@ func TestClusterNodeRange(t *testing.T) {
 	for _, n := range []int{-1, 4} {
 		if _, err := startClusterNode("127.0.0.1", 1, 1, n, t.TempDir()); err == nil {
 			t.Errorf("--node %d was accepted", n)
+		}
+	}
+}
+
+// TestRejoinIsAnnounced: a worker cut off from the server for longer than
+// the expiry is expired by the other; when it is reachable again it rejoins
+// as a new incarnation and says so on stdout.
+func TestRejoinIsAnnounced(t *testing.T) {
+	s, err := embedded.Start("127.0.0.1", -1, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	proxy, err := faultproxy.Start(strings.TrimPrefix(s.ClientURL(), "nats://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	var out1, out2, errOut syncBuffer
+	done := make(chan error, 2)
+	go func() {
+		done <- worker(ctx, []string{"--id", "worker-1", "--server", s.ClientURL(), "--partitions", "8"}, &out1, &errOut)
+	}()
+	waitOutput(t, &out1, "worker-1's partitions", func(s string) bool { return strings.Count(s, "  + tenant-") == 8 })
+	go func() {
+		done <- worker(ctx, []string{"--id", "worker-2", "--server", proxy.URL(), "--partitions", "8"}, &out2, &errOut)
+	}()
+	waitOutput(t, &out2, "worker-2's share", func(s string) bool { return strings.Count(s, "  + tenant-") > 0 })
+	proxy.SetMode(faultproxy.Blackhole)
+	// worker-1 takes everything back once worker-2 is expired.
+	waitOutput(t, &out1, "worker-2 expired", func(s string) bool {
+		return strings.Count(s, "  + tenant-")-strings.Count(s, "  - tenant-") == 8 && strings.Contains(s, "  - tenant-")
+	})
+	proxy.SetMode(faultproxy.Pass)
+	waitOutput(t, &out2, "the rejoin announced", func(s string) bool {
+		return strings.Contains(s, "rejoined as worker-2/2 (expired while frozen or cut off)")
+	})
+	cancel()
+	for range 2 {
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+			t.Fatal("a worker did not stop")
 		}
 	}
 }
