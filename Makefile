@@ -90,7 +90,9 @@ bench-e2e:
 	$(GO) run ./cmd/parti-bench --runs $(RUNS)
 
 # The chaos test for five minutes (make test runs it for 20 s). CHAOS_SEED=N
-# replays a run. Then READERS_RUNS runs of parti-replay state and audit on a
+# replays a run. 'TestChaos' also runs TestChaosStreamLeaderPause, which kills
+# the stream leader's server (nats-server processes) and prints the work pause
+# per profile. Then READERS_RUNS runs of parti-replay state and audit on a
 # three-server cluster whose servers are shut down and restarted (make test
 # makes 120): none may hang.
 CHAOS_DURATION ?= 5m
