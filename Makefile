@@ -106,10 +106,16 @@ bench-consumer:
 	cd bench/consumer && RUNS=$(CONSUMER_RUNS) $(GO) run .
 
 # The chaos test for five minutes (make test runs it for 20 s). CHAOS_SEED=N
-# replays a run.
+# replays a run. 'TestChaos' also runs TestChaosStreamLeaderPause, which kills
+# the stream leader's server (nats-server processes) and prints the work pause
+# per profile. Then READERS_RUNS runs of parti-replay state and audit on a
+# three-server cluster whose servers are shut down and restarted (make test
+# makes 120): none may hang.
 CHAOS_DURATION ?= 5m
+READERS_RUNS ?= 600
 chaos:
 	CHAOS_DURATION=$(CHAOS_DURATION) $(GO) test -race -count=1 -timeout 30m -v -run 'TestChaos' ./test/
+	READERS_RUNS=$(READERS_RUNS) $(GO) test -race -count=1 -timeout 30m -v -run 'TestReadersOnAClusterNeverHang' ./cmd/parti-replay/
 
 # The bounded-resources soak: a steady group at the fast profile for
 # SOAK_DURATION (make test samples it for 12 s), checking that heartbeat and

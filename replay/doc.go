@@ -7,12 +7,15 @@
 //
 // # Sources
 //
-// A history is a [Source]: a live stream ([StreamSource], from [Connect]
-// or, for a copy of a stopped server's store, [StartEmbedded]), an export
-// file ([FileSource], from [OpenFile]) or records in memory
-// ([MemorySource]). A stream is read with ordered consumers only: replay
-// never appends, and a scan stops at the stream's last sequence when it
-// started unless it follows. The fold is decider.Apply, the function every
+// A history is a [Source]: a live stream ([StreamSource], from [Connect],
+// or from [NewConn] on a connection made elsewhere, such as the in-process
+// server parti-replay --embedded starts on a copy of a stopped store), an
+// export file ([FileSource], from [OpenFile]) or records in memory
+// ([MemorySource]). A stream is read with ephemeral consumers of replay's
+// own, one bounded pull request at a time: replay never appends, a scan
+// stops at the stream's last sequence when it started unless it follows,
+// and every wait on the server is bounded (ConnectOptions.Timeout; past it
+// an error wrapping [ErrTimeout]). The library does not link nats-server. The fold is decider.Apply, the function every
 // member runs, over the log subject's records in order; heartbeats,
 // verdicts and snapshot chunks are read where an analysis needs them (the
 // audit, tail, export) and never folded.

@@ -1,11 +1,7 @@
 package replay
 
 import (
-	"fmt"
 	"testing"
-	"time"
-
-	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/parti-io/parti/events"
 	"github.com/parti-io/parti/replay/replaytest"
@@ -48,18 +44,4 @@ func memSource(t testing.TB, recs []events.Record) *MemorySource {
 		t.Fatal(err)
 	}
 	return src
-}
-
-// newServer starts a server that the caller stops.
-func newServer(opts *server.Options) (*server.Server, error) {
-	s, err := server.NewServer(opts)
-	if err != nil {
-		return nil, err
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		s.Shutdown()
-		return nil, fmt.Errorf("server not ready")
-	}
-	return s, nil
 }

@@ -3,7 +3,6 @@ package replay
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"io/fs"
@@ -318,80 +317,5 @@ func TestConnectWithContext(t *testing.T) {
 	}
 	if _, err := Connect(t.Context(), ConnectOptions{Context: "../etc/passwd"}); err == nil {
 		t.Fatal("a context path was accepted")
-	}
-}
-
-// treeDigest hashes every file under dir with its path, size, mode and
-// modification time.
-func treeDigest(t *testing.T, dir string) string {
-	t.Helper()
-	h := sha256.New()
-	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			t.Fatal(err)
-		}
-		fi, _ := d.Info()
-		rel, _ := filepath.Rel(dir, path)
-		h.Write([]byte(rel + fi.Mode().String() + fi.ModTime().String()))
-		if d.Type().IsRegular() {
-			b, _ := os.ReadFile(path)
-			h.Write(b)
-		}
-		return nil
-	})
-	return string(h.Sum(nil))
-}
-
-func TestEmbeddedReadsACopy(t *testing.T) {
-	dir := t.TempDir()
-	var live []byte
-	func() {
-		// A server that stops at the end of this sub-scope: its store
-		// is then a stopped server's store.
-		srvDir := filepath.Join(dir, "store")
-		opts := natstest.Options(srvDir)
-		srv, err := newServer(opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
-		_, js := natstest.Connect(t, srv.ClientURL())
-		if _, err := projection.Provision(t.Context(), js, projection.StreamConfig{Group: "orders"}); err != nil {
-			t.Fatal(err)
-		}
-		subj, _ := events.NewSubjects("orders")
-		b, _ := replaytest.NewBuilder("orders", &replaytest.AppenderEmitter{Ctx: t.Context(), App: projection.NewAppender(js, subj), JS: js})
-		replaytest.Scenario(b)
-		if b.Err() != nil {
-			t.Fatal(b.Err())
-		}
-		src, err := NewStreamSource(t.Context(), js, "orders")
-		if err != nil {
-			t.Fatal(err)
-		}
-		live = exportSource(t, src)
-	}()
-	store := filepath.Join(dir, "store")
-	before := treeDigest(t, store)
-	for _, d := range []string{store, filepath.Join(store, "jetstream")} {
-		c, err := StartEmbedded(t.Context(), d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		src, err := c.Source(t.Context(), "orders")
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := exportSource(t, src)
-		c.Close()
-		if !bytes.Equal(got, live) {
-			t.Fatalf("the embedded copy of %s exports differently:\n%s", d, cmp.Diff(string(live), string(got)))
-		}
-	}
-	if after := treeDigest(t, store); after != before {
-		t.Fatal("the original store changed")
-	}
-	if _, err := StartEmbedded(t.Context(), t.TempDir()); err == nil || !strings.Contains(err.Error(), "does not look like") {
-		t.Fatalf("not a store: %v", err)
 	}
 }

@@ -331,7 +331,10 @@ subject kind (log, hb, snap), event type and its key fields; for log records,
 what the fold did when it was not applied ([rejected: ...], [ignored: ...]).
 Heartbeats and verdicts are included unless filtered out. On a stream it
 shows what is appended from now on (or from --from) and runs until
-interrupted (Ctrl-C); on a file it prints the file.
+interrupted (Ctrl-C); on a file it prints the file. When the group's stream
+does not exist yet, tail says so once and waits for it (--no-wait fails
+instead). --timeout bounds each wait on the server, not the quiet between
+events.
 
 Filters combine: --member shows what concerns one member (its heartbeats, the
 verdicts on it, the log events naming it), --partition the log events naming
@@ -348,6 +351,7 @@ one partition, --type the given event types, comma-separated, among:
 		fs.StringVar(&o.partition, "partition", "", "show only log events about partition `ID`")
 		fs.StringVar(&o.types, "type", "", "show only these event `TYPES` (comma-separated)")
 		fs.Uint64Var(&o.from, "from", 0, "start at sequence `N` (default: new records on a stream, everything in a file)")
+		fs.BoolVar(&o.noWait, "no-wait", false, "fail when the group's stream does not exist, instead of waiting for it")
 	},
 	do: func(ctx context.Context, e *env) int {
 		opts := replay.TailOptions{Member: e.o.member, Partition: e.o.partition, From: e.o.from}

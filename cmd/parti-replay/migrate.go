@@ -39,7 +39,10 @@ The procedure:
      carries exactly the old log's fold.
 Members of the new generation must run a build that knows the genesis.
 
-Exit status: 0 migrated, 2 refused, usage, connection or write error.`,
+The whole migration is bounded by six times --timeout (a minute by default).
+
+Exit status: 0 migrated, 2 refused, timed out, usage, connection or write
+error.`,
 	examples: []string{
 		"parti-replay migrate --server nats://localhost:4222 --group orders --to orders-g2 --by alice --note 'log older than 3 years'",
 	},
@@ -66,6 +69,10 @@ Exit status: 0 migrated, 2 refused, usage, connection or write error.`,
 		if o.replicas < 0 || o.replicas > 5 || o.chunkBytes < 0 {
 			return usageError(e.stderr, e.name, errors.New("--replicas must be 0 to 5 and --chunk-bytes not negative"))
 		}
+		// migrate folds with the library's projection, not a replay read:
+		// its whole run is bounded instead, by six times --timeout.
+		ctx, cancel := context.WithTimeout(ctx, 6*o.timeout)
+		defer cancel()
 		res, err := projection.Migrate(ctx, e.conn.JetStream(), projection.MigrateConfig{
 			From: o.group, To: o.to, By: o.by, Note: o.note, AllowLive: o.allowLive,
 			Replicas: o.replicas, ChunkBytes: o.chunkBytes, Logger: slog.New(slog.DiscardHandler),

@@ -58,8 +58,13 @@ not depend on. Other settings there are reported and ignored; flags win.
 
 Output is for people by default; --json prints JSON for scripts.
 
+--timeout D (default 10s) is the longest any command waits on the server
+without progress: connecting, a request, or the next message of a read
+that knows messages are due. A read that keeps receiving is never cut
+short; past D the command exits 2 saying what it was waiting for.
+
 Exit status: 0 success (audit: clean), 1 audit found violations,
-2 bad usage, a connection or a read error.
+2 bad usage, a connection or a read error, or a timeout.
 
 Examples:
   parti-replay state --server nats://localhost:4222 --group orders
@@ -145,6 +150,7 @@ type options struct {
 	by         string
 	note       string
 	allowLive  bool
+	noWait     bool
 	replicas   int
 	chunkBytes int
 	httpAddr   string        // serve
@@ -201,7 +207,7 @@ func sourceFlags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS client certificate `FILE`")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "TLS client key `FILE`")
 	fs.StringVar(&o.tlsCA, "tls-ca", "", "TLS CA certificate `FILE` to trust")
-	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "how long to wait for the server when connecting")
+	fs.DurationVar(&o.timeout, "timeout", replay.DefaultTimeout, "the longest to wait on the server without progress (connecting, a request, the next message of a read) before giving up with exit status 2")
 }
 
 // parseArgs parses flags and positional arguments in any order ("--" ends
@@ -269,6 +275,10 @@ func (e *env) fail(err error) int {
 		fmt.Fprintf(e.stderr, "parti-replay %s: interrupted\n", e.name)
 		return exitUsage
 	}
+	if errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, replay.ErrTimeout) {
+		fmt.Fprintf(e.stderr, "parti-replay %s: timed out (--timeout %v): %s\n", e.name, e.o.timeout, failText(e.name, err))
+		return exitUsage
+	}
 	fmt.Fprintf(e.stderr, "parti-replay %s: %s\n", e.name, failText(e.name, err))
 	return exitUsage
 }
@@ -314,7 +324,7 @@ func openSource(ctx context.Context, e *env) (replay.Source, *replay.Conn, func(
 		err  error
 	)
 	if o.embedded != "" {
-		conn, err = replay.StartEmbedded(ctx, o.embedded)
+		conn, err = startEmbedded(ctx, o.embedded, o.timeout)
 	} else {
 		conn, err = replay.Connect(ctx, replay.ConnectOptions{
 			Server: o.server, Context: o.context, Creds: o.creds, NKey: o.nkey,
@@ -327,7 +337,15 @@ func openSource(ctx context.Context, e *env) (replay.Source, *replay.Conn, func(
 	for _, w := range conn.Warnings {
 		fmt.Fprintf(e.stderr, "parti-replay %s: warning: %s\n", e.name, w)
 	}
-	src, err := conn.Source(ctx, o.group)
+	var src *replay.StreamSource
+	if e.name == "tail" && !o.noWait {
+		src, err = conn.WaitSource(ctx, o.group, 0, func() {
+			fmt.Fprintf(e.stderr, "parti-replay %s: stream %s does not exist yet on %s: waiting for it (--no-wait fails instead)\n",
+				e.name, replay.StreamName(o.group), conn.URL)
+		})
+	} else {
+		src, err = conn.Source(ctx, o.group)
+	}
 	if err != nil {
 		conn.Close()
 		return nil, nil, nop, e.fail(err)

@@ -6,6 +6,13 @@
 //	go run ./examples/fleet worker --id worker-2
 //	go run ./cmd/parti-replay tail --server nats://127.0.0.1:4222 --group fleet
 //
+// On a three-node cluster on loopback (clients on 4222-4224), with the
+// group's stream at three replicas:
+//
+//	go run ./examples/fleet server --node 1      # and --node 2, --node 3
+//	go run ./examples/fleet worker --id worker-1 --replicas 3 \
+//	    --server nats://127.0.0.1:4222,nats://127.0.0.1:4223,nats://127.0.0.1:4224
+//
 // kill -9 one worker and watch its partitions move after the expiry; stop
 // one with Ctrl-C and it closes for a restart: start it again with the same
 // --id within the grace and nothing moves.
@@ -20,6 +27,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -48,8 +56,8 @@ func main() {
 var stopSignals = func() {}
 
 const usage = `usage:
-  fleet server [--host 127.0.0.1] [--port 4222] [--store ./.fleet]
-  fleet worker [--id ID] [--server nats://127.0.0.1:4222] [--group fleet] [--partitions 64] [--leave] [--http ADDR]`
+  fleet server [--host 127.0.0.1] [--port 4222] [--store ./.fleet] [--node 1|2|3 [--cluster-port 6222]]
+  fleet worker [--id ID] [--server URL[,URL...]] [--replicas 1|3] [--group fleet] [--partitions 64] [--leave] [--http ADDR]`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -73,8 +81,21 @@ func server(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	host := fs.String("host", "127.0.0.1", "listen address")
 	port := fs.Int("port", 4222, "client port")
 	store := fs.String("store", ".fleet", "JetStream store directory (kept across restarts)")
+	node := fs.Int("node", 0, "start node `N` (1-3) of a three-node cluster on --host: clients on --port+N-1, routes on --cluster-port+N-1")
+	clusterPort := fs.Int("cluster-port", 6222, "the cluster's first route port (with --node)")
 	if err := fs.Parse(args); err != nil {
 		return err // flag.ErrHelp for --help
+	}
+	if *node != 0 {
+		s, err := startClusterNode(*host, *port, *clusterPort, *node, *store)
+		if err != nil {
+			return err
+		}
+		defer s.Shutdown()
+		fmt.Fprintf(stdout, "cluster node %d of %d: JetStream server %s at %s, store %s; Ctrl-C stops it\nworkers: --server %s --replicas 3\n",
+			*node, clusterSize, s.Name(), s.ClientURL(), filepath.Join(*store, fmt.Sprintf("node-%d", *node)), clusterURLs(*host, *port))
+		<-ctx.Done()
+		return nil
 	}
 	s, err := embedded.Start(*host, *port, *store)
 	if err != nil {
@@ -90,7 +111,8 @@ func worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	id := fs.String("id", "", "member ID (empty: the lowest free worker-N slot)")
-	url := fs.String("server", nats.DefaultURL, "NATS URL")
+	url := fs.String("server", nats.DefaultURL, "NATS `URL`s, comma-separated (a cluster: one per node)")
+	replicas := fs.Int("replicas", 1, "the group stream's replicas when this worker creates it (3 on a three-node cluster)")
 	group := fs.String("group", "fleet", "group")
 	n := fs.Int("partitions", 64, "partitions")
 	leave := fs.Bool("leave", false, "on Ctrl-C leave (hand off now) instead of closing for a restart")
@@ -107,9 +129,11 @@ func worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	rejoins := newRejoinWatch(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log := slog.New(rejoins)
 	cfg := parti.Production(*group)
 	cfg.ID = *id
+	cfg.Replicas = *replicas
 	for i := range *n {
 		cfg.Partitions = append(cfg.Partitions, fmt.Sprintf("tenant-%03d", i))
 	}
@@ -143,6 +167,7 @@ func worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		m.Stop()
 		return err
 	}
+	go announceRejoins(ctx, m, rejoins, stdout)
 	select {
 	case <-ctx.Done():
 	case <-m.Done():

@@ -29,6 +29,7 @@ type Proxy struct {
 	mode  Mode
 	delay time.Duration
 	conns map[net.Conn]struct{}
+	drop  func(subject string) bool // see SetDropPublish
 	done  chan struct{}
 	wg    sync.WaitGroup
 }
@@ -90,7 +91,7 @@ func (p *Proxy) accept() {
 		p.mu.Unlock()
 		p.wg.Add(2)
 		go p.pipe(c, s)
-		go p.pipe(s, c)
+		go p.pipeClient(s, c)
 	}
 }
 

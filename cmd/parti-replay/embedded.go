@@ -1,7 +1,11 @@
-package replay
+package main
+
+// The embedded-store mode lives in the command, not in the replay library,
+// so that a program importing replay does not link nats-server.
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -11,9 +15,15 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/parti-io/parti/replay"
 )
 
-// StartEmbedded reads a stopped server's store without touching it: it
+// errNotAStore is wrapped by startEmbedded's error when the directory does
+// not hold a nats-server store.
+var errNotAStore = errors.New("not a nats-server store directory")
+
+// startEmbedded reads a stopped server's store without touching it: it
 // copies the store directory dir (the directory given to nats-server as its
 // JetStream store_dir, which holds a "jetstream" directory; the "jetstream"
 // directory itself is accepted too) to a temporary directory, starts an
@@ -23,7 +33,8 @@ import (
 //
 // Copy a store only while its server is stopped, or the copy may be torn.
 // A store of a clustered (replicated) stream cannot be started standalone.
-func StartEmbedded(ctx context.Context, dir string) (*Conn, error) {
+// timeout bounds the reads' waits as ConnectOptions.Timeout does.
+func startEmbedded(ctx context.Context, dir string, timeout time.Duration) (*replay.Conn, error) {
 	fi, err := os.Stat(dir)
 	if err != nil {
 		return nil, fmt.Errorf("replay: embedded store: %w", err)
@@ -35,7 +46,7 @@ func StartEmbedded(ctx context.Context, dir string) (*Conn, error) {
 	if _, err := os.Stat(filepath.Join(dir, "jetstream")); err == nil {
 		src, sub = filepath.Join(dir, "jetstream"), "jetstream"
 	} else if filepath.Base(filepath.Clean(dir)) != "jetstream" {
-		return nil, fmt.Errorf("replay: embedded store: %s does not look like a nats-server store directory (no jetstream directory in it)", dir)
+		return nil, fmt.Errorf("replay: embedded store: %s: %w (no jetstream directory in it)", dir, errNotAStore)
 	}
 	tmp, err := os.MkdirTemp("", "parti-replay-store-")
 	if err != nil {
@@ -77,7 +88,7 @@ func StartEmbedded(ctx context.Context, dir string) (*Conn, error) {
 		stop()
 		return nil, fmt.Errorf("replay: embedded server: %w", err)
 	}
-	return newConn(nc, "embedded server on a copy of "+dir, stop)
+	return replay.NewConn(nc, "embedded server on a copy of "+dir, timeout, stop)
 }
 
 // copyTree copies the regular files and directories under src to dst,
