@@ -50,6 +50,13 @@ type ConnectOptions struct {
 	// messages are due. A read that keeps receiving is never cut short,
 	// and a followed read that is merely idle never times out.
 	Timeout time.Duration
+	// Options are more connection options (for example a nats CLI
+	// context's, read with jsm.go's natscontext as the commands do),
+	// applied before those the fields above imply: the fields win.
+	Options []nats.Option
+	// JetStream, if set, makes the connection's JetStream context (a
+	// JetStream domain or API prefix); by default jetstream.New.
+	JetStream func(*nats.Conn) (jetstream.JetStream, error)
 }
 
 // Conn is a read-only connection to a server holding groups' streams.
@@ -235,6 +242,7 @@ func Connect(ctx context.Context, o ConnectOptions) (*Conn, error) {
 		return nil, fmt.Errorf("replay: use credentials or an nkey, not both")
 	}
 	opts := []nats.Option{nats.Name("parti-replay"), nats.Timeout(o.Timeout), nats.MaxReconnects(-1)}
+	opts = append(opts, o.Options...)
 	for _, f := range []struct{ what, path string }{
 		{"credentials", o.Creds}, {"nkey", o.NKey}, {"client certificate", o.TLSCert}, {"client key", o.TLSKey}, {"CA", o.TLSCA},
 	} {
@@ -264,6 +272,14 @@ func Connect(ctx context.Context, o ConnectOptions) (*Conn, error) {
 	nc, err := connectCtx(ctx, o.Server, opts)
 	if err != nil {
 		return nil, fmt.Errorf("replay: connect to %s: %w", redact(o.Server), err)
+	}
+	if o.JetStream != nil {
+		js, err := o.JetStream(nc)
+		if err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("replay: jetstream: %w", err)
+		}
+		return &Conn{URL: redact(o.Server), nc: nc, js: js, wait: o.Timeout, Warnings: warn}, nil
 	}
 	c, err := NewConn(nc, redact(o.Server), o.Timeout, nil)
 	if err != nil {

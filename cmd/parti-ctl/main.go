@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/parti-io/parti/cmd/internal/natsctx"
 	"github.com/parti-io/parti/decider"
 	"github.com/parti-io/parti/events"
 	"github.com/parti-io/parti/projection"
@@ -53,7 +54,7 @@ Actions:
 
 Flags (every action):
   --server URL     NATS server URLs, comma-separated (default: the context's, $NATS_URL, nats://127.0.0.1:4222)
-  --context NAME   read url, creds, nkey, cert, key and ca from the nats CLI context NAME
+  --context NAME   connect as the nats CLI context NAME says (every setting; flags win)
   --creds FILE, --nkey FILE, --tls-cert FILE, --tls-key FILE, --tls-ca FILE
   --group ID       the group (required)
   --by NAME        who does it, kept on the log (default: $USER@hostname)
@@ -163,10 +164,15 @@ func act(ctx context.Context, o *options, a events.OperatorAction, stdin io.Read
 		return code
 	}
 	cctx, cancel := context.WithTimeout(ctx, o.timeout)
-	conn, err := replay.Connect(cctx, replay.ConnectOptions{
-		Server: o.server, Context: o.context, Creds: o.creds, NKey: o.nkey,
+	co := replay.ConnectOptions{
+		Server: o.server, Creds: o.creds, NKey: o.nkey,
 		TLSCert: o.tlsCert, TLSKey: o.tlsKey, TLSCA: o.tlsCA, Timeout: o.timeout,
-	})
+	}
+	err := natsctx.Apply(&co, o.context)
+	var conn *replay.Conn
+	if err == nil {
+		conn, err = replay.Connect(cctx, co)
+	}
 	cancel()
 	if err != nil {
 		return fail(exitUsage, "%s", strings.TrimPrefix(err.Error(), "replay: "))

@@ -62,7 +62,10 @@ writes: the log alone would still look healthy).`,
 		// log alone looks healthy while the stream refuses writes.
 		var hb *hbReport
 		if e.conn != nil && pt.IsEnd() {
-			if hb, err = heartbeatAges(ctx, e.conn.JetStream(), e.src.Subjects(), r.State, time.Now(), e.o.expiry); err != nil {
+			hctx, cancel := context.WithTimeout(ctx, e.o.timeout)
+			hb, err = heartbeatAges(hctx, e.conn.JetStream(), e.src.Subjects(), r.State, time.Now(), e.o.expiry)
+			cancel()
+			if err != nil {
 				return e.fail(fmt.Errorf("read the heartbeats: %w", err))
 			}
 		}

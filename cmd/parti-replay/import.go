@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/parti-io/parti/cmd/internal/natsctx"
 	"github.com/parti-io/parti/events"
 	"github.com/parti-io/parti/projection"
 	"github.com/parti-io/parti/replay"
@@ -52,7 +53,7 @@ import → export gives the same file.`,
 	flags: func(fs *flag.FlagSet, o *options) {
 		fs.StringVar(&o.file, "file", "", "the export `FILE` to load (required)")
 		fs.StringVar(&o.server, "server", "", "NATS server `URL`s, comma-separated (default: the context's, $NATS_URL, nats://127.0.0.1:4222)")
-		fs.StringVar(&o.context, "context", "", "read url, creds, nkey, cert, key and ca from the nats CLI context `NAME`")
+		fs.StringVar(&o.context, "context", "", "connect as the nats CLI context `NAME` says (every setting; flags win)")
 		fs.StringVar(&o.creds, "creds", "", "NATS credentials `FILE`")
 		fs.StringVar(&o.nkey, "nkey", "", "NATS nkey seed `FILE`")
 		fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS client certificate `FILE`")
@@ -69,10 +70,14 @@ import → export gives the same file.`,
 		if err != nil {
 			return e.fail(err)
 		}
-		conn, err := replay.Connect(ctx, replay.ConnectOptions{
-			Server: e.o.server, Context: e.o.context, Creds: e.o.creds, NKey: e.o.nkey,
+		co := replay.ConnectOptions{
+			Server: e.o.server, Creds: e.o.creds, NKey: e.o.nkey,
 			TLSCert: e.o.tlsCert, TLSKey: e.o.tlsKey, TLSCA: e.o.tlsCA, Timeout: e.o.timeout,
-		})
+		}
+		if err := natsctx.Apply(&co, e.o.context); err != nil {
+			return e.fail(err)
+		}
+		conn, err := replay.Connect(ctx, co)
 		if err != nil {
 			return e.fail(err)
 		}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parti-io/parti/cmd/internal/natsctx"
 	"github.com/parti-io/parti/events"
 	"github.com/parti-io/parti/replay"
 )
@@ -50,11 +51,11 @@ Every command reads one history:
                     by an embedded nats-server; DIR itself is never opened
                     for writing)
 
---context NAME reads the nats CLI context file
-$XDG_CONFIG_HOME/nats/context/NAME.json (~/.config/nats/context/NAME.json),
-and only its url, creds, nkey, cert, key and ca fields: the full context
-format belongs to the nats CLI's library (jsm.go), which parti-replay does
-not depend on. Other settings there are reported and ignored; flags win.
+--context NAME connects as the nats CLI context NAME says
+($XDG_CONFIG_HOME/nats/context/NAME.json, ~/.config/nats/context/NAME.json),
+read with the nats CLI's own library (jsm.go's natscontext): servers, user and
+password, token, creds, nkey, user JWT, TLS, inbox prefix, SOCKS proxy, and
+the JetStream domain or API prefix. Flags given as well win.
 
 Output is for people by default; --json prints JSON for scripts.
 
@@ -200,7 +201,7 @@ func sourceFlags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.file, "file", "", "read an export `FILE` (see export) instead of a stream")
 	fs.StringVar(&o.embedded, "embedded", "", "serve a copy of the stopped nats-server store `DIR` with an embedded server and read it")
 	fs.StringVar(&o.server, "server", "", "NATS server `URL`s, comma-separated (default: the context's, $NATS_URL, nats://127.0.0.1:4222)")
-	fs.StringVar(&o.context, "context", "", "read url, creds, nkey, cert, key and ca from the nats CLI context `NAME`")
+	fs.StringVar(&o.context, "context", "", "connect as the nats CLI context `NAME` says (every setting; flags win)")
 	fs.StringVar(&o.group, "group", "", "the group's `ID` (required for a stream; a file knows its group)")
 	fs.StringVar(&o.creds, "creds", "", "NATS credentials `FILE`")
 	fs.StringVar(&o.nkey, "nkey", "", "NATS nkey seed `FILE`")
@@ -326,10 +327,13 @@ func openSource(ctx context.Context, e *env) (replay.Source, *replay.Conn, func(
 	if o.embedded != "" {
 		conn, err = startEmbedded(ctx, o.embedded, o.timeout)
 	} else {
-		conn, err = replay.Connect(ctx, replay.ConnectOptions{
-			Server: o.server, Context: o.context, Creds: o.creds, NKey: o.nkey,
+		co := replay.ConnectOptions{
+			Server: o.server, Creds: o.creds, NKey: o.nkey,
 			TLSCert: o.tlsCert, TLSKey: o.tlsKey, TLSCA: o.tlsCA, Timeout: o.timeout,
-		})
+		}
+		if err = natsctx.Apply(&co, o.context); err == nil {
+			conn, err = replay.Connect(ctx, co)
+		}
 	}
 	if err != nil {
 		return nil, nil, nop, e.fail(err)

@@ -13,6 +13,8 @@ import (
 	"github.com/nats-io/jsm.go/natscontext"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/parti-io/parti/replay"
 )
 
 // Context is a loaded nats CLI context.
@@ -33,15 +35,15 @@ type Context struct {
 func Load(name string) (*Context, error) {
 	c, err := natscontext.New(name, true)
 	if err != nil {
-		return nil, fmt.Errorf("nats context %q: %w", name, err)
+		return nil, fmt.Errorf("context %s: %w", name, err)
 	}
 	opts, err := c.NATSOptions()
 	if err != nil {
-		return nil, fmt.Errorf("nats context %q: %w", name, err)
+		return nil, fmt.Errorf("context %s: %w", name, err)
 	}
 	out := &Context{Name: name, URL: c.ServerURL(), Options: opts, JSDomain: c.JSDomain(), JSAPIPrefix: c.JSAPIPrefix()}
 	if out.JSDomain != "" && out.JSAPIPrefix != "" {
-		return nil, fmt.Errorf("nats context %q: jetstream_domain and jetstream_api_prefix exclude each other", name)
+		return nil, fmt.Errorf("context %s: jetstream_domain and jetstream_api_prefix exclude each other", name)
 	}
 	return out, nil
 }
@@ -57,4 +59,26 @@ func (c *Context) JetStream(nc *nats.Conn) (jetstream.JetStream, error) {
 		return jetstream.NewWithAPIPrefix(nc, c.JSAPIPrefix)
 	}
 	return jetstream.New(nc)
+}
+
+// Apply makes o connect as the context name says (no-op for ""): the
+// context's server URLs unless o names servers, and its options and
+// JetStream domain or API prefix. Explicit flags in o (creds, nkey, TLS
+// files) still win. o.Context is cleared: the replay library's own reader
+// of context files (url, creds, nkey and TLS files only) is not used.
+func Apply(o *replay.ConnectOptions, name string) error {
+	if name == "" {
+		return nil
+	}
+	c, err := Load(name)
+	if err != nil {
+		return err
+	}
+	if o.Server == "" {
+		o.Server = c.URL
+	}
+	o.Options = append(c.Options, o.Options...)
+	o.JetStream = c.JetStream
+	o.Context = ""
+	return nil
 }
