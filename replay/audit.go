@@ -38,6 +38,12 @@ type AuditOptions struct {
 	// it; see GenesisReport.
 	Previous Source
 
+	// MaxHeartbeatGap, if positive, reports every span longer than it in
+	// which no member's heartbeat landed while the group had live members
+	// (AuditReport.HeartbeatGaps): set it to the group's expiry. A finding,
+	// not a violation.
+	MaxHeartbeatGap time.Duration
+
 	// verifyEvery (tests) compares the audit's view of every partition
 	// with the state after every verifyEvery-th log record.
 	verifyEvery int
@@ -89,6 +95,12 @@ type AuditReport struct {
 	// their owner (or were declared): their constraint required labels no
 	// eligible member carried. A separate finding, not a violation.
 	Unplaceable []UnplaceableSpan `json:"unplaceable,omitempty"`
+	// MaxHeartbeatGap is the bound HeartbeatGaps were found with ("" or
+	// "0s": not checked); HeartbeatGaps lists the spans longer than it
+	// without any heartbeat while the group had live members (a finding,
+	// not a violation; see audit_gaps.go).
+	MaxHeartbeatGap string         `json:"max_heartbeat_gap,omitempty"`
+	HeartbeatGaps   []HeartbeatGap `json:"heartbeat_gaps,omitempty"`
 }
 
 // ReasonCount counts records by reason.
@@ -248,6 +260,7 @@ type auditor struct {
 	skipped     map[string]uint64
 	newerSeen   bool
 	missingShow int
+	gaps        gaps // heartbeat gaps (audit_gaps.go)
 }
 
 // Audit folds the whole history of src and checks it against the
@@ -276,6 +289,9 @@ func Audit(ctx context.Context, src Source, opts AuditOptions) (*AuditReport, er
 		skipped:  map[string]uint64{},
 	}
 	a.setEvery()
+	if a.gaps.max = opts.MaxHeartbeatGap; a.gaps.max > 0 {
+		a.rep.MaxHeartbeatGap = opts.MaxHeartbeatGap.String()
+	}
 	err := src.Scan(ctx, ScanOptions{SkipHeaders: true}, a.record)
 	if err != nil {
 		return nil, err
@@ -369,7 +385,9 @@ func (a *auditor) record(r *events.Record) error {
 	switch kind {
 	case events.SubjectLog:
 		a.logRecord(r)
+		a.gapLog(r)
 	case events.SubjectHeartbeat:
+		a.gapHeartbeat(r)
 		if v, ok := r.Event.(*events.ExpiryVerdict); ok {
 			_, member, inc := f.subj.Parse(r.Subject)
 			a.verdicts[r.Seq] = verdictInfo{subjMember: member, subjInc: inc}
@@ -686,7 +704,7 @@ func (a *auditor) endUnowned(p uint32, seq uint64, t time.Time, open bool) {
 			Partition: a.ids[p],
 			From:      Position{Seq: a.sinceSeq[p], Time: time.Unix(0, a.since[p]).UTC()},
 			To:        Position{Seq: seq, Time: t},
-			Duration:  d.String(), Approximate: approx, Open: open, dur: d,
+			Duration:  fmtDuration(d), Approximate: approx, Open: open, dur: d,
 		}
 	}
 	if over && a.unplaceableSpan(p, seq, t, d, open) {
@@ -697,7 +715,7 @@ func (a *auditor) endUnowned(p uint32, seq uint64, t time.Time, open bool) {
 		if open {
 			what = "until the end of the history (seq %d)"
 		}
-		msg := fmt.Sprintf("%s was unowned for %v, from seq %d "+what+", longer than the bound %v", a.ids[p], d, a.sinceSeq[p], seq, a.opts.MaxUnowned)
+		msg := fmt.Sprintf("%s was unowned for %s, from seq %d "+what+", longer than the bound %v", a.ids[p], fmtDuration(d), a.sinceSeq[p], seq, a.opts.MaxUnowned)
 		if approx {
 			msg += " (approximate: server timestamps stepped backwards meanwhile)"
 		}
@@ -949,6 +967,7 @@ func (a *auditor) checkRemoval(r *events.Record, e *events.MemberRemoved) {
 }
 
 func (a *auditor) finish() {
+	a.gapEnd()
 	s := a.f.s
 	end := a.rep.Last
 	if len(a.ids) > 0 {

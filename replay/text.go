@@ -337,6 +337,24 @@ func (a *AuditReport) WriteText(w io.Writer) error {
 		t.f("unowned: never; bound %s\n", bound)
 	}
 	writeUnplaceable(t, a.Unplaceable) // audit_placement.go
+	if a.MaxHeartbeatGap != "" {
+		if len(a.HeartbeatGaps) == 0 {
+			t.f("heartbeat gaps: none longer than %s\n", a.MaxHeartbeatGap)
+		} else {
+			t.f("heartbeat gaps: %d longer than %s with live members and no heartbeat (no member held a lease; was the stream accepting writes?):\n", len(a.HeartbeatGaps), a.MaxHeartbeatGap)
+			for i, g := range a.HeartbeatGaps {
+				if i == MaxTextRows {
+					t.f("  … %d more (--json lists them)\n", len(a.HeartbeatGaps)-i)
+					break
+				}
+				end := fmtPos(g.To)
+				if g.Open {
+					end += ", the end of the history"
+				}
+				t.f("  %s from %s to %s\n", g.Duration, fmtPos(g.From), end)
+			}
+		}
+	}
 	every := "after every log record"
 	if a.Checks.Every > 1 {
 		every = fmt.Sprintf("incrementally after every log record, in full every %d", a.Checks.Every)
@@ -380,12 +398,38 @@ func (a *AuditReport) WriteText(w io.Writer) error {
 		return t.err
 	}
 	t.f("violations (%d):\n", a.ViolationCount)
-	for _, v := range a.Violations {
+	// One line per record and kind: a record that breaks the rule for 85
+	// partitions is one finding with 85 partitions, not 85 lines.
+	for i := 0; i < len(a.Violations); {
+		v := a.Violations[i]
+		tmpl := violationTemplate(v)
+		j := i + 1
+		for j < len(a.Violations) {
+			w := a.Violations[j]
+			if w.Seq != v.Seq || w.Kind != v.Kind || w.Partition == "" || violationTemplate(w) != tmpl {
+				break
+			}
+			j++
+		}
 		rep := ""
 		if v.Repeats > 0 {
 			rep = fmt.Sprintf(" (and %d more times)", v.Repeats)
 		}
-		t.f("  seq %d  %s  %s: %s%s\n", v.Seq, fmtTime(v.Time), v.Kind, v.Message, rep)
+		if j-i == 1 {
+			t.f("  seq %d  %s  %s: %s%s\n", v.Seq, fmtTime(v.Time), v.Kind, v.Message, rep)
+		} else {
+			ids := make([]string, 0, j-i)
+			for _, w := range a.Violations[i:j] {
+				ids = append(ids, w.Partition)
+			}
+			shown := ids
+			more := ""
+			if len(shown) > MaxTextRows {
+				shown, more = shown[:MaxTextRows], fmt.Sprintf(", … %d more (--json lists them)", len(ids)-MaxTextRows)
+			}
+			t.f("  seq %d  %s  %s, %d partitions: %s%s\n    %s%s\n", v.Seq, fmtTime(v.Time), v.Kind, j-i, tmpl, rep, strings.Join(shown, ", "), more)
+		}
+		i = j
 	}
 	if a.Truncated {
 		t.f("  … the list stops at %d entries; all are counted\n", len(a.Violations))
@@ -433,4 +477,14 @@ func (r *WhatIfReport) WriteText(w io.Writer) error {
 		t.f("note: %s\n", n)
 	}
 	return t.err
+}
+
+// violationTemplate is a violation's message with its partition's ID
+// replaced by "<partition>", so that the same finding about many
+// partitions of one record reads as one.
+func violationTemplate(v Violation) string {
+	if v.Partition == "" {
+		return v.Message
+	}
+	return strings.ReplaceAll(v.Message, v.Partition, "<partition>")
 }

@@ -206,6 +206,7 @@ Exit status: 0 clean, 1 violations found, 2 usage, connection or read error.`,
 	stream: true,
 	flags: func(fs *flag.FlagSet, o *options) {
 		fs.DurationVar(&o.maxUnowned, "max-unowned", 30*time.Second, "the longest a partition may stay unowned (0 disables the check)")
+		fs.DurationVar(&o.expiry, "max-heartbeat-gap", liveness.Production().Expiry, "report every span longer than `D` without any heartbeat while the group had live members (the group's expiry; 0 disables)")
 		fs.IntVar(&o.checkEvery, "check-every", 0, "check the whole state every `N` log records (1: after every record; 0: 1 up to 64 partitions, else 16 × partitions)")
 		fs.StringVar(&o.fromGroup, "from-group", "", "check the genesis against the previous generation, group `ID` on the same server")
 		fs.StringVar(&o.fromFile, "from-file", "", "check the genesis against the previous generation's export `FILE`")
@@ -218,7 +219,7 @@ Exit status: 0 clean, 1 violations found, 2 usage, connection or read error.`,
 		if code != exitOK {
 			return code
 		}
-		r, err := replay.Audit(ctx, e.src, replay.AuditOptions{MaxUnowned: e.o.maxUnowned, CheckEvery: e.o.checkEvery, Previous: prev})
+		r, err := replay.Audit(ctx, e.src, replay.AuditOptions{MaxUnowned: e.o.maxUnowned, CheckEvery: e.o.checkEvery, Previous: prev, MaxHeartbeatGap: e.o.expiry})
 		if err != nil {
 			return e.fail(err)
 		}
