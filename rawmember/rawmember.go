@@ -215,6 +215,15 @@ type Owned struct {
 	Token events.Token
 }
 
+// readKind says whose heartbeat subject an outstanding read is of.
+type readKind uint8
+
+const (
+	readNone   readKind = iota
+	readOwn             // the member's own (or its claim's) subject
+	readVictim          // the watched victim's subject, after a refused verdict
+)
+
 // ErrConflict is what a driver reports (wrapped or as is) when a fenced
 // append was refused because the subject's last sequence differed.
 var ErrConflict = errors.New("rawmember: fence conflict")
@@ -251,16 +260,26 @@ type Member struct {
 	sentAny    bool
 	watching   string
 	watchInc   uint64
+	watchNonce string // the watched incarnation's nonce, as the fold says
 	verdictOut uint64
 	verdictFor string
 	verdict    *events.ExpiryVerdict // the verdict in flight
-	// verdictZero fences the next verdict on 0: after a conflict, the
-	// victim's subject may hold a newer heartbeat not seen yet, a verdict,
-	// or nothing at all (every message's TTL ran out while the judge could
-	// not judge). Only the last case lets a fence on 0 land, and nothing
-	// newer will ever arrive to move the judge's fence: so after each
-	// conflict the judge alternates between its fence and 0.
-	verdictZero bool
+
+	// Reads of a heartbeat subject's last message (ActReadLast) are
+	// reported by HeartbeatResolved, which does not say which subject was
+	// read: so at most one read is outstanding, readOut says whose, and a
+	// read asked for meanwhile waits (ownReadWanted, victimReadWanted).
+	readOut          readKind
+	readFor          string // the victim's key, for a victim read
+	ownReadWanted    bool
+	victimReadWanted bool
+	refusedAt        time.Duration // when the heartbeat being resolved was refused
+	refused          bool          // ... refused by the fence (not a timeout)
+	// hbNow sends the next heartbeat at once, not after the interval: after
+	// an adopt (junk on the subject), so that junk costs one round trip, not
+	// the lease.
+	hbNow bool
+	junk  uint64 // junk seen on the own and the watched subject
 
 	// The broken judge clocks' mapping of a foreign clock onto the judge's
 	// (see JudgeClock), measured at the first heartbeat of the victim seen
@@ -498,6 +517,7 @@ func (m *Member) observe(s *decider.State, now time.Duration) {
 	if !m.granted {
 		if mem := s.GrantedTo(m.cfg.Nonce); mem != nil {
 			m.granted, m.id, m.inc = true, mem.ID, mem.Incarnation
+			m.hb.Bind(mem.ID, mem.Incarnation)
 		} else {
 			if m.claimSeq != 0 && s.LastSeq >= m.claimSeq && s.PhaseOf(m.cfg.Nonce) == decider.MemberUnknown {
 				// Granted and gone again before this fold saw it, or the
@@ -589,7 +609,7 @@ func (m *Member) observe(s *decider.State, now time.Duration) {
 	// leaving members too (see decider.State.Victim).
 	if v, ok := s.Victim(m.id, m.inc); ok && !me.Closing && !m.closing {
 		if v.ID != m.watching || v.Incarnation != m.watchInc {
-			m.watching, m.watchInc = v.ID, v.Incarnation
+			m.watching, m.watchInc, m.watchNonce = v.ID, v.Incarnation, v.Nonce
 			m.judge.Watch(v.ID, v.Incarnation, now)
 			m.mapSet = false
 			m.emit(Action{Kind: ActWatch, Member: v.ID, Inc: v.Incarnation})
@@ -630,12 +650,13 @@ func (m *Member) heartbeat(now time.Duration) {
 	if m.closing || m.hbOut != 0 || m.hbResolve {
 		return
 	}
-	if m.sentAny && now-m.lastHB < m.cfg.Timings.Heartbeat {
+	if m.sentAny && now-m.lastHB < m.cfg.Timings.Heartbeat && !m.hbNow {
 		return
 	}
 	if !m.catchUp.MayHeartbeat(now, m.cfg.Timings.Expiry) {
 		return
 	}
+	m.hbNow = false
 	m.lastHB, m.sentAny = now, true
 	m.hbSentAt = now
 	m.hbOut = m.emit(Action{
@@ -671,31 +692,104 @@ func (m *Member) HeartbeatAcked(id, seq uint64, now time.Duration) {
 // HeartbeatFailed reports that heartbeat action id failed at reading now. A
 // fence conflict or a timeout (unknown outcome) needs the subject's last
 // message: the member emits ActReadLast and waits for HeartbeatResolved. Any
-// other failure (no connection) just counts as a gap.
+// other failure (no connection) just counts as a gap. A driver that can tell
+// a fence conflict from a timeout reports the conflict with
+// [Member.HeartbeatRefused] instead.
 func (m *Member) HeartbeatFailed(id uint64, now time.Duration, conflictOrTimeout bool) {
 	if id != m.hbOut {
 		return
 	}
-	m.hbOut = 0
 	m.judge.OwnFailure(now)
-	claim := m.hbClaim
-	m.hbClaim = false
-	if conflictOrTimeout && m.stopped == NotStopped {
-		m.hbResolve = true
-		m.resClaim = claim
-		if claim {
-			m.emit(Action{Kind: ActReadLast, Member: m.claimID, Inc: m.claimInc})
-			return
-		}
-		m.emit(Action{Kind: ActReadLast, Member: m.id, Inc: m.inc})
-	}
+	m.heartbeatNotAcked(now, conflictOrTimeout, false)
 }
 
-// HeartbeatResolved reports the last message of the member's heartbeat
-// subject after a conflict or timeout (or that reading it failed: ok false,
-// and the member will read again after its next heartbeat attempt).
+// HeartbeatRefused reports that heartbeat action id was refused by its fence
+// (JetStream error 10071) at reading now: someone else wrote on the subject.
+// The member reads the subject's last message (ActReadLast, reported with
+// HeartbeatResolved). A refusal is no gap in the judge's own heartbeats — the
+// stream answered — so junk published on a judge's own subject, however
+// often, does not stop it judging; if the read fails, it is one.
+func (m *Member) HeartbeatRefused(id uint64, now time.Duration) {
+	if id != m.hbOut {
+		return
+	}
+	m.heartbeatNotAcked(now, true, true)
+}
+
+func (m *Member) heartbeatNotAcked(now time.Duration, read, refused bool) {
+	m.hbOut = 0
+	claim := m.hbClaim
+	m.hbClaim = false
+	if !read || m.stopped != NotStopped {
+		return
+	}
+	m.hbResolve = true
+	m.resClaim = claim
+	m.refused, m.refusedAt = refused, now
+	m.requestOwnRead()
+}
+
+// requestOwnRead reads the own (or the claim) subject's last message, now if
+// no other read is outstanding, else once it is reported.
+func (m *Member) requestOwnRead() {
+	if m.readOut != readNone {
+		m.ownReadWanted = true
+		return
+	}
+	m.ownReadWanted = false
+	m.readOut = readOwn
+	if m.resClaim {
+		m.emit(Action{Kind: ActReadLast, Member: m.claimID, Inc: m.claimInc})
+		return
+	}
+	m.emit(Action{Kind: ActReadLast, Member: m.id, Inc: m.inc})
+}
+
+// requestVictimRead reads the watched victim's subject after a refused
+// verdict, now if no other read is outstanding, else once it is reported.
+func (m *Member) requestVictimRead() {
+	if m.readOut != readNone {
+		m.victimReadWanted = true
+		return
+	}
+	m.victimReadWanted = false
+	if m.watching == "" {
+		return
+	}
+	m.readOut, m.readFor = readVictim, key(m.watching, m.watchInc)
+	m.emit(Action{Kind: ActReadLast, Member: m.watching, Inc: m.watchInc})
+}
+
+// HeartbeatResolved reports the last message of the heartbeat subject the
+// member's outstanding ActReadLast named (or that reading it failed: ok
+// false). For the member's own subject, after a refused or timed-out
+// heartbeat, it settles the heartbeat's fence (see
+// [liveness.Heartbeater.Resolve]): a verdict naming this incarnation stops
+// the member; anything else is adopted as the fence and the member
+// heartbeats again at once. For a watched victim's subject, after a refused
+// verdict, the judge fences its next verdict on what was read.
 func (m *Member) HeartbeatResolved(last liveness.LastMessage, ok bool) {
+	kind := m.readOut
+	m.readOut = readNone
+	defer func() {
+		switch {
+		case m.ownReadWanted:
+			m.requestOwnRead()
+		case m.victimReadWanted:
+			m.requestVictimRead()
+		}
+	}()
+	if kind == readVictim {
+		m.victimResolved(last, ok)
+		return
+	}
 	m.hbResolve = false
+	if !ok && !m.refused {
+		// A timeout whose read failed too: already a gap (HeartbeatFailed).
+	} else if !ok {
+		m.judge.OwnFailure(m.refusedAt)
+	}
+	m.refused = false
 	if m.resClaim {
 		// Whatever the claim subject's last message, fence on it.
 		m.resClaim = false
@@ -703,6 +797,8 @@ func (m *Member) HeartbeatResolved(last liveness.LastMessage, ok bool) {
 			m.claimPrev = last.Seq
 			if last.Empty {
 				m.claimPrev = 0
+			} else {
+				m.hbNow = true
 			}
 		}
 		return
@@ -710,13 +806,50 @@ func (m *Member) HeartbeatResolved(last liveness.LastMessage, ok bool) {
 	if !ok || m.stopped != NotStopped {
 		return
 	}
-	if out := m.hb.Resolve(last); out.Stop() {
+	out := m.hb.Resolve(last)
+	switch {
+	case out.Stop():
 		m.stop(StopExpired)
+	case out.Kind == liveness.Adopt:
+		if out.Junk {
+			m.junk++
+		}
+		m.hbNow = true
 	}
 }
 
+// victimResolved takes the read of the victim's subject after a refused
+// verdict: the next verdict is fenced on the sequence read (0 for an empty
+// subject), and a verdict against the victim found there is followed by the
+// removal.
+func (m *Member) victimResolved(last liveness.LastMessage, ok bool) {
+	k := m.readFor
+	m.readFor = ""
+	if m.verdictFor == k {
+		m.verdictFor = "" // judge again: the count goes on
+	}
+	if !ok || m.stopped != NotStopped || k != key(m.watching, m.watchInc) {
+		return
+	}
+	if last.Empty {
+		m.judge.Refence(0)
+		return
+	}
+	m.judge.Refence(last.Seq)
+	if last.IsVerdict && last.VerdictMember == m.watching && last.VerdictIncarnation == m.watchInc {
+		m.appendRemoval(k, last.Seq, nil)
+	}
+}
+
+// JunkSeen returns how many messages the member found on its own or its
+// victim's heartbeat subject that were neither its own heartbeats, nor the
+// victim's fenced heartbeats, nor a verdict against the incarnation the
+// subject names: garbage, records of another type or version, copies of old
+// records, other processes' heartbeats. The driver logs and counts them.
+func (m *Member) JunkSeen() uint64 { return m.junk }
+
 func (m *Member) judgeStep(now time.Duration) {
-	if m.watching == "" || m.verdictOut != 0 {
+	if m.watching == "" || m.verdictOut != 0 || m.readOut == readVictim || m.victimReadWanted {
 		return
 	}
 	k := key(m.watching, m.watchInc)
@@ -726,9 +859,6 @@ func (m *Member) judgeStep(now time.Duration) {
 	due, span, fence := m.judge.Due(now)
 	if !due {
 		return
-	}
-	if m.verdictZero {
-		fence = 0
 	}
 	m.verdictFor = k
 	m.verdict = &events.ExpiryVerdict{
@@ -742,7 +872,10 @@ func (m *Member) judgeStep(now time.Duration) {
 }
 
 // VerdictDone reports verdict action id: stored at seq (err nil), refused
-// because the victim heartbeated meanwhile (ErrConflict), or failed.
+// because the subject's last sequence is not the fence (ErrConflict), or
+// failed. A refused verdict re-reads the subject (ActReadLast, reported with
+// HeartbeatResolved) and the next one is fenced on what was read: never on a
+// guess.
 func (m *Member) VerdictDone(id, seq uint64, err error) {
 	if id != m.verdictOut {
 		return
@@ -750,13 +883,13 @@ func (m *Member) VerdictDone(id, seq uint64, err error) {
 	m.verdictOut = 0
 	v := m.verdictFor
 	if err != nil {
-		m.verdictFor = "" // judge again: the count goes on
-		if errors.Is(err, ErrConflict) {
-			m.verdictZero = !m.verdictZero
+		if errors.Is(err, ErrConflict) && v == key(m.watching, m.watchInc) {
+			m.requestVictimRead() // verdictFor is cleared when it is reported
+			return
 		}
+		m.verdictFor = "" // judge again: the count goes on
 		return
 	}
-	m.verdictZero = false
 	m.appendRemoval(v, seq, m.verdict)
 }
 
@@ -824,7 +957,7 @@ func (m *Member) watchHolder(s *decider.State, now time.Duration) {
 		return
 	}
 	if holder.ID != m.watching || holder.Incarnation != m.watchInc {
-		m.watching, m.watchInc = holder.ID, holder.Incarnation
+		m.watching, m.watchInc, m.watchNonce = holder.ID, holder.Incarnation, holder.Nonce
 		m.judge.Watch(holder.ID, holder.Incarnation, now)
 		m.mapSet = false
 		m.emit(Action{Kind: ActWatch, Member: holder.ID, Inc: holder.Incarnation})
@@ -837,12 +970,13 @@ func (m *Member) claimHeartbeat(now time.Duration) {
 	if m.claimID == "" || m.hbOut != 0 || m.hbResolve {
 		return
 	}
-	if m.claimAny && now-m.claimLast < m.cfg.Timings.Heartbeat {
+	if m.claimAny && now-m.claimLast < m.cfg.Timings.Heartbeat && !m.hbNow {
 		return
 	}
 	if !m.catchUp.MayHeartbeat(now, m.cfg.Timings.Expiry) {
 		return
 	}
+	m.hbNow = false
 	m.claimLast, m.claimAny = now, true
 	m.hbSentAt = now
 	m.hbClaim = true
@@ -862,8 +996,10 @@ func cut(k string) (string, string, bool) {
 	return k, "", false
 }
 
-// VictimMessage reports a message on the watched heartbeat subject, seen at
-// reading now: the victim's heartbeat (verdict nil) or a verdict against it.
+// VictimMessage reports a fenced heartbeat of the watched victim's own
+// incarnation and nonce (verdict nil) or a verdict against it, seen at
+// reading now. It is [Member.VictimRecord] for a driver that has already
+// classified the message; one that has not uses VictimRecord.
 func (m *Member) VictimMessage(member string, inc, seq uint64, verdict *events.ExpiryVerdict, now time.Duration) {
 	m.VictimMessageStamped(member, inc, seq, verdict, now, Stamps{})
 }
@@ -872,16 +1008,46 @@ func (m *Member) VictimMessage(member string, inc, seq uint64, verdict *events.E
 // of the message. Only a judge broken on purpose (Broken.JudgeClock) reads
 // the stamps; for every other member it is VictimMessage.
 func (m *Member) VictimMessageStamped(member string, inc, seq uint64, verdict *events.ExpiryVerdict, now time.Duration, st Stamps) {
-	if m.stopped != NotStopped || member != m.watching || inc != m.watchInc {
-		return
-	}
+	msg := liveness.LastMessage{Seq: seq, Nonce: m.watchNonce, Fenced: true}
 	if verdict != nil {
-		if verdict.Member == member && verdict.Incarnation == inc {
-			m.appendRemoval(key(member, inc), seq, verdict)
-		}
-		return
+		msg = liveness.LastMessage{Seq: seq}
 	}
-	m.judge.ObserveVictim(seq, m.dateVictim(now, st))
+	m.VictimRecord(member, inc, msg, verdict, now, st)
+}
+
+// VictimRecord reports a message the watch of incarnation inc of member's
+// heartbeat subject delivered, seen at reading now, whatever it holds: msg
+// describes it, and verdict is the verdict when it is one (of a version this
+// build speaks). It reports whether the message was junk, for the driver to
+// log and count.
+//
+//   - A heartbeat carrying the victim's nonce, stored with its fence header
+//     (msg.Fenced), restarts the judge's count and moves its fence.
+//   - A verdict naming the victim moves the fence, and the removal follows.
+//   - Anything else — garbage, a record of another type or version, a raw
+//     copy of an old heartbeat, another process's heartbeat, a verdict naming
+//     another incarnation — is junk: it moves the verdict's fence (a verdict
+//     is fenced on the subject's last sequence, whatever that holds) and
+//     leaves the count alone.
+//
+// st are what other clocks say of the message; only a judge broken on
+// purpose reads them.
+func (m *Member) VictimRecord(member string, inc uint64, msg liveness.LastMessage, verdict *events.ExpiryVerdict, now time.Duration, st Stamps) (junk bool) {
+	if m.stopped != NotStopped || member != m.watching || inc != m.watchInc || msg.Empty || msg.Seq == 0 {
+		return false
+	}
+	switch {
+	case verdict != nil && verdict.Member == member && verdict.Incarnation == inc:
+		m.judge.ObserveOther(msg.Seq)
+		m.appendRemoval(key(member, inc), msg.Seq, verdict)
+		return false
+	case verdict == nil && !msg.Garbage && !msg.IsVerdict && msg.Fenced && m.watchNonce != "" && msg.Nonce == m.watchNonce:
+		m.judge.ObserveVictim(msg.Seq, m.dateVictim(now, st))
+		return false
+	}
+	m.judge.ObserveOther(msg.Seq)
+	m.junk++
+	return true
 }
 
 // dateVictim returns the reading at which the judge counts a heartbeat of its
