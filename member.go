@@ -139,6 +139,7 @@ type Member struct {
 	watchMu     sync.Mutex    // serialises watch changes (rewatch)
 	watchGen    atomic.Uint64 // the latest watch change asked for
 	watchStop   func()        // guarded by watchMu
+	junk        junkCounter   // junk met on heartbeat subjects (hbjunk.go)
 	closeWanted bool
 	leaveWanted bool
 	revoking    map[string]int // revocations handed to the handler and not returned, by partition
@@ -568,12 +569,18 @@ func (m *Member) execute(a rawmember.Action) {
 			defer cancel()
 			seq, err := m.app.Heartbeat(ctx, subject, a.Heartbeat, a.Fence, m.cfg.HeartbeatTTL)
 			m.post(func() {
-				if err != nil {
+				switch {
+				case errors.Is(err, projection.ErrConflict):
+					// Refused by the fence: the stream answered, so no
+					// gap; the subject's last message settles it.
+					m.log.Debug("heartbeat refused by its fence", "err", err)
+					raw.HeartbeatRefused(a.ID, m.now())
+				case err != nil:
 					m.log.Debug("heartbeat failed", "err", err)
 					raw.HeartbeatFailed(a.ID, m.now(), true)
-					return
+				default:
+					raw.HeartbeatAcked(a.ID, seq, m.now())
 				}
-				raw.HeartbeatAcked(a.ID, seq, m.now())
 			})
 		}()
 	case rawmember.ActReadLast:
@@ -582,14 +589,17 @@ func (m *Member) execute(a rawmember.Action) {
 			ctx, cancel := m.hbCtx()
 			defer cancel()
 			rec, found, err := m.app.LastOnSubject(ctx, subject)
-			last := liveness.LastMessage{Empty: !found, Seq: rec.Seq, Garbage: found && rec.Event == nil}
-			switch e := rec.Event.(type) {
-			case *events.ExpiryVerdict:
-				last.IsVerdict = true
-			case *events.Heartbeat:
-				last.Nonce = e.Nonce
+			last := liveness.LastMessage{Empty: true}
+			if found {
+				last, _ = heartbeatMessage(rec)
 			}
-			m.post(func() { raw.HeartbeatResolved(last, err == nil) })
+			m.post(func() {
+				before := raw.JunkSeen()
+				raw.HeartbeatResolved(last, err == nil)
+				if raw.JunkSeen() > before {
+					m.noteJunk(subject, last, junkReason(last))
+				}
+			})
 		}()
 	case rawmember.ActVerdict:
 		subject := m.subj.Heartbeat(a.Member, a.Inc)
@@ -636,17 +646,16 @@ func (m *Member) rewatch(gen uint64, raw *rawmember.Member, member string, inc u
 	if member == "" || gen != m.watchGen.Load() || m.ctx.Err() != nil {
 		return
 	}
-	stop, err := projection.WatchSubject(m.ctx, m.js, m.stream.CachedInfo().Config.Name, m.subj.Heartbeat(member, inc), func(r events.Record) {
-		var v *events.ExpiryVerdict
-		switch e := r.Event.(type) {
-		case *events.ExpiryVerdict:
-			v = e
-		case *events.Heartbeat:
-		default:
-			return
-		}
-		seq := r.Seq
-		m.post(func() { raw.VictimMessage(member, inc, seq, v, m.now()) })
+	subject := m.subj.Heartbeat(member, inc)
+	stop, err := projection.WatchSubject(m.ctx, m.js, m.stream.CachedInfo().Config.Name, subject, func(r events.Record) {
+		// Every record goes to the judge, junk too: the verdict is fenced
+		// on the subject's last sequence whatever that message holds.
+		msg, v := heartbeatMessage(r)
+		m.post(func() {
+			if raw.VictimRecord(member, inc, msg, v, m.now(), rawmember.Stamps{}) {
+				m.noteJunk(subject, msg, junkReason(msg))
+			}
+		})
 	})
 	if err != nil {
 		m.log.Warn("watching a heartbeat subject failed", "member", member, "err", err)
