@@ -27,7 +27,7 @@ func heartbeatMessage(rec events.Record) (liveness.LastMessage, *events.ExpiryVe
 	case nil:
 		msg.Garbage = true
 	case *events.ExpiryVerdict:
-		msg.IsVerdict, msg.VerdictMember, msg.VerdictIncarnation = true, e.Member, e.Incarnation
+		msg.IsVerdict, msg.VerdictMember, msg.VerdictIncarnation, msg.VerdictForced = true, e.Member, e.Incarnation, e.Forced
 		if e.Member == "" {
 			// A verdict that names nobody must not count as naming the
 			// reader (see liveness.LastMessage.IsVerdict): it is junk.

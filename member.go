@@ -863,11 +863,19 @@ func (m *Member) SetPartitions(ids []string, weights []uint32) error {
 
 // Operate appends an operator action (drain, cordon, uncordon, pause, resume,
 // force-expire, move) to the log after checking it against the current
-// state; the audit shows it with By.
+// state; the audit shows it with By. A force-expire that names no
+// incarnation is for the one this member's fold shows now.
 func (m *Member) Operate(ctx context.Context, a events.OperatorAction) error {
 	var ev *events.OperatorAction
 	var err error
-	m.proj.View(func(s *decider.State) { ev, err = decider.Operator(s, a) })
+	m.proj.View(func(s *decider.State) {
+		if a.Action == events.OpForceExpire && a.Incarnation == 0 {
+			if cur := s.Member(a.Member); cur != nil {
+				a.Incarnation = cur.Incarnation
+			}
+		}
+		ev, err = decider.Operator(s, a)
+	})
 	if err != nil {
 		return err
 	}

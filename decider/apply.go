@@ -170,6 +170,9 @@ func (s *State) applyClaim(seq uint64, e *events.MemberClaimed) Outcome {
 	if s.GrantedTo(e.Nonce) != nil {
 		return ignored("nonce already granted")
 	}
+	if _, spent := s.Spent[e.Nonce]; spent {
+		return ignored("nonce of a past incarnation")
+	}
 	for _, c := range s.Pending {
 		if c.Nonce == e.Nonce {
 			return ignored("nonce already waiting")
@@ -218,6 +221,10 @@ func (s *State) freeSlot() string {
 func (s *State) grant(seq uint64, c PendingClaim) {
 	inc := s.LastInc[c.ID] + 1
 	s.LastInc[c.ID] = inc
+	if s.Spent == nil {
+		s.Spent = map[string]uint64{}
+	}
+	s.Spent[c.Nonce] = seq
 	planned := true
 	nm := &Member{ID: c.ID, Incarnation: inc, Nonce: c.Nonce, JoinSeq: seq, MaxProtocol: c.MaxProtocol}
 	if old := s.Members[c.ID]; old != nil {
@@ -533,7 +540,20 @@ func (s *State) applyOperator(seq uint64, e *events.OperatorAction) Outcome {
 	case events.OpUncordon:
 		m.Cordoned, m.Draining = false, false
 	case events.OpForceExpire:
-		s.remove(seq, m)
+		if e.Incarnation == 0 {
+			// A record written before force-expire named the incarnation:
+			// it folds as it always did.
+			s.remove(seq, m)
+			break
+		}
+		if m.Incarnation != e.Incarnation {
+			return ignored("force-expire of an incarnation that is not a member")
+		}
+		if m.Forced != 0 {
+			return ignored("force-expire of an incarnation already forced")
+		}
+		m.Forced = seq
+		s.cancelMovesTo(m)
 	default:
 		return ignored("unknown operator action")
 	}

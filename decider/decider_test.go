@@ -524,9 +524,19 @@ func TestOperatorActions(t *testing.T) {
 	if f.s.InFlight() != 1 {
 		t.Fatal("operator move not in flight")
 	}
-	op(events.OperatorAction{Action: events.OpForceExpire, Member: "c"})
+	_, err = Operator(f.s, events.OperatorAction{Action: events.OpForceExpire, Member: "c"})
+	wantErr(t, err, ErrInvalidCommand) // names no incarnation
+	_, err = Operator(f.s, events.OperatorAction{Action: events.OpForceExpire, Member: "c", Incarnation: 2})
+	wantErr(t, err, ErrNotMember)
+	op(events.OperatorAction{Action: events.OpForceExpire, Member: "c", Incarnation: 1})
+	if c := f.s.Members["c"]; c == nil || c.Forced == 0 || c.Eligible() {
+		t.Fatalf("force-expire: c is %+v, want a member marked forced, not eligible", c)
+	}
+	// A force-expire naming no incarnation, as logs written before hold it,
+	// still removes at once.
+	f.mustApply(&events.OperatorAction{Action: events.OpForceExpire, Member: "c"})
 	if f.s.Members["c"] != nil {
-		t.Fatal("force-expire did not remove")
+		t.Fatal("legacy force-expire did not remove")
 	}
 }
 

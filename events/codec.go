@@ -608,7 +608,7 @@ func (d *fastDecoder) heartbeat() Event {
 
 func (d *fastDecoder) expiryVerdict() Event {
 	e := &ExpiryVerdict{}
-	d.object([]string{"member", "inc", "judge", "judge_inc", "last_seen", "span_ms"}, func(k int) {
+	d.object([]string{"member", "inc", "judge", "judge_inc", "last_seen", "span_ms", "forced"}, func(k int) {
 		switch k {
 		case 0:
 			e.Member = d.str()
@@ -622,6 +622,8 @@ func (d *fastDecoder) expiryVerdict() Event {
 			e.LastSeen = d.uint(maxUint64)
 		case 5:
 			e.SpanMillis = d.int(maxInt64)
+		case 6:
+			e.Forced = d.uint(maxUint64)
 		}
 	})
 	return e

@@ -89,6 +89,9 @@ type LastMessage struct {
 	IsVerdict          bool
 	VerdictMember      string
 	VerdictIncarnation uint64
+	// VerdictForced is the verdict's Forced: the log sequence of the
+	// operator's force-expire it carries out (0 for a judge's verdict).
+	VerdictForced uint64
 	// Nonce is the nonce a heartbeat (of a version the reader speaks)
 	// carries; empty for anything else.
 	Nonce string

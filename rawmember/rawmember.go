@@ -215,6 +215,14 @@ type Owned struct {
 	Token events.Token
 }
 
+// forcedWait is a forced verdict waiting for the victim's lease to run out.
+type forcedWait struct {
+	started bool          // at is set (a verdict that landed starts at the next Step)
+	at      time.Duration // the reading from which the expiry is measured
+	seq     uint64        // the verdict's sequence
+	v       *events.ExpiryVerdict
+}
+
 // readKind says whose heartbeat subject an outstanding read is of.
 type readKind uint8
 
@@ -261,6 +269,14 @@ type Member struct {
 	watching   string
 	watchInc   uint64
 	watchNonce string // the watched incarnation's nonce, as the fold says
+	// watchForced is the log sequence of an operator's force-expire of the
+	// watched incarnation, as the fold says (0: none): the verdict is due at
+	// once, and the removal waits (forced).
+	watchForced uint64
+	// forced holds forced verdicts that landed or were seen, by victim key:
+	// the removal is appended once the expiry, measured on this member's
+	// clock from when it saw the verdict, has passed.
+	forced     map[string]forcedWait
 	verdictOut uint64
 	verdictFor string
 	verdict    *events.ExpiryVerdict // the verdict in flight
@@ -341,6 +357,7 @@ func New(cfg Config) *Member {
 		outEv:       map[string][]events.Event{},
 		retry:       map[string][]events.Event{},
 		removals:    map[string]bool{},
+		forced:      map[string]forcedWait{},
 	}
 }
 
@@ -541,6 +558,13 @@ func (m *Member) observe(s *decider.State, now time.Duration) {
 		}
 		return
 	}
+	if me.Forced != 0 {
+		// An operator force-expired this incarnation: stop acting now
+		// rather than at the forced verdict; the removal waits for the
+		// lease anyway.
+		m.stop(StopExpired)
+		return
+	}
 	m.leader = s.IsLeader(m.id, m.inc)
 
 	if s.DeclVersion != m.declVersion {
@@ -608,7 +632,9 @@ func (m *Member) observe(s *decider.State, now time.Duration) {
 	// A leaving member keeps judging until it is gone: the ring holds the
 	// leaving members too (see decider.State.Victim).
 	if v, ok := s.Victim(m.id, m.inc); ok && !me.Closing && !m.closing {
+		m.watchForced = v.Forced
 		if v.ID != m.watching || v.Incarnation != m.watchInc {
+			clear(m.forced)
 			m.watching, m.watchInc, m.watchNonce = v.ID, v.Incarnation, v.Nonce
 			m.judge.Watch(v.ID, v.Incarnation, now)
 			m.mapSet = false
@@ -837,6 +863,11 @@ func (m *Member) victimResolved(last liveness.LastMessage, ok bool) {
 	}
 	m.judge.Refence(last.Seq)
 	if last.IsVerdict && last.VerdictMember == m.watching && last.VerdictIncarnation == m.watchInc {
+		if last.VerdictForced != 0 {
+			v := &events.ExpiryVerdict{Member: m.watching, Incarnation: m.watchInc, Forced: last.VerdictForced}
+			m.waitForced(k, last.Seq, v, 0, false)
+			return
+		}
 		m.appendRemoval(k, last.Seq, nil)
 	}
 }
@@ -853,17 +884,33 @@ func (m *Member) judgeStep(now time.Duration) {
 		return
 	}
 	k := key(m.watching, m.watchInc)
+	if w, ok := m.forced[k]; ok {
+		if !w.started {
+			w.at, w.started = now, true
+			m.forced[k] = w
+		}
+		if now-w.at > m.cfg.Timings.Expiry {
+			m.appendRemoval(k, w.seq, w.v)
+		}
+		return
+	}
 	if m.verdictFor == k {
 		return
 	}
 	due, span, fence := m.judge.Due(now)
+	if m.watchForced != 0 {
+		// An operator's force-expire: the verdict goes now, fenced like
+		// any other (a live victim learns it from its next heartbeat);
+		// the removal waits until its lease can no longer be valid.
+		due, span = true, 0
+	}
 	if !due {
 		return
 	}
 	m.verdictFor = k
 	m.verdict = &events.ExpiryVerdict{
 		Member: m.watching, Incarnation: m.watchInc, Judge: m.judgeName(), JudgeInc: m.inc,
-		LastSeen: fence, SpanMillis: span.Milliseconds(),
+		LastSeen: fence, SpanMillis: span.Milliseconds(), Forced: m.watchForced,
 	}
 	m.verdictOut = m.emit(Action{
 		Kind: ActVerdict, Member: m.watching, Inc: m.watchInc, Fenced: true, Fence: fence,
@@ -890,7 +937,21 @@ func (m *Member) VerdictDone(id, seq uint64, err error) {
 		m.verdictFor = "" // judge again: the count goes on
 		return
 	}
+	if m.verdict != nil && m.verdict.Forced != 0 {
+		m.waitForced(v, seq, m.verdict, 0, false)
+		return
+	}
 	m.appendRemoval(v, seq, m.verdict)
+}
+
+// waitForced starts the wait that follows a forced verdict at seq against
+// victim k, measured from reading at (or from the next Step when !started),
+// unless one is already running.
+func (m *Member) waitForced(k string, seq uint64, v *events.ExpiryVerdict, at time.Duration, started bool) {
+	if _, ok := m.forced[k]; ok || m.removals[k] {
+		return
+	}
+	m.forced[k] = forcedWait{started: started, at: at, seq: seq, v: v}
 }
 
 // appendRemoval appends the removal that follows the verdict at verdictSeq,
@@ -907,7 +968,13 @@ func (m *Member) appendRemoval(k string, verdictSeq uint64, v *events.ExpiryVerd
 		VerdictSeq: verdictSeq, Judge: m.judgeName(),
 	}
 	if v != nil && v.Member == id && v.Incarnation == inc {
-		ev.Judge, ev.SpanMillis = v.Judge, v.SpanMillis
+		if v.Judge != "" {
+			ev.Judge = v.Judge
+		}
+		ev.SpanMillis = v.SpanMillis
+		if v.Forced != 0 {
+			ev.Reason = events.ReasonForced
+		}
 	}
 	m.appendLog("remove-"+k, ev)
 }
@@ -956,7 +1023,9 @@ func (m *Member) watchHolder(s *decider.State, now time.Duration) {
 		}
 		return
 	}
+	m.watchForced = holder.Forced
 	if holder.ID != m.watching || holder.Incarnation != m.watchInc {
+		clear(m.forced)
 		m.watching, m.watchInc, m.watchNonce = holder.ID, holder.Incarnation, holder.Nonce
 		m.judge.Watch(holder.ID, holder.Incarnation, now)
 		m.mapSet = false
@@ -1039,6 +1108,12 @@ func (m *Member) VictimRecord(member string, inc uint64, msg liveness.LastMessag
 	switch {
 	case verdict != nil && verdict.Member == member && verdict.Incarnation == inc:
 		m.judge.ObserveOther(msg.Seq)
+		if verdict.Forced != 0 {
+			// An operator's force-expire: the victim may still be acting
+			// until its lease runs out; count the expiry from now.
+			m.waitForced(key(member, inc), msg.Seq, verdict, now, true)
+			return false
+		}
 		m.appendRemoval(key(member, inc), msg.Seq, verdict)
 		return false
 	case verdict == nil && !msg.Garbage && !msg.IsVerdict && msg.Fenced && m.watchNonce != "" && msg.Nonce == m.watchNonce:

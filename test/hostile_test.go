@@ -188,3 +188,44 @@ func isLive(s *decider.State, id string, inc uint64) bool {
 	}
 	return false
 }
+
+// Issue 12, item 3: a force-expire of a live member used to remove it at
+// once, so the leader handed its partitions out while the member's lease was
+// still valid. Now it goes through a forced verdict and the removal follows
+// only after the expiry: when any fold shows the member gone, the lease it
+// held when the operator acted has run out, and nobody overlaps.
+func TestForceExpireOfALiveMemberWaitsForItsLease(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := natstest.Server(t)
+	_, js := natstest.Connect(t, s.ClientURL())
+	f := newFleet(t, js, "forced", 32)
+	coldStart(t, ctx, f, 3)
+	var victim, op *parti.Member
+	for _, m := range f.all() {
+		switch {
+		case m.IsLeader():
+			op = m
+		case victim == nil:
+			victim = m
+		}
+	}
+	id, inc := victim.ID(), victim.Incarnation()
+	lease := victim.LeaseDeadline()
+	if lease <= f.rec.clk.Now() {
+		t.Fatalf("%s holds no valid lease before the force-expire", id)
+	}
+	start := time.Now()
+	if err := op.Operate(ctx, events.OperatorAction{Action: events.OpForceExpire, Member: id, By: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, f.base.Timings.Expiry+20*time.Second, "the forced member to be removed", func() bool {
+		return !isLive(op.State(), id, inc)
+	})
+	t.Logf("force-expired %s/%d removed after %v (expiry %v)", id, inc, time.Since(start), f.base.Timings.Expiry)
+	if now := f.rec.clk.Now(); now <= lease {
+		t.Fatalf("%s/%d removed %v before the lease it held when the operator acted ran out", id, inc, lease-now)
+	}
+	f.waitSettled(30 * time.Second)
+	f.checkNoOverlap()
+}
