@@ -373,6 +373,14 @@ func (s *State) applyDeclared(seq uint64, e *events.PartitionsDeclared) Outcome 
 	if parts == 1 {
 		return s.declare(seq, e)
 	}
+	// Check at the first part what the whole would be checked for, so that
+	// a lone part published by someone else starts nothing.
+	if len(s.Order) == 0 || !s.isLeaderName(e.By) {
+		return ignored("declaration not by the leader")
+	}
+	if e.Version <= s.DeclVersion {
+		return ignored("declaration version not newer")
+	}
 	d := *e
 	d.IDs = slices.Clone(e.IDs)
 	d.Weights = slices.Clone(e.Weights)

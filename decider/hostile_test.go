@@ -66,3 +66,37 @@ func TestClaimWithASpentNonceIsNeverGranted(t *testing.T) {
 		t.Fatalf("replayed claim while b/%d lives: %v, pending %v", nb.Incarnation, out, f.s.Pending)
 	}
 }
+
+// Issue 12, smaller items: the first part of a multi-part declaration, alone
+// on the log, used to make Decide return ErrBusy until some other record
+// arrived: a group with nothing else to append stalled. A lone part from
+// someone who is not the leader starts nothing; one that looks like the
+// leader's does not stop the leader deciding, and the decision drops it.
+func TestLoneDeclarationPartDoesNotStallTheLeader(t *testing.T) {
+	f := newFolder(t)
+	for _, id := range []string{"a", "b"} {
+		f.join(id)
+	}
+	f.declare(8)
+	f.closeWindow()
+	f.settle()
+	lone := func(by string) *events.PartitionsDeclared {
+		return &events.PartitionsDeclared{Version: f.s.DeclVersion + 1, IDs: []string{"x-1"}, By: by, Part: 0, Parts: 2}
+	}
+	if out := f.apply(lone("b")); out.Kind != Ignored {
+		t.Fatalf("lone part by a non-leader: %v, want ignored", out)
+	}
+	f.mustApply(&events.OperatorAction{Action: events.OpDrain, Member: "b"})
+	l := f.leader()
+	if out := f.apply(lone(l.ID)); out.Kind != Partial {
+		t.Fatalf("lone part by the leader: %v, want partial", out)
+	}
+	d, err := Decide(f.s, l.ID, l.Incarnation)
+	if err != nil || d == nil {
+		t.Fatalf("Decide after a lone part: %v, %v; want a decision", d, err)
+	}
+	f.mustApply(d)
+	if f.s.InFlight() == 0 {
+		t.Fatal("the decision moved nothing off the drained member")
+	}
+}

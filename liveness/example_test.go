@@ -81,7 +81,7 @@ func ExampleTimings_Validate() {
 	fmt.Println(err)
 	// Output:
 	// true
-	// liveness: Lease (5s) must be ≤ Expiry − Margin (4s)
+	// liveness: Lease (5s) must be < Expiry − Margin (4s)
 }
 
 // A member stops heartbeating when its fold has not applied, within the

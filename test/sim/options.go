@@ -69,18 +69,12 @@ type Options struct {
 }
 
 // Timings returns the simulator's timing profile: the liveness Test profile
-// (heartbeat 500 ms, expiry 3 s, margin 1.5 s, ack budget 500 ms) with the
-// lease shortened from 1.5 s to 1.4 s. The Test profile's lease is exactly
-// Expiry − Margin, which Timings.Validate allows, but then a pause of exactly
-// the margin between two lease checks one step apart, with clocks off by 1 %
-// in the unlucky directions, is safe only thanks to the verdict-to-removal
-// latency (see Timings.Validate). 1.4 s keeps the promise by the timings
-// alone: lease/0.99 + margin + one step (50 ms) = 2.964 s < expiry/1.01 =
-// 2.970 s.
+// (heartbeat 500 ms, expiry 3 s, margin 1.5 s, ack budget 500 ms, lease
+// 1.4 s, strictly below expiry − margin). It keeps the promise by the
+// timings alone, with pauses up to the margin and clocks off by 1 %:
+// lease/0.99 + margin + one step (50 ms) = 2.964 s < expiry/1.01 = 2.970 s.
 func Timings() liveness.Timings {
-	t := liveness.Test()
-	t.Lease = 1400 * time.Millisecond
-	return t
+	return liveness.Test()
 }
 
 // DefaultOptions returns the options of the promise for one seed.
