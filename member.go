@@ -26,9 +26,11 @@ import (
 var (
 	// ErrStopped: the member has stopped (left, closed, or failed).
 	ErrStopped = errors.New("parti: member stopped")
-	// ErrNewerProtocol: the group's log holds a record of a newer protocol
-	// version than this build; the member stopped acting and heartbeating
-	// so that it is expired and its partitions move.
+	// ErrNewerProtocol: the group's log raised the group's protocol version
+	// (a valid version-set event) above what this build speaks; the member
+	// stopped acting and heartbeating so that it is expired and its
+	// partitions move, or Join refused before appending anything. A stray
+	// record of an unknown version is junk and stops nobody.
 	ErrNewerProtocol = errors.New("parti: group uses a newer protocol")
 	// ErrNotGranted: the member's claim was not granted before the context
 	// ended.
@@ -201,6 +203,10 @@ func Join(ctx context.Context, js jetstream.JetStream, cfg Config) (*Member, err
 		revoking: map[string]int{},
 		owned:    map[string]*owned{}, granted: make(chan struct{}),
 	}
+	if err := refuseNewerGroup(ctx, proj, m.app, subj); err != nil {
+		cancel()
+		return nil, err
+	}
 	m.raw = m.newRaw(cfg.ID)
 	go m.dispatch()
 	go m.loop()
@@ -360,6 +366,7 @@ func (m *Member) step() {
 			closing = me == nil || me.Closing
 		}
 	})
+	m.syncWriteVersion()
 	m.cfg.Metrics.Phase(phase)
 	m.cfg.Metrics.Members(members)
 	if id, inc, ok := m.raw.Identity(); ok {

@@ -152,8 +152,10 @@ type State struct {
 	// Paused is set by the operator: no rebalancing, orphans are still
 	// re-owned.
 	Paused bool `json:"paused,omitempty"`
-	// NewerVersionAt is the sequence of the first record of a protocol newer
-	// than this build; a member stops acting from there.
+	// NewerVersionAt is the sequence of the valid version-set event that
+	// raised the group's protocol above what this build speaks; a member
+	// stops acting from there. Other records of an unknown version are
+	// skipped as garbage and do not set it.
 	NewerVersionAt uint64 `json:"newer_version_at,omitempty"`
 	// LastRejection is the last decision rejected at its position.
 	LastRejection *Rejection `json:"last_rejection,omitempty"`

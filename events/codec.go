@@ -8,13 +8,11 @@ import (
 	"unicode/utf8"
 )
 
-// MaxVersion is the newest protocol version this build reads and writes.
-// Version 1 is the first.
-const MaxVersion uint16 = 1
-
 // Sentinel errors of Decode. A record whose body fails with ErrMalformed or
 // ErrUnknownType is garbage: skip it, log it, count it, go on. ErrNewerVersion
-// means a well-formed envelope from a newer protocol: a member stops acting.
+// means a well-formed envelope of a protocol this build does not speak: it is
+// junk too (one stray message must not stop a fleet); only a valid, folded
+// ProtocolVersionSet above MaxVersion makes a member stop acting.
 var (
 	ErrMalformed    = errors.New("events: malformed envelope")
 	ErrUnknownType  = errors.New("events: unknown event type")

@@ -56,6 +56,10 @@ type Config struct {
 	// decisions into parts of one atomic batch (0: defaults).
 	MaxIDsPerPart    int
 	MaxRangesPerPart int
+	// PinProtocol, when not 0, is the highest protocol version the leader
+	// raises the group to; 0 raises it, automatically, to the highest
+	// version every live member speaks (never above this build's).
+	PinProtocol uint16
 	// JudgeRule is the expiry rule; only tests set anything but the default.
 	JudgeRule liveness.JudgeRule
 	// Broken selects deliberately broken behaviour for the simulator's
@@ -306,6 +310,7 @@ type Member struct {
 	mapSent   time.Duration
 
 	// fold view (refreshed by Step)
+	protocol    uint16 // the group's folded protocol version (0: version 1)
 	declVersion uint64
 	lastSeq     uint64
 	view        []Owned
@@ -527,6 +532,7 @@ func (m *Member) Step(s *decider.State, now time.Duration) {
 func (m *Member) observe(s *decider.State, now time.Duration) {
 	m.lastSeq = s.LastSeq
 	m.catchUp.Applied(s.LastSeq)
+	m.protocol = s.Protocol
 	if s.NewerVersionAt != 0 {
 		m.stop(StopNewerProtocol)
 		return
@@ -1235,6 +1241,12 @@ func (m *Member) lead(s *decider.State, now time.Duration) {
 			return
 		}
 	}
+	if v, ok := m.raiseTo(s); ok {
+		if e, err := decider.SetProtocol(s, m.id, m.inc, v); err == nil {
+			fence(e)
+			return
+		}
+	}
 	if s.Window {
 		live := len(s.LiveMembers())
 		early := m.cfg.ExpectedMembers > 0 && live >= m.cfg.ExpectedMembers
@@ -1268,6 +1280,29 @@ func (m *Member) lead(s *decider.State, now time.Duration) {
 	}
 	fence(evs...)
 }
+
+// raiseTo returns the protocol version the leader raises the group to, if
+// any: the highest every live member speaks, at most this build's (and
+// PinProtocol, when set), and above the group's. Never down.
+func (m *Member) raiseTo(s *decider.State) (uint16, bool) {
+	v := events.MaxVersion
+	if m.cfg.PinProtocol != 0 {
+		v = min(v, m.cfg.PinProtocol)
+	}
+	live := s.LiveMembers()
+	if len(live) == 0 {
+		return 0, false
+	}
+	for _, mm := range live {
+		v = min(v, max(mm.MaxProtocol, 1))
+	}
+	return v, v > max(s.Protocol, 1)
+}
+
+// WriteVersion returns the protocol version every envelope this member
+// appends must carry: the group's folded version (1 until one was set),
+// never above what this build speaks.
+func (m *Member) WriteVersion() uint16 { return min(max(m.protocol, 1), events.MaxVersion) }
 
 func cmpOr(a, b int) int {
 	if a > 0 {
