@@ -32,7 +32,7 @@ func Example() {
 		fmt.Printf("seq %d: %s\n", c.Seq, c.Kind)
 	}
 	// Output:
-	// clean true: 4 decisions accepted, 1 rejected, 1 garbage records
+	// clean false: 4 decisions accepted, 1 rejected, 1 garbage records
 	// seq 8: declared
 	// seq 10: assigned
 	// seq 30: orphaned
