@@ -248,12 +248,13 @@ type auditor struct {
 	missingShow int
 
 	// What the findings of findings.go need.
-	logSeqs   []uint64          // every log record's sequence, increasing
-	hbSeqs    []uint64          // every heartbeat-subject record's that is not a verdict
-	verdictOn map[string]uint64 // heartbeat subject → its first verdict's sequence
-	removed   map[string]uint64 // incarnation → its first removal's sequence
-	forced    map[string]uint64 // incarnation → the force-expire naming it
-	unaudited uint64            // log records after the group moved to a newer version
+	logSeqs    []uint64          // every log record's sequence, increasing
+	hbSeqs     []uint64          // every heartbeat-subject record's that is not a verdict
+	verdictOn  map[string]uint64 // heartbeat subject → its first verdict's sequence
+	removed    map[string]uint64 // incarnation → its first removal's sequence
+	forced     map[string]uint64 // incarnation → the force-expire naming it
+	unaudited  uint64            // log records after the group moved to a newer version
+	otherShown int               // records of other subjects listed
 }
 
 // Audit folds the whole history of src and checks it against the
@@ -393,6 +394,8 @@ func (a *auditor) record(r *events.Record) error {
 			a.hbSeqs = append(a.hbSeqs, r.Seq)
 			a.heartbeatFinding(r)
 		}
+	default:
+		a.otherFinding(r)
 	}
 	return nil
 }

@@ -201,3 +201,18 @@ func seqIn(seqs []uint64, seq uint64) bool {
 	_, ok := slices.BinarySearch(seqs, seq)
 	return ok
 }
+
+// otherFinding flags a record on a subject that is not one of the audited
+// group's: a history that mixes groups (an export spliced from two, or one
+// whose first record named another group than the rest) is not the history
+// of one group, and must not audit clean.
+func (a *auditor) otherFinding(r *events.Record) {
+	if a.otherShown >= 10 {
+		a.rep.ViolationCount++
+		a.rep.Truncated = true
+		return
+	}
+	a.otherShown++
+	a.violate(Violation{Kind: ViolationSequence, Seq: r.Seq, Time: r.Time,
+		Message: fmt.Sprintf("a record on %s, not a subject of group %s: the history mixes groups (spliced?)", r.Subject, a.rep.Group)})
+}

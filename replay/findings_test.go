@@ -139,3 +139,21 @@ func TestAuditFlagsWhatACorrectMemberNeverWrites(t *testing.T) {
 		})
 	}
 }
+
+// Issue 12: a file spliced from two groups' exports audited CLEAN, as the
+// group of its first record. Records of another group are violations.
+func TestAuditFlagsASplicedHistory(t *testing.T) {
+	recs := scenario(t)
+	last := recs[len(recs)-1]
+	other := record(last.Seq+1, "parti.payments.log", &events.MemberClaimed{ID: "worker-0", Nonce: "n", MaxProtocol: events.MaxVersion})
+	rep, err := Audit(t.Context(), memSource(t, append(recs[:len(recs):len(recs)], other)), AuditOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range rep.Violations {
+		if v.Seq == other.Seq && strings.Contains(v.Message, "mixes groups") {
+			return
+		}
+	}
+	t.Fatalf("no violation for a record of another group: %+v", rep.Violations)
+}
