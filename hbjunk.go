@@ -1,10 +1,12 @@
 package parti
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"sync/atomic"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/parti-io/parti/events"
 	"github.com/parti-io/parti/liveness"
 )
@@ -98,4 +100,30 @@ func junkReason(msg liveness.LastMessage) string {
 	default:
 		return "another process's heartbeat"
 	}
+}
+
+// maxScan bounds how many messages verdictAfter reads.
+const maxScan = 1000
+
+// verdictAfter looks for a verdict naming incarnation inc of member among the
+// messages of subject stored after fence, up to last: junk stored on top of
+// a verdict must not hide it from its victim, which would adopt the junk and
+// renew its lease while the fold removes it.
+func (m *Member) verdictAfter(ctx context.Context, subject, member string, inc, fence, last uint64) (liveness.LastMessage, bool) {
+	if fence == 0 || last <= fence+1 {
+		return liveness.LastMessage{}, false
+	}
+	seq := fence + 1
+	for range maxScan {
+		raw, err := m.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+		if err != nil || raw.Sequence >= last {
+			return liveness.LastMessage{}, false
+		}
+		msg, v := heartbeatMessage(events.NewRecord(raw.Sequence, raw.Time, raw.Subject, raw.Header, raw.Data))
+		if v != nil && v.Member == member && v.Incarnation == inc {
+			return msg, true
+		}
+		seq = raw.Sequence + 1
+	}
+	return liveness.LastMessage{}, false
 }

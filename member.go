@@ -599,6 +599,9 @@ func (m *Member) execute(a rawmember.Action) {
 			last := liveness.LastMessage{Empty: true}
 			if found {
 				last, _ = heartbeatMessage(rec)
+				if v, ok := m.verdictAfter(ctx, subject, a.Member, a.Inc, a.Fence, rec.Seq); ok {
+					last = v
+				}
 			}
 			m.post(func() {
 				before := raw.JunkSeen()

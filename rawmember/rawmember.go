@@ -181,6 +181,10 @@ type Action struct {
 	// Events to append (ActAppend).
 	Events []events.Event
 	// Fenced and Fence: append only if the subject's last sequence is Fence.
+	// For ActReadLast of the member's own subject, Fence is its heartbeat
+	// fence: the driver reports the first verdict naming the subject's
+	// incarnation stored after Fence, if there is one, instead of the last
+	// message (junk stored on top of a verdict must not hide it).
 	Fenced bool
 	Fence  uint64
 	// Heartbeat to append (ActHeartbeat), with SentAt the reading it was
@@ -771,10 +775,10 @@ func (m *Member) requestOwnRead() {
 	m.ownReadWanted = false
 	m.readOut = readOwn
 	if m.resClaim {
-		m.emit(Action{Kind: ActReadLast, Member: m.claimID, Inc: m.claimInc})
+		m.emit(Action{Kind: ActReadLast, Member: m.claimID, Inc: m.claimInc, Fence: m.claimPrev})
 		return
 	}
-	m.emit(Action{Kind: ActReadLast, Member: m.id, Inc: m.inc})
+	m.emit(Action{Kind: ActReadLast, Member: m.id, Inc: m.inc, Fence: m.hb.Prev()})
 }
 
 // requestVictimRead reads the watched victim's subject after a refused

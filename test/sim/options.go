@@ -59,6 +59,11 @@ type Options struct {
 	// append (chaos only).
 	LossProb, LeaderCrashProb float64
 
+	// Adversary is the adversary's schedule (adversary.go): a process with
+	// a member's permissions that publishes junk, replays old records and
+	// runs operator actions. The zero value runs none.
+	Adversary Adversary
+
 	// Broken and JudgeRule select deliberately broken member behaviour.
 	Broken    rawmember.Broken
 	JudgeRule liveness.JudgeRule
@@ -116,6 +121,8 @@ func DefaultOptions(seed uint64) Options {
 
 		LossProb:        0.01,
 		LeaderCrashProb: 0.03,
+
+		Adversary: DefaultAdversary(),
 	}
 }
 
@@ -201,6 +208,8 @@ type Stats struct {
 	DigestChecks   int
 	Refolds        int
 	Overlaps       int // steps with an overlap (only counted with ExpectOverlap)
+	// The adversary's doings (adversary.go) and the junk judges met.
+	Junk, Replays, OperatorActions, JunkSeen int
 	Writes         int
 	Rejected       int // writes the token store rejected
 	StaleRejected  int // ... of which by an owner the log had superseded
@@ -240,4 +249,8 @@ func (s *Stats) add(o Stats) {
 	s.Rejected += o.Rejected
 	s.StaleRejected += o.StaleRejected
 	s.CalmPhases += o.CalmPhases
+	s.Junk += o.Junk
+	s.Replays += o.Replays
+	s.OperatorActions += o.OperatorActions
+	s.JunkSeen += o.JunkSeen
 }
