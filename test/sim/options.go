@@ -210,10 +210,10 @@ type Stats struct {
 	Overlaps       int // steps with an overlap (only counted with ExpectOverlap)
 	// The adversary's doings (adversary.go) and the junk judges met.
 	Junk, Replays, OperatorActions, JunkSeen int
-	Writes         int
-	Rejected       int // writes the token store rejected
-	StaleRejected  int // ... of which by an owner the log had superseded
-	CalmPhases     int
+	Writes                                   int
+	Rejected                                 int // writes the token store rejected
+	StaleRejected                            int // ... of which by an owner the log had superseded
+	CalmPhases                               int
 }
 
 // Result is the outcome of one run.
