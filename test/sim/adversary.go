@@ -238,6 +238,22 @@ func (w *world) dropForJudge(m *hbMessage) bool {
 	return w.opt.Adversary.BrokenDropJunk && m.junk
 }
 
+// readFor answers a read of a heartbeat subject: what readAfter finds, or,
+// for a driver broken on purpose to drop junk, the last message that is not
+// junk (the old judge never saw junk, so it never fenced on it).
+func (w *world) readFor(r *request) liveness.LastMessage {
+	if !w.opt.Adversary.BrokenDropJunk {
+		return w.st.readAfter(r.subject, r.fence, w.T)
+	}
+	msgs := w.st.subject(r.subject, w.T).msgs
+	for i := len(msgs) - 1; i >= 0; i-- {
+		if !msgs[i].junk {
+			return msgs[i].describe()
+		}
+	}
+	return liveness.LastMessage{Empty: true}
+}
+
 // driverReads is what the driver reports of a heartbeat subject's last
 // message: as read, or, broken on purpose, with any verdict made to name the
 // reader.

@@ -757,7 +757,7 @@ func (w *world) process(r *request) {
 		w.landedHB(m)
 		w.answer(r, m.seq, nil, liveness.LastMessage{})
 	case reqReadLast:
-		w.answer(r, 0, nil, w.st.readAfter(r.subject, r.fence, w.T))
+		w.answer(r, 0, nil, w.readFor(r))
 	case reqInfo:
 		w.answer(r, w.st.lastLogSeq(), nil, liveness.LastMessage{})
 	case reqWatch:
