@@ -293,6 +293,8 @@ func runChaos(t *testing.T, ctx context.Context, env chaosEnv, seed int64, dur t
 		<-checkDone
 	}
 	defer stopChecks()
+	stopAdversary := r.startAdversary()
+	defer stopAdversary()
 
 	// The faults.
 	kinds := append(slices.Clone(memberFaults), env.serverFaults...)
@@ -313,6 +315,8 @@ func runChaos(t *testing.T, ctx context.Context, env chaosEnv, seed int64, dur t
 	}
 
 	// The end: every published message is processed.
+	adv := stopAdversary()
+	junk := r.junkSeen()
 	r.prod.halt()
 	published := int(r.prod.total.Load())
 	waitFor(t, r.bound+60*time.Second, "every published message to be processed", func() bool {
@@ -347,6 +351,7 @@ func runChaos(t *testing.T, ctx context.Context, env chaosEnv, seed int64, dur t
 	t.Logf("seed %d: messages published %d (publish retries %d), handled %d, distinct %d, handled again %d %v (at most %d in a row), published twice %d; started with the lease lapsed %d %v (at most %v past the deadline), with the context ended %d",
 		seed, published, r.prod.retries.Load(), ls.handled, ls.distinct, ls.dups, ls.dupsBy, ls.maxRun, ls.producerDups, ls.lapsed, ls.lapsedBy, ls.maxLate, ls.cancelled)
 	t.Logf("seed %d: joins retried: %d %v", seed, len(r.joinRetries), r.joinRetries)
+	t.Logf("seed %d: adversary published %v; junk the members counted: %d", seed, adv, junk)
 	t.Logf("seed %d: states sampled %d at %d sequences; stray newer-version record at log sequence %d, %d log records after it",
 		seed, r.states.count(), r.states.seqs(), bumpSeq, after)
 }
