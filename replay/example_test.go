@@ -54,3 +54,14 @@ func ExampleExport() {
 	// {"seq":1,"time":"2026-03-01T10:00:00Z","subject":"parti.orders.log","body":{"v":1,"t":2,"e":{"id":"worker-0","nonce":"n0001-worker-0","max_protocol":1}}}
 	// {"seq":2,"time":"2026-03-01T10:00:00.25Z","subject":"parti.orders.hb.worker-0.1","headers":{"Nats-Expected-Last-Subject-Sequence":["0"],"Nats-TTL":["5m"]},"body":{"v":1,"t":100,"e":{"n":"n0001-worker-0","a":1}}}
 }
+
+// Which records the fold ignores are violations (a correct member never
+// writes them) and which are information (a benign repeat or a lost race).
+func ExampleIsViolation() {
+	for _, reason := range []string{"release matched no ownership", "nonce of a past incarnation"} {
+		fmt.Printf("%s: violation %v\n", reason, replay.IsViolation(reason))
+	}
+	// Output:
+	// release matched no ownership: violation false
+	// nonce of a past incarnation: violation true
+}
