@@ -577,11 +577,13 @@ func (m *Member) execute(a rawmember.Action) {
 			seq, err := m.app.Heartbeat(ctx, subject, a.Heartbeat, a.Fence, m.cfg.HeartbeatTTL)
 			m.post(func() {
 				switch {
-				case errors.Is(err, projection.ErrConflict):
-					// Refused by the fence: the stream answered, so no
-					// gap; the subject's last message settles it.
+				case err != nil && errors.Is(err, projection.ErrConflict):
+					// Refused by the fence (10071), or a proposal in
+					// flight (10164, a stream-leader election): the same
+					// error, so it counts as a gap for the judge, and the
+					// subject's last message settles it.
 					m.log.Debug("heartbeat refused by its fence", "err", err)
-					raw.HeartbeatRefused(a.ID, m.now())
+					raw.HeartbeatFailed(a.ID, m.now(), true)
 				case err != nil:
 					m.log.Debug("heartbeat failed", "err", err)
 					raw.HeartbeatFailed(a.ID, m.now(), true)

@@ -95,3 +95,45 @@ func TestForcedVerdictSeenOnTheWatchWaits(t *testing.T) {
 		t.Fatalf("removal %+v, want a/1 forced citing 6 by x", rm)
 	}
 }
+
+// A verdict refused because the victim heartbeated meanwhile re-reads the
+// subject; finding the victim's own fenced heartbeat there restarts the
+// count. Fencing the next verdict on it without a restart would land a
+// verdict on a live victim whose lease still runs (the cluster chaos test
+// found it after a stream-leader election).
+func TestRefusedVerdictSeeingTheVictimsHeartbeatRestartsTheCount(t *testing.T) {
+	r := newRig(t)
+	ms := r.group(4, "a", "b")
+	b := ms["b"]
+	nonce := r.s.Members["a"].Nonce
+	b.VictimMessage("a", 1, 5, nil, r.now)
+	expiry := liveness.Test().Expiry
+	var verdicts int
+	read := false
+	for waited := time.Duration(0); waited < 3*expiry; waited += 100 * time.Millisecond {
+		for _, act := range r.step(b, 100*time.Millisecond) {
+			switch act.Kind {
+			case ActVerdict:
+				verdicts++
+				if read {
+					t.Fatalf("a verdict %v after the victim's heartbeat was read, before a new expiry", act.Fence)
+				}
+				b.VerdictDone(act.ID, 0, ErrConflict)
+			case ActReadLast:
+				if act.Member == "a" && !read {
+					read = true
+					b.HeartbeatResolved(liveness.LastMessage{Seq: 40, Nonce: nonce, Fenced: true}, true)
+				}
+			}
+		}
+		if read && waited < 2*expiry {
+			continue
+		}
+		if read {
+			break
+		}
+	}
+	if verdicts != 1 || !read {
+		t.Fatalf("%d verdicts, read %v; want the first refused, then none within the expiry", verdicts, read)
+	}
+}

@@ -281,6 +281,10 @@ type Member struct {
 	// watched incarnation, as the fold says (0: none): the verdict is due at
 	// once, and the removal waits (forced).
 	watchForced uint64
+	// sighted is the sequence of the victim's own fenced heartbeat that a
+	// read after a refused verdict found; the next judgeStep restarts the
+	// count with it.
+	sighted uint64
 	// forced holds forced verdicts that landed or were seen, by victim key:
 	// the removal is appended once the expiry, measured on this member's
 	// clock from when it saw the verdict, has passed.
@@ -872,6 +876,14 @@ func (m *Member) victimResolved(last liveness.LastMessage, ok bool) {
 		return
 	}
 	m.judge.Refence(last.Seq)
+	if !last.IsVerdict && !last.Garbage && last.Fenced && m.watchNonce != "" && last.Nonce == m.watchNonce {
+		// The victim heartbeated: the count restarts, at the next Step's
+		// reading (later than the sighting, so never early). Fencing the
+		// next verdict on it without restarting the count would land a
+		// verdict on a live victim whose lease still runs.
+		m.sighted = last.Seq
+		return
+	}
 	if last.IsVerdict && last.VerdictMember == m.watching && last.VerdictIncarnation == m.watchInc {
 		if last.VerdictForced != 0 {
 			v := &events.ExpiryVerdict{Member: m.watching, Incarnation: m.watchInc, Forced: last.VerdictForced}
@@ -894,6 +906,10 @@ func (m *Member) judgeStep(now time.Duration) {
 		return
 	}
 	k := key(m.watching, m.watchInc)
+	if m.sighted != 0 {
+		m.judge.ObserveVictim(m.sighted, now)
+		m.sighted = 0
+	}
 	if w, ok := m.forced[k]; ok {
 		if !w.started {
 			w.at, w.started = now, true

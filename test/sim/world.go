@@ -1055,11 +1055,6 @@ func (w *world) report(p *proc, r *request, seq uint64, err error, last liveness
 			if !r.stalled && !errors.Is(err, rawmember.ErrConflict) {
 				p.healthy = false
 			}
-			if errors.Is(err, rawmember.ErrConflict) {
-				// As the runtime does: a refusal is the stream's answer.
-				p.m.HeartbeatRefused(r.actID, now)
-				break
-			}
 			p.m.HeartbeatFailed(r.actID, now, err != errNoConn)
 		}
 	case reqVerdict:
