@@ -876,15 +876,19 @@ func (m *Member) victimResolved(last liveness.LastMessage, ok bool) {
 		return
 	}
 	m.judge.Refence(last.Seq)
-	if !last.IsVerdict && !last.Garbage && last.Fenced && m.watchNonce != "" && last.Nonce == m.watchNonce {
-		// The victim heartbeated: the count restarts, at the next Step's
-		// reading (later than the sighting, so never early). Fencing the
-		// next verdict on it without restarting the count would land a
-		// verdict on a live victim whose lease still runs.
+	if !(last.IsVerdict && last.VerdictMember == m.watching && last.VerdictIncarnation == m.watchInc) {
+		// The victim's heartbeat, or anything else: a read shows only the
+		// last message, and the victim may have heartbeated between the
+		// judge's last sighting and it (the cluster chaos test found a
+		// live victim's heartbeat hidden under junk that way). The count
+		// restarts, at the next Step's reading (later than any sighting,
+		// so never early): fencing the next verdict on what was read
+		// without a restart could land it on a live victim whose lease
+		// still runs.
 		m.sighted = last.Seq
 		return
 	}
-	if last.IsVerdict && last.VerdictMember == m.watching && last.VerdictIncarnation == m.watchInc {
+	{
 		if last.VerdictForced != 0 {
 			v := &events.ExpiryVerdict{Member: m.watching, Incarnation: m.watchInc, Forced: last.VerdictForced}
 			m.waitForced(k, last.Seq, v, 0, false)
