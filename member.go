@@ -26,9 +26,11 @@ import (
 var (
 	// ErrStopped: the member has stopped (left, closed, or failed).
 	ErrStopped = errors.New("parti: member stopped")
-	// ErrNewerProtocol: the group's log holds a record of a newer protocol
-	// version than this build; the member stopped acting and heartbeating
-	// so that it is expired and its partitions move.
+	// ErrNewerProtocol: the group's log raised the group's protocol version
+	// (a valid version-set event) above what this build speaks; the member
+	// stopped acting and heartbeating so that it is expired and its
+	// partitions move, or Join refused before appending anything. A stray
+	// record of an unknown version is junk and stops nobody.
 	ErrNewerProtocol = errors.New("parti: group uses a newer protocol")
 	// ErrNotGranted: the member's claim was not granted before the context
 	// ended.
@@ -159,6 +161,7 @@ type Member struct {
 	watchMu     sync.Mutex    // serialises watch changes (rewatch)
 	watchGen    atomic.Uint64 // the latest watch change asked for
 	watchStop   func()        // guarded by watchMu
+	junk        junkCounter   // junk met on heartbeat subjects (hbjunk.go)
 	closeWanted bool
 	closeSent   bool // the close was handed to the raw member (after every Revoked returned)
 	leaveWanted bool
@@ -231,6 +234,10 @@ func Join(ctx context.Context, js jetstream.JetStream, cfg Config) (*Member, err
 		lease: newLeaseGuard(mctx, cfg.Clock),
 		ho:    rawmember.NewHandoff(),
 		owned: map[string]*owned{}, granted: make(chan struct{}),
+	}
+	if err := refuseNewerGroup(ctx, proj, m.app, subj); err != nil {
+		cancel()
+		return nil, err
 	}
 	m.raw = m.newRaw(cfg.ID)
 	go m.disp.run()
@@ -410,6 +417,7 @@ func (m *Member) step() {
 			closing = rawmember.CloseLanded(s, id, inc)
 		}
 	})
+	m.syncWriteVersion()
 	m.cfg.Metrics.Phase(phase)
 	m.cfg.Metrics.Members(members)
 	m.lease.set(m.raw.LeaseDeadline())
@@ -566,13 +574,21 @@ func (m *Member) execute(a rawmember.Action) {
 			seq, err := m.app.Heartbeat(ctx, subject, a.Heartbeat, a.Fence, m.cfg.HeartbeatTTL)
 			m.cfg.Metrics.Heartbeat(err == nil)
 			m.post(func() {
-				if err != nil {
+				switch {
+				case err != nil && errors.Is(err, projection.ErrConflict):
+					// Refused by the fence (10071), or a proposal in
+					// flight (10164, a stream-leader election): the same
+					// error, so it counts as a gap for the judge, and the
+					// subject's last message settles it.
 					m.heartbeatFailed(err)
 					raw.HeartbeatFailed(a.ID, m.now(), true)
-					return
+				case err != nil:
+					m.heartbeatFailed(err)
+					raw.HeartbeatFailed(a.ID, m.now(), true)
+				default:
+					m.heartbeatAcked()
+					raw.HeartbeatAcked(a.ID, seq, m.now())
 				}
-				m.heartbeatAcked()
-				raw.HeartbeatAcked(a.ID, seq, m.now())
 			})
 		}()
 	case rawmember.ActReadLast:
@@ -581,14 +597,20 @@ func (m *Member) execute(a rawmember.Action) {
 			ctx, cancel := m.hbCtx()
 			defer cancel()
 			rec, found, err := m.app.LastOnSubject(ctx, subject)
-			last := liveness.LastMessage{Empty: !found, Seq: rec.Seq, Garbage: found && rec.Event == nil}
-			switch e := rec.Event.(type) {
-			case *events.ExpiryVerdict:
-				last.IsVerdict = true
-			case *events.Heartbeat:
-				last.Nonce = e.Nonce
+			last := liveness.LastMessage{Empty: true}
+			if found {
+				last, _ = heartbeatMessage(rec)
+				if v, ok := m.verdictAfter(ctx, subject, a.Member, a.Inc, a.Fence, rec.Seq); ok {
+					last = v
+				}
 			}
-			m.post(func() { raw.HeartbeatResolved(last, err == nil) })
+			m.post(func() {
+				before := raw.JunkSeen()
+				raw.HeartbeatResolved(last, err == nil)
+				if raw.JunkSeen() > before {
+					m.noteJunk(subject, last, junkReason(last))
+				}
+			})
 		}()
 	case rawmember.ActVerdict:
 		subject := m.subj.Heartbeat(a.Member, a.Inc)
@@ -636,18 +658,17 @@ func (m *Member) rewatch(gen uint64, raw *rawmember.Member, member string, inc u
 	if member == "" || gen != m.watchGen.Load() || m.ctx.Err() != nil {
 		return
 	}
-	stop, err := projection.WatchSubject(m.ctx, m.js, m.stream.CachedInfo().Config.Name, m.subj.Heartbeat(member, inc), func(r events.Record) {
-		var v *events.ExpiryVerdict
-		switch e := r.Event.(type) {
-		case *events.ExpiryVerdict:
-			v = e
-		case *events.Heartbeat:
-		default:
-			m.cfg.Metrics.Junk("heartbeat-subject")
-			return
-		}
-		seq := r.Seq
-		m.post(func() { raw.VictimMessage(member, inc, seq, v, m.now()) })
+	subject := m.subj.Heartbeat(member, inc)
+	stop, err := projection.WatchSubject(m.ctx, m.js, m.stream.CachedInfo().Config.Name, subject, func(r events.Record) {
+		// Every record goes to the judge, junk too: the verdict is fenced
+		// on the subject's last sequence whatever that message holds.
+		msg, v := heartbeatMessage(r)
+		m.post(func() {
+			if raw.VictimRecord(member, inc, msg, v, m.now(), rawmember.Stamps{}) {
+				m.noteJunk(subject, msg, junkReason(msg))
+				m.cfg.Metrics.Junk("heartbeat-subject")
+			}
+		})
 	})
 	if err != nil {
 		m.log.Warn("watching a heartbeat subject failed", "member", member, "err", err)
@@ -910,11 +931,19 @@ func (m *Member) SetPartitions(ids []string, weights []uint32) error {
 
 // Operate appends an operator action (drain, cordon, uncordon, pause, resume,
 // force-expire, move) to the log after checking it against the current
-// state; the audit shows it with By.
+// state; the audit shows it with By. A force-expire that names no
+// incarnation is for the one this member's fold shows now.
 func (m *Member) Operate(ctx context.Context, a events.OperatorAction) error {
 	var ev *events.OperatorAction
 	var err error
-	m.proj.View(func(s *decider.State) { ev, err = decider.Operator(s, a) })
+	m.proj.View(func(s *decider.State) {
+		if a.Action == events.OpForceExpire && a.Incarnation == 0 {
+			if cur := s.Member(a.Member); cur != nil {
+				a.Incarnation = cur.Incarnation
+			}
+		}
+		ev, err = decider.Operator(s, a)
+	})
 	if err != nil {
 		return err
 	}

@@ -87,10 +87,12 @@ func Apply(s *State, r events.Record) Outcome {
 func apply(s *State, r events.Record) Outcome {
 	if r.Event == nil {
 		if errors.Is(r.Err, events.ErrNewerVersion) {
-			if s.NewerVersionAt == 0 {
-				s.NewerVersionAt = r.Seq
-			}
-			return Outcome{Kind: Newer, Reason: "newer protocol version"}
+			// An envelope of a version this build does not speak is junk
+			// like any other (DESIGN rule 8): one stray message must not
+			// stop a fleet. Only a valid version-set event does
+			// (applyVersion); a group that really moved on wrote one,
+			// at the old version, before its first newer envelope.
+			return skipped("record of a protocol version this build does not speak")
 		}
 		return skipped("undecodable")
 	}
@@ -101,7 +103,7 @@ func apply(s *State, r events.Record) Outcome {
 	}
 	switch e := r.Event.(type) {
 	case *events.ProtocolVersionSet:
-		return s.applyVersion(e)
+		return s.applyVersion(r.Seq, e)
 	case *events.MemberClaimed:
 		return s.applyClaim(r.Seq, e)
 	case *events.MemberLeft:
@@ -144,21 +146,40 @@ func apply(s *State, r events.Record) Outcome {
 	return skipped("not a log event")
 }
 
-func (s *State) applyVersion(e *events.ProtocolVersionSet) Outcome {
-	if e.Version == 0 || e.Version > events.MaxVersion {
+func (s *State) applyVersion(seq uint64, e *events.ProtocolVersionSet) Outcome {
+	if e.Version == 0 {
 		return ignored("protocol version out of range")
 	}
-	if e.Version < s.Protocol {
+	if e.Version <= s.Protocol {
 		return ignored("protocol version cannot go down")
 	}
+	live := 0
 	for _, id := range s.Order {
-		if m := s.Members[id]; m.Live() && m.MaxProtocol < e.Version {
-			return ignored("a live member does not support the version")
+		if m := s.Members[id]; m.Live() {
+			live++
+			if maxProtocol(m.MaxProtocol) < e.Version {
+				return ignored("a live member does not support the version")
+			}
 		}
 	}
+	if live == 0 {
+		return ignored("protocol version set with no live member")
+	}
 	s.Protocol = e.Version
+	if e.Version > events.MaxVersion {
+		// Valid at its position, and above what this build speaks: the
+		// group moved on. A member of this build stops acting (rule 8).
+		if s.NewerVersionAt == 0 {
+			s.NewerVersionAt = seq
+		}
+		return Outcome{Kind: Newer, Reason: "the group's protocol version is newer than this build's"}
+	}
 	return applied()
 }
+
+// maxProtocol is a claim's highest protocol version: claims written before
+// the field existed (0) speak version 1.
+func maxProtocol(v uint16) uint16 { return max(v, 1) }
 
 func (s *State) applyClaim(seq uint64, e *events.MemberClaimed) Outcome {
 	if e.Nonce == "" {
@@ -167,8 +188,14 @@ func (s *State) applyClaim(seq uint64, e *events.MemberClaimed) Outcome {
 	if e.ID != "" && events.ValidID(e.ID) != nil {
 		return ignored("claim of an invalid ID")
 	}
+	if maxProtocol(e.MaxProtocol) < max(s.Protocol, 1) {
+		return ignored("claim of a build that does not speak the group's protocol version")
+	}
 	if s.GrantedTo(e.Nonce) != nil {
 		return ignored("nonce already granted")
+	}
+	if _, spent := s.Spent[e.Nonce]; spent {
+		return ignored("nonce of a past incarnation")
 	}
 	for _, c := range s.Pending {
 		if c.Nonce == e.Nonce {
@@ -223,6 +250,10 @@ func (s *State) freeSlot() string {
 func (s *State) grant(seq uint64, c PendingClaim) {
 	inc := s.LastInc[c.ID] + 1
 	s.LastInc[c.ID] = inc
+	if s.Spent == nil {
+		s.Spent = map[string]uint64{}
+	}
+	s.Spent[c.Nonce] = seq
 	planned := true
 	nm := &Member{ID: c.ID, Incarnation: inc, Nonce: c.Nonce, JoinSeq: seq, MaxProtocol: c.MaxProtocol, Labels: c.Labels, Capacity: c.Capacity}
 	if old := s.Members[c.ID]; old != nil {
@@ -370,6 +401,14 @@ func (s *State) applyDeclared(seq uint64, e *events.PartitionsDeclared) Outcome 
 	}
 	if parts == 1 {
 		return s.declare(seq, e)
+	}
+	// Check at the first part what the whole would be checked for, so that
+	// a lone part published by someone else starts nothing.
+	if len(s.Order) == 0 || !s.isLeaderName(e.By) {
+		return ignored("declaration not by the leader")
+	}
+	if e.Version <= s.DeclVersion {
+		return ignored("declaration version not newer")
 	}
 	d := *e
 	d.IDs = slices.Clone(e.IDs)
@@ -548,7 +587,20 @@ func (s *State) applyOperator(seq uint64, e *events.OperatorAction) Outcome {
 	case events.OpUncordon:
 		m.Cordoned, m.Draining = false, false
 	case events.OpForceExpire:
-		s.remove(seq, m)
+		if e.Incarnation == 0 {
+			// A record written before force-expire named the incarnation:
+			// it folds as it always did.
+			s.remove(seq, m)
+			break
+		}
+		if m.Incarnation != e.Incarnation {
+			return ignored("force-expire of an incarnation that is not a member")
+		}
+		if m.Forced != 0 {
+			return ignored("force-expire of an incarnation already forced")
+		}
+		m.Forced = seq
+		s.cancelMovesTo(m)
 	default:
 		return ignored("unknown operator action")
 	}

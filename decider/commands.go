@@ -203,9 +203,19 @@ func Remove(s *State, v *events.ExpiryVerdict, verdictSeq uint64) (*events.Membe
 func Operator(s *State, a events.OperatorAction) (*events.OperatorAction, error) {
 	switch a.Action {
 	case events.OpPause, events.OpResume:
-	case events.OpDrain, events.OpCordon, events.OpUncordon, events.OpForceExpire:
+	case events.OpDrain, events.OpCordon, events.OpUncordon:
 		if s.Members[a.Member] == nil {
 			return nil, fmt.Errorf("%w: %s", ErrNotMember, a.Member)
+		}
+	case events.OpForceExpire:
+		// It names the incarnation, so that it never hits a newer one
+		// than the operator meant; an unnamed one (the old form) would
+		// remove the member at once, before its lease ran out.
+		if a.Incarnation == 0 {
+			return nil, fmt.Errorf("%w: force-expire of %s names no incarnation", ErrInvalidCommand, a.Member)
+		}
+		if s.Incarnation(a.Member, a.Incarnation) == nil {
+			return nil, fmt.Errorf("%w: %s/%d", ErrNotMember, a.Member, a.Incarnation)
 		}
 	case events.OpMove:
 		if _, ok := s.index[a.Partition]; !ok {

@@ -26,7 +26,7 @@ var (
 	// ErrInvalidCommand: the command is malformed (a missing nonce, an
 	// unknown operator action, ...).
 	ErrInvalidCommand = errors.New("decider: invalid command")
-	// ErrBusy: a multi-part event is being folded; decide after it.
+	// ErrBusy: a multi-part event is being folded (Snapshot, Genesis).
 	ErrBusy = errors.New("decider: multi-part event in progress")
 )
 
@@ -47,9 +47,11 @@ func Decide(s *State, self string, selfInc uint64) (*events.AssignmentDecided, e
 	if !s.IsLeader(self, selfInc) {
 		return nil, ErrNotLeader
 	}
-	if s.partial != nil {
-		return nil, ErrBusy
-	}
+	// A multi-part event in progress does not stop the leader: parts are
+	// published as one atomic batch, so if the rest is on the log the
+	// decision's fence (the last folded sequence) refuses it, and if a part
+	// stands alone (a confused process published it) the decision lands and
+	// the fold drops the part. Waiting for it would stall the group.
 	if len(s.Partitions) == 0 || (s.Window && s.Generation == 0) {
 		// Nothing to place, or the cold-start window is still gathering.
 		return nil, nil

@@ -422,10 +422,34 @@ func TestGarbageAndNewerVersions(t *testing.T) {
 	if diff := cmp.Diff(before.Members, f.s.Members, stateCmp); diff != "" {
 		t.Fatalf("garbage changed members:\n%s", diff)
 	}
+	// Issue 12, item 4: one stray envelope of a newer version used to set
+	// NewerVersionAt and stop every member for good. It is junk now.
 	f.seq++
 	out := Apply(f.s, events.NewRecord(f.seq, fixedTime(f.seq), "parti.g.log", nil, []byte(`{"v":9,"t":3,"e":{}}`)))
-	if out.Kind != Newer || f.s.NewerVersionAt != f.seq {
-		t.Fatalf("newer version: %v at %d", out.Kind, f.s.NewerVersionAt)
+	if out.Kind != Skipped || f.s.NewerVersionAt != 0 {
+		t.Fatalf("stray newer envelope: %v, NewerVersionAt %d; want skipped, 0", out.Kind, f.s.NewerVersionAt)
+	}
+	// So is a version-set above what a live member speaks.
+	f.seq++
+	vs := events.MustEncode(events.MaxVersion, &events.ProtocolVersionSet{Version: events.MaxVersion + 1, By: "a"})
+	if out := Apply(f.s, events.NewRecord(f.seq, fixedTime(f.seq), "parti.g.log", nil, vs)); out.Kind != Ignored || f.s.NewerVersionAt != 0 {
+		t.Fatalf("version-set above a live member's: %v, NewerVersionAt %d; want ignored, 0", out.Kind, f.s.NewerVersionAt)
+	}
+	// A valid one (every live member claimed to speak it) stops this build.
+	c, err := Claim("b", "n-newer", events.MaxVersion+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.mustApply(c)
+	f.mustApply(&events.MemberLeft{Member: "a", Incarnation: 1})
+	f.seq++
+	if out := Apply(f.s, events.NewRecord(f.seq, fixedTime(f.seq), "parti.g.log", nil, vs)); out.Kind != Newer || f.s.NewerVersionAt != f.seq || f.s.Protocol != events.MaxVersion+1 {
+		t.Fatalf("valid version-set: %v, NewerVersionAt %d (want %d), protocol %d", out.Kind, f.s.NewerVersionAt, f.seq, f.s.Protocol)
+	}
+	// And a claim of a build that does not speak the group's version is
+	// refused.
+	if out := f.apply(&events.MemberClaimed{ID: "c", Nonce: "n-old", MaxProtocol: events.MaxVersion}); out.Kind != Ignored {
+		t.Fatalf("claim of an old build: %v, want ignored", out)
 	}
 }
 
@@ -524,9 +548,19 @@ func TestOperatorActions(t *testing.T) {
 	if f.s.InFlight() != 1 {
 		t.Fatal("operator move not in flight")
 	}
-	op(events.OperatorAction{Action: events.OpForceExpire, Member: "c"})
+	_, err = Operator(f.s, events.OperatorAction{Action: events.OpForceExpire, Member: "c"})
+	wantErr(t, err, ErrInvalidCommand) // names no incarnation
+	_, err = Operator(f.s, events.OperatorAction{Action: events.OpForceExpire, Member: "c", Incarnation: 2})
+	wantErr(t, err, ErrNotMember)
+	op(events.OperatorAction{Action: events.OpForceExpire, Member: "c", Incarnation: 1})
+	if c := f.s.Members["c"]; c == nil || c.Forced == 0 || c.Eligible() {
+		t.Fatalf("force-expire: c is %+v, want a member marked forced, not eligible", c)
+	}
+	// A force-expire naming no incarnation, as logs written before hold it,
+	// still removes at once.
+	f.mustApply(&events.OperatorAction{Action: events.OpForceExpire, Member: "c"})
 	if f.s.Members["c"] != nil {
-		t.Fatal("force-expire did not remove")
+		t.Fatal("legacy force-expire did not remove")
 	}
 }
 

@@ -31,6 +31,11 @@ type Member struct {
 	Cordoned bool `json:"cordoned,omitempty"`
 	// Draining members get everything moved off them.
 	Draining bool `json:"draining,omitempty"`
+	// Forced is the log sequence of an operator's force-expire naming this
+	// incarnation (0: none). A forced member gets no partitions; it is
+	// removed, like an expired one, by a verdict on its heartbeat subject
+	// and a removal appended once its lease can no longer be valid.
+	Forced uint64 `json:"forced,omitempty"`
 
 	// owns and targets count the partitions this incarnation owns and the
 	// moves in flight to it; ownHead and tgtHead start the lists of those
@@ -46,7 +51,7 @@ type Member struct {
 func (m *Member) Live() bool { return !m.Leaving && !m.Closing }
 
 // Eligible reports whether m may be given partitions.
-func (m *Member) Eligible() bool { return m.Live() && !m.Cordoned && !m.Draining }
+func (m *Member) Eligible() bool { return m.Live() && !m.Cordoned && !m.Draining && m.Forced == 0 }
 
 // PendingClaim is a claim that waits in the fold for its ID to become free.
 type PendingClaim struct {
@@ -116,6 +121,12 @@ type State struct {
 	LastInc map[string]uint64 `json:"last_inc"`
 	// Pending holds claims waiting for their ID, in log order.
 	Pending []PendingClaim `json:"pending,omitempty"`
+	// Spent holds every nonce a claim was granted with, with the grant's
+	// sequence, also after its incarnation is gone: a nonce once granted is
+	// never granted again, so a dead incarnation's claim published again (a
+	// stale or confused process, a replay) cannot come back as a ghost. It
+	// grows with the incarnations granted, like the log.
+	Spent map[string]uint64 `json:"spent,omitempty"`
 
 	// DeclVersion is the version of the declared partition set.
 	DeclVersion uint64 `json:"decl_version"`
@@ -153,8 +164,10 @@ type State struct {
 	// Paused is set by the operator: no rebalancing, orphans are still
 	// re-owned.
 	Paused bool `json:"paused,omitempty"`
-	// NewerVersionAt is the sequence of the first record of a protocol newer
-	// than this build; a member stops acting from there.
+	// NewerVersionAt is the sequence of the valid version-set event that
+	// raised the group's protocol above what this build speaks; a member
+	// stops acting from there. Other records of an unknown version are
+	// skipped as garbage and do not set it.
 	NewerVersionAt uint64 `json:"newer_version_at,omitempty"`
 	// LastRejection is the last decision rejected at its position.
 	LastRejection *Rejection `json:"last_rejection,omitempty"`
@@ -207,6 +220,7 @@ func (s *State) Clone() *State {
 	c.ownL = s.ownL.clone()
 	c.tgtL = s.tgtL.clone()
 	c.Retired = maps.Clone(s.Retired)
+	c.Spent = maps.Clone(s.Spent)
 	if s.LastRejection != nil {
 		r := *s.LastRejection
 		c.LastRejection = &r

@@ -8,13 +8,11 @@ import (
 	"unicode/utf8"
 )
 
-// MaxVersion is the newest protocol version this build reads and writes.
-// Version 1 is the first.
-const MaxVersion uint16 = 1
-
 // Sentinel errors of Decode. A record whose body fails with ErrMalformed or
 // ErrUnknownType is garbage: skip it, log it, count it, go on. ErrNewerVersion
-// means a well-formed envelope from a newer protocol: a member stops acting.
+// means a well-formed envelope of a protocol this build does not speak: it is
+// junk too (one stray message must not stop a fleet); only a valid, folded
+// ProtocolVersionSet above MaxVersion makes a member stop acting.
 var (
 	ErrMalformed    = errors.New("events: malformed envelope")
 	ErrUnknownType  = errors.New("events: unknown event type")
@@ -608,7 +606,7 @@ func (d *fastDecoder) heartbeat() Event {
 
 func (d *fastDecoder) expiryVerdict() Event {
 	e := &ExpiryVerdict{}
-	d.object([]string{"member", "inc", "judge", "judge_inc", "last_seen", "span_ms"}, func(k int) {
+	d.object([]string{"member", "inc", "judge", "judge_inc", "last_seen", "span_ms", "forced"}, func(k int) {
 		switch k {
 		case 0:
 			e.Member = d.str()
@@ -622,6 +620,8 @@ func (d *fastDecoder) expiryVerdict() Event {
 			e.LastSeen = d.uint(maxUint64)
 		case 5:
 			e.SpanMillis = d.int(maxInt64)
+		case 6:
+			e.Forced = d.uint(maxUint64)
 		}
 	})
 	return e

@@ -223,19 +223,29 @@ const (
 	OpUncordon    = "uncordon"     // undo cordon and drain
 	OpPause       = "pause"        // stop rebalancing (emergencies still re-own orphans)
 	OpResume      = "resume"       // resume rebalancing
-	OpForceExpire = "force-expire" // the leader removes the member as if expired
+	OpForceExpire = "force-expire" // the named incarnation is expired through a verdict
 	OpMove        = "move"         // move one partition to a member
 )
 
 // OperatorAction is an operator's command, kept on the log so the audit shows
 // who did what.
+//
+// A force-expire names the incarnation (Incarnation) it is meant for: the
+// fold marks that incarnation forced (no other is hit), and it is removed the
+// way an expiry is, through a verdict on its heartbeat subject and a removal
+// appended once its lease can no longer be valid. A force-expire without an
+// incarnation (records written before incarnations were named) removes
+// whichever incarnation holds the ID at once, as it always did.
 type OperatorAction struct {
-	Action    string `json:"action"`
-	Member    string `json:"member,omitempty"`
-	Partition string `json:"partition,omitempty"`
-	Target    string `json:"target,omitempty"`
-	By        string `json:"by,omitempty"`
-	Note      string `json:"note,omitempty"`
+	Action string `json:"action"`
+	Member string `json:"member,omitempty"`
+	// Incarnation is the member's incarnation a force-expire is for (0:
+	// unnamed, the old behaviour).
+	Incarnation uint64 `json:"inc,omitempty"`
+	Partition   string `json:"partition,omitempty"`
+	Target      string `json:"target,omitempty"`
+	By          string `json:"by,omitempty"`
+	Note        string `json:"note,omitempty"`
 }
 
 // Genesis starts a new-generation log from the final state of an older one
@@ -286,6 +296,11 @@ type ExpiryVerdict struct {
 	JudgeInc    uint64 `json:"judge_inc"`
 	LastSeen    uint64 `json:"last_seen"`
 	SpanMillis  int64  `json:"span_ms"`
+	// Forced is the log sequence of the operator's force-expire this verdict
+	// carries out (0 for a judge's own verdict). A forced verdict is not
+	// followed by the removal at once: whoever sees it measures the expiry on
+	// its own clock from then, so the victim's lease has run out first.
+	Forced uint64 `json:"forced,omitempty"`
 }
 
 // SnapshotChunk is one chunk of a snapshot of the durable state folded up to

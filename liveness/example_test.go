@@ -81,7 +81,7 @@ func ExampleTimings_Validate() {
 	fmt.Println(err)
 	// Output:
 	// true
-	// liveness: Lease (5s) must be ≤ Expiry − Margin (4s)
+	// liveness: Lease (5s) must be < Expiry − Margin (4s)
 }
 
 // A member stops heartbeating when its fold has not applied, within the
@@ -98,4 +98,20 @@ func ExampleCatchUp() {
 	// true
 	// false
 	// true
+}
+
+// A refused heartbeat resolves on the subject's last message: junk (here, an
+// old verdict against another incarnation copied onto the subject) is
+// adopted as the fence, and only a verdict naming this incarnation ends it.
+func ExampleHeartbeater_Bind() {
+	h := liveness.NewHeartbeater("nonce-a")
+	h.Bind("worker-3", 2)
+	h.Acked(10)
+	out := h.Resolve(liveness.LastMessage{Seq: 11, IsVerdict: true, VerdictMember: "worker-3", VerdictIncarnation: 1})
+	fmt.Println(out, out.Junk, h.Prev())
+	out = h.Resolve(liveness.LastMessage{Seq: 12, IsVerdict: true, VerdictMember: "worker-3", VerdictIncarnation: 2})
+	fmt.Println(out, h.Stopped())
+	// Output:
+	// adopt(11) true 11
+	// expired(12) true
 }

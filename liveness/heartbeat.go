@@ -21,6 +21,12 @@ type Heartbeater struct {
 	nonce   string
 	prev    uint64
 	stopped bool
+
+	// The incarnation the heartbeats are for (see Bind): only a verdict
+	// naming it ends the incarnation.
+	bound  bool
+	member string
+	inc    uint64
 }
 
 // NewHeartbeater returns the bookkeeping for an incarnation whose heartbeats
@@ -32,6 +38,15 @@ func NewHeartbeater(nonce string) *Heartbeater {
 		panic("liveness: NewHeartbeater: empty nonce")
 	}
 	return &Heartbeater{nonce: nonce}
+}
+
+// Bind names the incarnation the heartbeats are for, once its claim was
+// granted. From then on only a verdict naming this member and incarnation
+// ends it ([Expired]); a verdict naming anyone else on its subject (an old
+// verdict copied there by a confused process) is junk, fenced over like any
+// other. Before Bind every verdict counts.
+func (h *Heartbeater) Bind(member string, inc uint64) {
+	h.bound, h.member, h.inc = true, member, inc
 }
 
 // Nonce returns the nonce the heartbeats carry.
@@ -56,8 +71,9 @@ func (h *Heartbeater) Acked(seq uint64) {
 // stop.
 func (h *Heartbeater) Stopped() bool { return h.stopped }
 
-// LastMessage describes the last message on an incarnation's heartbeat
-// subject, as read after a heartbeat was refused, in flight or timed out.
+// LastMessage describes one message on a heartbeat subject: the last one,
+// as read after a heartbeat was refused, in flight or timed out, or after a
+// judge's verdict was refused; or one a judge's watch delivered.
 type LastMessage struct {
 	// Empty is true when the subject holds no message: every heartbeat's TTL
 	// ran out (possible after a long outage; TTLs keep running while the
@@ -65,34 +81,60 @@ type LastMessage struct {
 	Empty bool
 	// Seq is the message's stream sequence.
 	Seq uint64
-	// IsVerdict is true when the message is an expiry verdict.
-	IsVerdict bool
-	// Nonce is the nonce a heartbeat carries; empty for anything else.
+	// IsVerdict is true when the message is an expiry verdict of a version
+	// the reader speaks; VerdictMember and VerdictIncarnation are the
+	// incarnation it names. A driver that leaves VerdictMember empty makes
+	// the verdict count as naming the reader's own incarnation (the
+	// behaviour before verdicts were checked).
+	IsVerdict          bool
+	VerdictMember      string
+	VerdictIncarnation uint64
+	// VerdictForced is the verdict's Forced: the log sequence of the
+	// operator's force-expire it carries out (0 for a judge's verdict).
+	VerdictForced uint64
+	// Nonce is the nonce a heartbeat (of a version the reader speaks)
+	// carries; empty for anything else.
 	Nonce string
-	// Garbage is true when the message does not decode: someone published
-	// junk on the subject. It is skipped: the next heartbeat fences on its
-	// sequence, so junk cannot end an incarnation.
+	// Fenced is true when the server stored the message with the
+	// expected-last-subject-sequence header (Nats-Expected-Last-Subject-
+	// Sequence) of a fenced append, equal to the subject's previous sequence
+	// where the reader knows it. A heartbeat without it (a raw copy of an old
+	// one published again) is no evidence that its sender is alive.
+	Fenced bool
+	// Garbage is true when the message does not decode, or is of a version
+	// the reader does not speak: someone published junk on the subject.
 	Garbage bool
+}
+
+// NamesVerdict reports whether the message is a verdict against incarnation
+// inc of member (an unnamed verdict, see IsVerdict, counts).
+func (l LastMessage) NamesVerdict(member string, inc uint64) bool {
+	if !l.IsVerdict {
+		return false
+	}
+	return l.VerdictMember == "" || (l.VerdictMember == member && l.VerdictIncarnation == inc)
 }
 
 // OutcomeKind classifies what [Heartbeater.Resolve] found.
 type OutcomeKind uint8
 
 const (
-	// Expired: the last message is a verdict. The incarnation was expired: the
-	// member stops acting and rejoins as a new incarnation.
+	// Expired: the last message is a verdict naming this incarnation. The
+	// incarnation was expired: the member stops acting and rejoins as a new
+	// incarnation.
 	Expired OutcomeKind = iota + 1
-	// Adopt: the last message is this process's own heartbeat (same nonce);
-	// it landed although its ack was lost or refused. Its sequence becomes the
-	// fence and heartbeating goes on.
+	// Adopt: the last message is anything but an empty subject or a verdict
+	// naming this incarnation: this process's own heartbeat (same nonce)
+	// that landed although its ack was lost or refused, or junk (garbage, a
+	// record of an unknown version, an event of another type, a verdict
+	// naming another incarnation, another process's heartbeat, an old
+	// heartbeat copied there). Its sequence becomes the fence and the member
+	// heartbeats again at once: nothing another process publishes on the
+	// subject ends the incarnation or costs it its lease.
 	Adopt
 	// FenceZero: the subject is empty (the heartbeats' TTL ran out during an
 	// outage). The next heartbeat fences on 0.
 	FenceZero
-	// Conflict: the last message is someone else's heartbeat (another nonce)
-	// or something unrecognised. Two processes believe they are this
-	// incarnation; this one stops acting, as if expired, and rejoins.
-	Conflict
 )
 
 // String returns the kind's name.
@@ -104,8 +146,6 @@ func (k OutcomeKind) String() string {
 		return "adopt"
 	case FenceZero:
 		return "fence-zero"
-	case Conflict:
-		return "conflict"
 	default:
 		return fmt.Sprintf("OutcomeKind(%d)", uint8(k))
 	}
@@ -115,14 +155,17 @@ func (k OutcomeKind) String() string {
 type Outcome struct {
 	Kind OutcomeKind
 	// Seq is the sequence of the message resolved against: the verdict's for
-	// Expired (a removal appended to the log names it), the adopted heartbeat's
-	// for Adopt, the foreign message's for Conflict; 0 for FenceZero.
+	// Expired (a removal appended to the log names it), the adopted
+	// message's for Adopt; 0 for FenceZero.
 	Seq uint64
+	// Junk is true for an Adopt of anything but this process's own
+	// heartbeat: the driver logs and counts it.
+	Junk bool
 }
 
 // Stop reports whether the member must stop acting (revoke its lease) and
-// rejoin as a new incarnation: true for Expired and Conflict.
-func (o Outcome) Stop() bool { return o.Kind == Expired || o.Kind == Conflict }
+// rejoin as a new incarnation: true for Expired only.
+func (o Outcome) Stop() bool { return o.Kind == Expired }
 
 // String formats the outcome, e.g. "adopt(42)".
 func (o Outcome) String() string {
@@ -135,10 +178,15 @@ func (o Outcome) String() string {
 // Resolve decides, from the subject's last message, what a refused (10071),
 // in-flight (10164) or timed-out heartbeat means, and updates the fence:
 //
-//	Empty                          → FenceZero: Prev becomes 0
-//	IsVerdict                      → Expired:   stop (Stopped becomes true)
-//	Nonce == this process's nonce  → Adopt:     Prev becomes last.Seq
-//	anything else                  → Conflict:  stop (Stopped becomes true)
+//	Empty                              → FenceZero: Prev becomes 0
+//	a verdict naming this incarnation  → Expired:   stop (Stopped becomes true)
+//	anything else                      → Adopt:     Prev becomes last.Seq
+//
+// Anything else is this process's own heartbeat or junk: another process's
+// heartbeat, a verdict naming another incarnation (see [Heartbeater.Bind]), an
+// event of another type, garbage. None of them is evidence that this
+// incarnation was expired; the caller heartbeats again at once on the
+// adopted fence, so junk costs it one round trip, not its lease.
 //
 // Adopt sets Prev to last.Seq even if it is below the current Prev (the stream
 // lost acknowledged writes, DESIGN rule 9): the fence must match the server.
@@ -148,12 +196,10 @@ func (h *Heartbeater) Resolve(last LastMessage) Outcome {
 	switch {
 	case last.Empty:
 		out = Outcome{Kind: FenceZero}
-	case last.IsVerdict:
+	case last.IsVerdict && (!h.bound || last.NamesVerdict(h.member, h.inc)):
 		out = Outcome{Kind: Expired, Seq: last.Seq}
-	case last.Nonce == h.nonce, last.Garbage:
-		out = Outcome{Kind: Adopt, Seq: last.Seq}
 	default:
-		out = Outcome{Kind: Conflict, Seq: last.Seq}
+		out = Outcome{Kind: Adopt, Seq: last.Seq, Junk: last.Nonce != h.nonce || last.Garbage || last.IsVerdict}
 	}
 	if h.stopped {
 		return out

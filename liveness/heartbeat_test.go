@@ -31,7 +31,7 @@ func TestHeartbeaterResolve(t *testing.T) {
 		stopAfter bool
 	}{
 		{
-			name: "verdict: expired",
+			name: "verdict naming nobody (an older driver): expired",
 			prev: 10, last: LastMessage{Seq: 11, IsVerdict: true},
 			want: Outcome{Kind: Expired, Seq: 11}, wantPrev: 10, wantStop: true,
 		},
@@ -56,19 +56,49 @@ func TestHeartbeaterResolve(t *testing.T) {
 			want: Outcome{Kind: FenceZero}, wantPrev: 0,
 		},
 		{
-			name: "someone else's heartbeat: conflict",
-			prev: 10, last: LastMessage{Seq: 11, Nonce: "theirs"},
-			want: Outcome{Kind: Conflict, Seq: 11}, wantPrev: 10, wantStop: true,
+			// Issue 12, item 6: a dead incarnation's (or any other
+			// process's) heartbeat copied onto this subject used to be a
+			// conflict that stopped the live member.
+			name: "someone else's heartbeat: junk, adopt",
+			prev: 10, last: LastMessage{Seq: 11, Nonce: "theirs", Fenced: true},
+			want: Outcome{Kind: Adopt, Seq: 11, Junk: true}, wantPrev: 11,
 		},
 		{
-			name: "unrecognised message without nonce: conflict",
+			// Issue 12, item 1: a well-formed event of another type.
+			name: "unrecognised message without nonce: junk, adopt",
 			prev: 10, last: LastMessage{Seq: 11},
-			want: Outcome{Kind: Conflict, Seq: 11}, wantPrev: 10, wantStop: true,
+			want: Outcome{Kind: Adopt, Seq: 11, Junk: true}, wantPrev: 11,
+		},
+		{
+			// Issue 12, item 5: an old verdict against another
+			// incarnation, copied onto this subject, used to stop the
+			// member although no verdict against it exists.
+			name: "verdict naming another incarnation of this member: junk, adopt",
+			prev: 10, last: LastMessage{Seq: 11, IsVerdict: true, VerdictMember: "w-3", VerdictIncarnation: 1},
+			want: Outcome{Kind: Adopt, Seq: 11, Junk: true}, wantPrev: 11,
+		},
+		{
+			name: "verdict naming another member: junk, adopt",
+			prev: 10, last: LastMessage{Seq: 11, IsVerdict: true, VerdictMember: "w-1", VerdictIncarnation: 3},
+			want: Outcome{Kind: Adopt, Seq: 11, Junk: true}, wantPrev: 11,
+		},
+		{
+			name: "verdict naming this incarnation: expired",
+			prev: 10, last: LastMessage{Seq: 11, IsVerdict: true, VerdictMember: "w-3", VerdictIncarnation: 3},
+			want: Outcome{Kind: Expired, Seq: 11}, wantPrev: 10, wantStop: true,
+		},
+		{
+			// Issue 12, item 8: an old heartbeat of this very
+			// incarnation, published again raw: adopted like a lost ack.
+			name: "own old heartbeat without its fence header: adopt",
+			prev: 10, last: LastMessage{Seq: 11, Nonce: "mine"},
+			want: Outcome{Kind: Adopt, Seq: 11}, wantPrev: 11,
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			h := NewHeartbeater("mine")
+			h.Bind("w-3", 3)
 			h.Acked(tc.prev)
 			got := h.Resolve(tc.last)
 			if got != tc.want {
@@ -117,7 +147,6 @@ func TestOutcomeString(t *testing.T) {
 		{Outcome{Kind: Expired, Seq: 4}, "expired(4)"},
 		{Outcome{Kind: Adopt, Seq: 42}, "adopt(42)"},
 		{Outcome{Kind: FenceZero}, "fence-zero"},
-		{Outcome{Kind: Conflict, Seq: 1}, "conflict(1)"},
 		{Outcome{Kind: 0}, "OutcomeKind(0)(0)"},
 	} {
 		if got := tc.o.String(); got != tc.want {
@@ -221,7 +250,7 @@ func TestResolveSkipsGarbage(t *testing.T) {
 	h := NewHeartbeater("mine")
 	h.Acked(5)
 	out := h.Resolve(LastMessage{Seq: 9, Garbage: true})
-	if out.Kind != Adopt || out.Stop() || h.Prev() != 9 || h.Stopped() {
+	if out.Kind != Adopt || !out.Junk || out.Stop() || h.Prev() != 9 || h.Stopped() {
 		t.Fatalf("garbage: outcome %v, prev %d, stopped %v; want adopt 9", out, h.Prev(), h.Stopped())
 	}
 }

@@ -98,10 +98,10 @@ func (c JudgeConfig) Validate() error {
 // Together the two conditions mean: an outage of the stream, of the judge's
 // connection, or a stream-leader election restarts every count, so the fleet
 // is not expired when the stream comes back; a judge that is itself cut off
-// never issues a verdict. The verdict is fenced on the sequence of the
-// victim's last heartbeat the judge saw (0 if it saw none), so the server
-// refuses it if the victim heartbeated meanwhile: whoever judges, the fence
-// decides.
+// never issues a verdict. The verdict is fenced on the subject's last
+// sequence the judge saw, whatever that message holds (0 if it saw none), so
+// the server refuses it if the victim heartbeated meanwhile: whoever judges,
+// the fence decides.
 //
 // The zero value is not usable; use [NewJudge]. A Judge is not safe for
 // concurrent use. Readings passed to its methods come from one clock and
@@ -128,7 +128,8 @@ type victim struct {
 	watchAt      time.Duration
 	seen         bool          // a heartbeat of the victim was observed since Watch
 	seenAt       time.Duration // reading when it was observed
-	fence        uint64        // its stream sequence: the verdict's fence
+	hbSeq        uint64        // its stream sequence
+	fence        uint64        // the subject's last sequence seen, whatever the message: the verdict's fence
 	inherited    bool          // an own ack sent at or after watchAt has arrived
 	inheritStart time.Duration // ... and its ackedAt
 }
@@ -167,18 +168,48 @@ func (j *Judge) Victim() (member string, incarnation uint64, ok bool) {
 }
 
 // ObserveVictim records that the victim's heartbeat with stream sequence seq
-// was seen at reading now. It restarts the count and remembers seq as the
-// verdict's fence. A sequence at or below the one already seen (a redelivery
-// after the tail was recreated) is not news and is ignored, as are sequence 0
-// and calls while nothing is watched.
+// was seen at reading now. It restarts the count and moves the verdict's
+// fence up to seq. Only a heartbeat of the victim's own incarnation and
+// nonce, stored with its fence header, is the victim's heartbeat; anything
+// else on the subject goes to [Judge.ObserveOther]. A sequence at or below
+// the victim's last heartbeat already seen (a redelivery after the tail was
+// recreated) is not news and is ignored, as are sequence 0 and calls while
+// nothing is watched.
 func (j *Judge) ObserveVictim(seq uint64, now time.Duration) {
-	if !j.v.watching || seq == 0 || (j.v.seen && seq <= j.v.fence) {
+	if !j.v.watching || seq == 0 || (j.v.seen && seq <= j.v.hbSeq) {
 		return
 	}
 	if !j.v.seen || now > j.v.seenAt {
 		j.v.seenAt = now
 	}
 	j.v.seen = true
+	j.v.hbSeq = seq
+	j.v.fence = max(j.v.fence, seq)
+}
+
+// ObserveOther records that a message other than the victim's heartbeat
+// (junk, a record of another type or version, a copy of an old heartbeat,
+// another process's heartbeat) was stored on the victim's subject at
+// sequence seq. It moves the verdict's fence up to seq — the verdict is
+// fenced on the subject's last sequence, whatever that message holds — and
+// leaves the count alone: junk neither keeps a dead victim alive nor blocks
+// its verdict.
+func (j *Judge) ObserveOther(seq uint64) {
+	if !j.v.watching || seq == 0 {
+		return
+	}
+	j.v.fence = max(j.v.fence, seq)
+}
+
+// Refence sets the verdict's fence to seq, the subject's last sequence as a
+// read found it after a verdict was refused (0: the subject is empty, every
+// message's TTL ran out). Unlike the Observe methods it may lower the fence:
+// a read is the server's answer, the watch's view may be of expired
+// messages. The count is left alone.
+func (j *Judge) Refence(seq uint64) {
+	if !j.v.watching {
+		return
+	}
 	j.v.fence = seq
 }
 
@@ -220,11 +251,11 @@ func (j *Judge) OwnFailure(now time.Duration) {
 
 // Due reports, at reading now, whether a verdict against the victim is due,
 // how long the count has run (span; zero while it has not started), and the
-// fence for the verdict: the stream sequence of the victim's last heartbeat
-// the judge saw, or 0 if it saw none (the verdict then lands only on an empty
-// subject). Due never changes the judge; the caller appends the verdict and,
-// if the fence refuses it, waits for the victim's newer heartbeat to arrive
-// through [Judge.ObserveVictim].
+// fence for the verdict: the subject's last sequence the judge saw, whatever
+// the message held, or 0 if it saw none (the verdict then lands only on an
+// empty subject). Due never changes the judge; the caller appends the verdict
+// and, if the fence refuses it, reads the subject and reports what it read
+// with [Judge.Refence].
 //
 // With [RuleNoGap] a verdict is due only when span > Expiry (strictly) and the
 // judge's latest acknowledgement is at most MaxGap before now with no failure

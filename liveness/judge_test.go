@@ -646,3 +646,41 @@ func (h *history) shouldBeDue(now time.Duration, cfg JudgeConfig) bool {
 	// started before now − Expiry.
 	return true
 }
+
+// Issue 12, item 1: junk on a dead victim's subject moves the verdict's fence
+// but does not restart the count, so the verdict lands on the junk's
+// sequence. The old judge fenced on the victim's last heartbeat and was
+// refused for ever.
+func TestJunkMovesTheFenceNotTheCount(t *testing.T) {
+	j, err := NewJudge(JudgeConfig{Expiry: 6 * time.Second, MaxGap: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := time.Second
+	j.Watch("v", 1, 0)
+	j.OwnAck(0, s/10)
+	j.ObserveVictim(10, s)
+	for at := 2 * s; at <= 8*s; at += 2 * s {
+		j.OwnAck(at, at+s/10)
+	}
+	j.ObserveOther(11) // junk at 5 s
+	due, _, fence := j.Due(8 * s)
+	if !due || fence != 11 {
+		t.Fatalf("after junk: due %v fence %d, want true 11 (count from the heartbeat at 1 s)", due, fence)
+	}
+	// A lower sequence does not lower the fence; a refused verdict's read
+	// sets it, even lower (the subject's messages expired).
+	j.ObserveOther(5)
+	if _, _, fence := j.Due(8 * s); fence != 11 {
+		t.Fatalf("fence %d after an older message, want 11", fence)
+	}
+	j.Refence(0)
+	if _, _, fence := j.Due(8 * s); fence != 0 {
+		t.Fatalf("fence %d after a read of an empty subject, want 0", fence)
+	}
+	// The victim's real heartbeat restarts the count.
+	j.ObserveVictim(12, 8*s)
+	if due, _, fence := j.Due(8*s + s/2); due || fence != 12 {
+		t.Fatalf("after a heartbeat: due %v fence %d, want false 12", due, fence)
+	}
+}

@@ -8,7 +8,7 @@ import "time"
 // judge counts from when it saw that heartbeat, which is no earlier than the
 // send, so a lease timed from the send always ends first.
 //
-// With Lease ≤ Expiry − Margin (see [Timings.Validate]) the lease runs out at
+// With Lease < Expiry − Margin (see [Timings.Validate]) the lease runs out at
 // least Margin before any judge can expire the member, so a member that checks
 // [Lease.Valid] before each action never overlaps with its successor while its
 // pauses (between the check and the action) stay below the margin.

@@ -12,7 +12,7 @@ var ErrInvalidTimings = errors.New("liveness: invalid timings")
 
 // TimingsError reports one violated timing constraint. It wraps
 // [ErrInvalidTimings]; its message names the field and the values, e.g.
-// "liveness: Lease (4.5s) must be ≤ Expiry − Margin (4s)".
+// "liveness: Lease (4.5s) must be < Expiry − Margin (4s)".
 type TimingsError struct {
 	// Field is the name of the offending field, e.g. "Lease".
 	Field string
@@ -54,13 +54,14 @@ type Timings struct {
 }
 
 // Production is the production profile of DESIGN: heartbeat 2 s, expiry 6 s,
-// lease 4 s, margin 2 s, ack budget 1 s, reconnect wait 2 s (the NATS
-// client's default).
+// lease 3.5 s, margin 2 s, ack budget 1 s, reconnect wait 2 s (the NATS
+// client's default). The lease sits strictly below expiry − margin (4 s), as
+// DESIGN rule 4 requires.
 func Production() Timings {
 	return Timings{
 		Heartbeat:     2 * time.Second,
 		Expiry:        6 * time.Second,
-		Lease:         4 * time.Second,
+		Lease:         3500 * time.Millisecond,
 		Margin:        2 * time.Second,
 		AckBudget:     1 * time.Second,
 		ReconnectWait: 2 * time.Second,
@@ -68,13 +69,13 @@ func Production() Timings {
 }
 
 // Fast is the benchmark profile of DESIGN: heartbeat 250 ms, expiry 1.5 s,
-// lease 750 ms, margin 750 ms, ack budget 250 ms, reconnect wait 500 ms. Its
+// lease 700 ms, margin 750 ms, ack budget 250 ms, reconnect wait 500 ms. Its
 // margin is below the 1 s integration tests require.
 func Fast() Timings {
 	return Timings{
 		Heartbeat:     250 * time.Millisecond,
 		Expiry:        1500 * time.Millisecond,
-		Lease:         750 * time.Millisecond,
+		Lease:         700 * time.Millisecond,
 		Margin:        750 * time.Millisecond,
 		AckBudget:     250 * time.Millisecond,
 		ReconnectWait: 500 * time.Millisecond,
@@ -83,13 +84,13 @@ func Fast() Timings {
 
 // Test is the integration-test profile: faster than [Production] with a
 // margin of at least 1 s, as DESIGN requires of test profiles: heartbeat
-// 500 ms, expiry 3 s, lease 1.5 s, margin 1.5 s, ack budget 500 ms, reconnect
+// 500 ms, expiry 3 s, lease 1.4 s, margin 1.5 s, ack budget 500 ms, reconnect
 // wait 500 ms.
 func Test() Timings {
 	return Timings{
 		Heartbeat:     500 * time.Millisecond,
 		Expiry:        3 * time.Second,
-		Lease:         1500 * time.Millisecond,
+		Lease:         1400 * time.Millisecond,
 		Margin:        1500 * time.Millisecond,
 		AckBudget:     500 * time.Millisecond,
 		ReconnectWait: 500 * time.Millisecond,
@@ -101,13 +102,11 @@ func Test() Timings {
 // [ErrInvalidTimings] (joined with errors.Join when there are several):
 //
 //   - every field > 0 (if one is not, only these are reported);
-//   - Lease ≤ Expiry − Margin: the lease runs out at least Margin before a
-//     judge can expire the member. Equality is allowed: Margin is the pause
-//     tolerated, and the guarantee is "no overlap while pauses stay BELOW the
-//     margin" (DESIGN's production profile, 4 s = 6 s − 2 s, is the equality
-//     case). A simulator probing pauses of exactly Margin, or clock rates off
-//     by ±1 %, needs a lease strictly below Expiry − Margin or relies on the
-//     verdict-to-removal latency;
+//   - Lease < Expiry − Margin, strictly (DESIGN rule 4): the lease runs out
+//     more than Margin before a judge can expire the member. At equality a
+//     pause of exactly Margin, or clocks off by a hair in the unlucky
+//     directions, would be safe only thanks to the verdict-to-removal
+//     latency;
 //   - Lease > Heartbeat + AckBudget: a healthy member renews before its lease
 //     runs out;
 //   - ReconnectWait + Heartbeat < Expiry: a healthy member that reconnects
@@ -129,9 +128,9 @@ func (t Timings) Validate() error {
 	if len(errs) > 0 {
 		return joinErrs(errs)
 	}
-	if !(t.Lease <= t.Expiry-t.Margin) {
+	if !(t.Lease < t.Expiry-t.Margin) {
 		errs = append(errs, &TimingsError{Field: "Lease", msg: fmt.Sprintf(
-			"Lease (%v) must be ≤ Expiry − Margin (%v)", t.Lease, t.Expiry-t.Margin)})
+			"Lease (%v) must be < Expiry − Margin (%v)", t.Lease, t.Expiry-t.Margin)})
 	}
 	if !(t.Lease > t.Heartbeat+t.AckBudget) {
 		errs = append(errs, &TimingsError{Field: "Lease", msg: fmt.Sprintf(

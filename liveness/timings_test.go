@@ -14,10 +14,10 @@ func TestProfilesValidate(t *testing.T) {
 		}
 	}
 	// DESIGN's numbers.
-	if p := Production(); p.Heartbeat != 2*s || p.Expiry != 6*s || p.Lease != 4*s || p.Margin != 2*s {
+	if p := Production(); p.Heartbeat != 2*s || p.Expiry != 6*s || p.Lease != 3500*ms || p.Margin != 2*s {
 		t.Errorf("Production() = %+v", p)
 	}
-	if p := Fast(); p.Heartbeat != 250*ms || p.Expiry != 1500*ms || p.Lease != 750*ms {
+	if p := Fast(); p.Heartbeat != 250*ms || p.Expiry != 1500*ms || p.Lease != 700*ms {
 		t.Errorf("Fast() = %+v", p)
 	}
 	if p := Test(); p.Margin < time.Second {
@@ -49,15 +49,18 @@ func TestTimingsValidate(t *testing.T) {
 		{"all zero: only positivity is reported", Timings{},
 			[]string{"Heartbeat", "Expiry", "Lease", "Margin", "AckBudget", "ReconnectWait"}, nil},
 		{"lease beyond expiry − margin", with(func(p *Timings) { p.Lease = 4*s + 1 }),
-			[]string{"Lease"}, []string{"liveness: Lease (4.000000001s) must be ≤ Expiry − Margin (4s)"}},
+			[]string{"Lease"}, []string{"liveness: Lease (4.000000001s) must be < Expiry − Margin (4s)"}},
+		// Issue 12: equality used to validate, and every profile sat there.
+		{"lease equal to expiry − margin", with(func(p *Timings) { p.Lease = 4 * s }),
+			[]string{"Lease"}, []string{"liveness: Lease (4s) must be < Expiry − Margin (4s)"}},
 		{"margin too large for the lease", with(func(p *Timings) { p.Margin = 3 * s }),
-			[]string{"Lease"}, []string{"Lease (4s) must be ≤ Expiry − Margin (3s)"}},
-		{"lease not above heartbeat + ack budget", with(func(p *Timings) { p.AckBudget = 2 * s }),
-			[]string{"Lease"}, []string{"liveness: Lease (4s) must be > Heartbeat + AckBudget (4s)"}},
+			[]string{"Lease"}, []string{"Lease (3.5s) must be < Expiry − Margin (3s)"}},
+		{"lease not above heartbeat + ack budget", with(func(p *Timings) { p.AckBudget = 1500 * ms }),
+			[]string{"Lease"}, []string{"liveness: Lease (3.5s) must be > Heartbeat + AckBudget (3.5s)"}},
 		{"reconnect wait + heartbeat at the expiry", with(func(p *Timings) { p.ReconnectWait = 4 * s }),
 			[]string{"ReconnectWait"}, []string{"liveness: ReconnectWait + Heartbeat (6s) must be < Expiry (6s)"}},
 		{"several violations are all reported", with(func(p *Timings) { p.Lease = 5 * s; p.Heartbeat = 4500 * ms }),
-			[]string{"Lease", "Lease", "ReconnectWait"}, []string{"≤ Expiry − Margin", "> Heartbeat + AckBudget", "< Expiry"}},
+			[]string{"Lease", "Lease", "ReconnectWait"}, []string{"< Expiry − Margin", "> Heartbeat + AckBudget", "< Expiry ("}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -91,10 +94,16 @@ func TestTimingsValidate(t *testing.T) {
 // TestTimingsBoundaries pins each inequality at its boundary, so that a
 // strict/non-strict slip is caught.
 func TestTimingsBoundaries(t *testing.T) {
-	p := Production() // Lease == Expiry − Margin: allowed (≤)
+	p := Production()
+	p.Lease = p.Expiry - p.Margin - 1 // just below Expiry − Margin
 	if err := p.Validate(); err != nil {
-		t.Fatalf("Lease == Expiry − Margin must validate: %v", err)
+		t.Fatalf("Lease = Expiry − Margin − 1ns must validate: %v", err)
 	}
+	p.Lease++
+	if err := p.Validate(); !errors.Is(err, ErrInvalidTimings) {
+		t.Fatalf("Lease == Expiry − Margin must not validate: %v", err)
+	}
+	p.Lease--
 	p.AckBudget = p.Lease - p.Heartbeat - 1 // Lease just above Heartbeat + AckBudget
 	if err := p.Validate(); err != nil {
 		t.Fatalf("Lease = Heartbeat + AckBudget + 1ns must validate: %v", err)

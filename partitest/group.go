@@ -34,7 +34,7 @@ type Options struct {
 	Weights    []uint32
 	Strategy   string
 	// Timings are the liveness timings (default liveness.Test(): heartbeat
-	// 500 ms, expiry 3 s, lease 1.5 s).
+	// 500 ms, expiry 3 s, lease 1.4 s).
 	Timings parti.Timings
 	// Window batches planned joins before one rebalance (default 1 s, as
 	// in parti.Config). ExpectedMembers closes it early once that many

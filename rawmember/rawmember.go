@@ -63,6 +63,10 @@ type Config struct {
 	// decisions into parts of one atomic batch (0: defaults).
 	MaxIDsPerPart    int
 	MaxRangesPerPart int
+	// PinProtocol, when not 0, is the highest protocol version the leader
+	// raises the group to; 0 raises it, automatically, to the highest
+	// version every live member speaks (never above this build's).
+	PinProtocol uint16
 	// JudgeRule is the expiry rule; only tests set anything but the default.
 	JudgeRule liveness.JudgeRule
 	// Broken selects deliberately broken behaviour for the simulator's
@@ -177,6 +181,10 @@ type Action struct {
 	// Events to append (ActAppend).
 	Events []events.Event
 	// Fenced and Fence: append only if the subject's last sequence is Fence.
+	// For ActReadLast of the member's own subject, Fence is its heartbeat
+	// fence: the driver reports the first verdict naming the subject's
+	// incarnation stored after Fence, if there is one, instead of the last
+	// message (junk stored on top of a verdict must not hide it).
 	Fenced bool
 	Fence  uint64
 	// Heartbeat to append (ActHeartbeat), with SentAt the reading it was
@@ -215,6 +223,23 @@ type Owned struct {
 	Token events.Token
 }
 
+// forcedWait is a forced verdict waiting for the victim's lease to run out.
+type forcedWait struct {
+	started bool          // at is set (a verdict that landed starts at the next Step)
+	at      time.Duration // the reading from which the expiry is measured
+	seq     uint64        // the verdict's sequence
+	v       *events.ExpiryVerdict
+}
+
+// readKind says whose heartbeat subject an outstanding read is of.
+type readKind uint8
+
+const (
+	readNone   readKind = iota
+	readOwn             // the member's own (or its claim's) subject
+	readVictim          // the watched victim's subject, after a refused verdict
+)
+
 // ErrConflict is what a driver reports (wrapped or as is) when a fenced
 // append was refused because the subject's last sequence differed.
 var ErrConflict = errors.New("rawmember: fence conflict")
@@ -251,16 +276,38 @@ type Member struct {
 	sentAny    bool
 	watching   string
 	watchInc   uint64
+	watchNonce string // the watched incarnation's nonce, as the fold says
+	// watchForced is the log sequence of an operator's force-expire of the
+	// watched incarnation, as the fold says (0: none): the verdict is due at
+	// once, and the removal waits (forced).
+	watchForced uint64
+	// sighted is the sequence of the victim's own fenced heartbeat that a
+	// read after a refused verdict found; the next judgeStep restarts the
+	// count with it.
+	sighted uint64
+	// forced holds forced verdicts that landed or were seen, by victim key:
+	// the removal is appended once the expiry, measured on this member's
+	// clock from when it saw the verdict, has passed.
+	forced     map[string]forcedWait
 	verdictOut uint64
 	verdictFor string
 	verdict    *events.ExpiryVerdict // the verdict in flight
-	// verdictZero fences the next verdict on 0: after a conflict, the
-	// victim's subject may hold a newer heartbeat not seen yet, a verdict,
-	// or nothing at all (every message's TTL ran out while the judge could
-	// not judge). Only the last case lets a fence on 0 land, and nothing
-	// newer will ever arrive to move the judge's fence: so after each
-	// conflict the judge alternates between its fence and 0.
-	verdictZero bool
+
+	// Reads of a heartbeat subject's last message (ActReadLast) are
+	// reported by HeartbeatResolved, which does not say which subject was
+	// read: so at most one read is outstanding, readOut says whose, and a
+	// read asked for meanwhile waits (ownReadWanted, victimReadWanted).
+	readOut          readKind
+	readFor          string // the victim's key, for a victim read
+	ownReadWanted    bool
+	victimReadWanted bool
+	refusedAt        time.Duration // when the heartbeat being resolved was refused
+	refused          bool          // ... refused by the fence (not a timeout)
+	// hbNow sends the next heartbeat at once, not after the interval: after
+	// an adopt (junk on the subject), so that junk costs one round trip, not
+	// the lease.
+	hbNow bool
+	junk  uint64 // junk seen on the own and the watched subject
 
 	// The broken judge clocks' mapping of a foreign clock onto the judge's
 	// (see JudgeClock), measured at the first heartbeat of the victim seen
@@ -271,6 +318,7 @@ type Member struct {
 	mapSent   time.Duration
 
 	// fold view (refreshed by Step)
+	protocol    uint16 // the group's folded protocol version (0: version 1)
 	declVersion uint64
 	lastSeq     uint64
 	view        []Owned
@@ -322,6 +370,7 @@ func New(cfg Config) *Member {
 		outEv:       map[string][]events.Event{},
 		retry:       map[string][]events.Event{},
 		removals:    map[string]bool{},
+		forced:      map[string]forcedWait{},
 	}
 }
 
@@ -500,6 +549,7 @@ func (m *Member) Step(s *decider.State, now time.Duration) {
 func (m *Member) observe(s *decider.State, now time.Duration) {
 	m.lastSeq = s.LastSeq
 	m.catchUp.Applied(s.LastSeq)
+	m.protocol = s.Protocol
 	if s.NewerVersionAt != 0 {
 		m.stop(StopNewerProtocol)
 		return
@@ -507,6 +557,7 @@ func (m *Member) observe(s *decider.State, now time.Duration) {
 	if !m.granted {
 		if mem := s.GrantedTo(m.cfg.Nonce); mem != nil {
 			m.granted, m.id, m.inc = true, mem.ID, mem.Incarnation
+			m.hb.Bind(mem.ID, mem.Incarnation)
 		} else {
 			if m.claimSeq != 0 && s.LastSeq >= m.claimSeq && s.PhaseOf(m.cfg.Nonce) == decider.MemberUnknown {
 				// Granted and gone again before this fold saw it, or the
@@ -528,6 +579,13 @@ func (m *Member) observe(s *decider.State, now time.Duration) {
 		default:
 			m.stop(StopRemoved)
 		}
+		return
+	}
+	if me.Forced != 0 {
+		// An operator force-expired this incarnation: stop acting now
+		// rather than at the forced verdict; the removal waits for the
+		// lease anyway.
+		m.stop(StopExpired)
 		return
 	}
 	m.leader = s.IsLeader(m.id, m.inc)
@@ -594,8 +652,10 @@ func (m *Member) observe(s *decider.State, now time.Duration) {
 	// A leaving member keeps judging until it is gone: the ring holds the
 	// leaving members too (see decider.State.Victim).
 	if v, ok := s.Victim(m.id, m.inc); ok && !me.Closing && !m.closing {
+		m.watchForced = v.Forced
 		if v.ID != m.watching || v.Incarnation != m.watchInc {
-			m.watching, m.watchInc = v.ID, v.Incarnation
+			clear(m.forced)
+			m.watching, m.watchInc, m.watchNonce = v.ID, v.Incarnation, v.Nonce
 			m.judge.Watch(v.ID, v.Incarnation, now)
 			m.mapSet = false
 			m.emit(Action{Kind: ActWatch, Member: v.ID, Inc: v.Incarnation})
@@ -636,12 +696,13 @@ func (m *Member) heartbeat(now time.Duration) {
 	if m.closing || m.hbOut != 0 || m.hbResolve {
 		return
 	}
-	if m.sentAny && now-m.lastHB < m.cfg.Timings.Heartbeat {
+	if m.sentAny && now-m.lastHB < m.cfg.Timings.Heartbeat && !m.hbNow {
 		return
 	}
 	if !m.catchUp.MayHeartbeat(now, m.cfg.Timings.Expiry) {
 		return
 	}
+	m.hbNow = false
 	m.lastHB, m.sentAny = now, true
 	m.hbSentAt = now
 	m.hbOut = m.emit(Action{
@@ -677,31 +738,104 @@ func (m *Member) HeartbeatAcked(id, seq uint64, now time.Duration) {
 // HeartbeatFailed reports that heartbeat action id failed at reading now. A
 // fence conflict or a timeout (unknown outcome) needs the subject's last
 // message: the member emits ActReadLast and waits for HeartbeatResolved. Any
-// other failure (no connection) just counts as a gap.
+// other failure (no connection) just counts as a gap. A driver that can tell
+// a fence conflict from a timeout reports the conflict with
+// [Member.HeartbeatRefused] instead.
 func (m *Member) HeartbeatFailed(id uint64, now time.Duration, conflictOrTimeout bool) {
 	if id != m.hbOut {
 		return
 	}
-	m.hbOut = 0
 	m.judge.OwnFailure(now)
-	claim := m.hbClaim
-	m.hbClaim = false
-	if conflictOrTimeout && m.stopped == NotStopped {
-		m.hbResolve = true
-		m.resClaim = claim
-		if claim {
-			m.emit(Action{Kind: ActReadLast, Member: m.claimID, Inc: m.claimInc})
-			return
-		}
-		m.emit(Action{Kind: ActReadLast, Member: m.id, Inc: m.inc})
-	}
+	m.heartbeatNotAcked(now, conflictOrTimeout, false)
 }
 
-// HeartbeatResolved reports the last message of the member's heartbeat
-// subject after a conflict or timeout (or that reading it failed: ok false,
-// and the member will read again after its next heartbeat attempt).
+// HeartbeatRefused reports that heartbeat action id was refused by its fence
+// (JetStream error 10071) at reading now: someone else wrote on the subject.
+// The member reads the subject's last message (ActReadLast, reported with
+// HeartbeatResolved). A refusal is no gap in the judge's own heartbeats — the
+// stream answered — so junk published on a judge's own subject, however
+// often, does not stop it judging; if the read fails, it is one.
+func (m *Member) HeartbeatRefused(id uint64, now time.Duration) {
+	if id != m.hbOut {
+		return
+	}
+	m.heartbeatNotAcked(now, true, true)
+}
+
+func (m *Member) heartbeatNotAcked(now time.Duration, read, refused bool) {
+	m.hbOut = 0
+	claim := m.hbClaim
+	m.hbClaim = false
+	if !read || m.stopped != NotStopped {
+		return
+	}
+	m.hbResolve = true
+	m.resClaim = claim
+	m.refused, m.refusedAt = refused, now
+	m.requestOwnRead()
+}
+
+// requestOwnRead reads the own (or the claim) subject's last message, now if
+// no other read is outstanding, else once it is reported.
+func (m *Member) requestOwnRead() {
+	if m.readOut != readNone {
+		m.ownReadWanted = true
+		return
+	}
+	m.ownReadWanted = false
+	m.readOut = readOwn
+	if m.resClaim {
+		m.emit(Action{Kind: ActReadLast, Member: m.claimID, Inc: m.claimInc, Fence: m.claimPrev})
+		return
+	}
+	m.emit(Action{Kind: ActReadLast, Member: m.id, Inc: m.inc, Fence: m.hb.Prev()})
+}
+
+// requestVictimRead reads the watched victim's subject after a refused
+// verdict, now if no other read is outstanding, else once it is reported.
+func (m *Member) requestVictimRead() {
+	if m.readOut != readNone {
+		m.victimReadWanted = true
+		return
+	}
+	m.victimReadWanted = false
+	if m.watching == "" {
+		return
+	}
+	m.readOut, m.readFor = readVictim, key(m.watching, m.watchInc)
+	m.emit(Action{Kind: ActReadLast, Member: m.watching, Inc: m.watchInc})
+}
+
+// HeartbeatResolved reports the last message of the heartbeat subject the
+// member's outstanding ActReadLast named (or that reading it failed: ok
+// false). For the member's own subject, after a refused or timed-out
+// heartbeat, it settles the heartbeat's fence (see
+// [liveness.Heartbeater.Resolve]): a verdict naming this incarnation stops
+// the member; anything else is adopted as the fence and the member
+// heartbeats again at once. For a watched victim's subject, after a refused
+// verdict, the judge fences its next verdict on what was read.
 func (m *Member) HeartbeatResolved(last liveness.LastMessage, ok bool) {
+	kind := m.readOut
+	m.readOut = readNone
+	defer func() {
+		switch {
+		case m.ownReadWanted:
+			m.requestOwnRead()
+		case m.victimReadWanted:
+			m.requestVictimRead()
+		}
+	}()
+	if kind == readVictim {
+		m.victimResolved(last, ok)
+		return
+	}
 	m.hbResolve = false
+	if !ok && !m.refused {
+		// A timeout whose read failed too: already a gap (HeartbeatFailed).
+	} else if !ok {
+		m.judge.OwnFailure(m.refusedAt)
+	}
+	m.refused = false
 	if m.resClaim {
 		// Whatever the claim subject's last message, fence on it.
 		m.resClaim = false
@@ -709,6 +843,8 @@ func (m *Member) HeartbeatResolved(last liveness.LastMessage, ok bool) {
 			m.claimPrev = last.Seq
 			if last.Empty {
 				m.claimPrev = 0
+			} else {
+				m.hbNow = true
 			}
 		}
 		return
@@ -716,30 +852,101 @@ func (m *Member) HeartbeatResolved(last liveness.LastMessage, ok bool) {
 	if !ok || m.stopped != NotStopped {
 		return
 	}
-	if out := m.hb.Resolve(last); out.Stop() {
+	out := m.hb.Resolve(last)
+	switch {
+	case out.Stop():
 		m.stop(StopExpired)
+	case out.Kind == liveness.Adopt:
+		if out.Junk {
+			m.junk++
+		}
+		m.hbNow = true
 	}
 }
 
+// victimResolved takes the read of the victim's subject after a refused
+// verdict: the next verdict is fenced on the sequence read (0 for an empty
+// subject), and a verdict against the victim found there is followed by the
+// removal.
+func (m *Member) victimResolved(last liveness.LastMessage, ok bool) {
+	k := m.readFor
+	m.readFor = ""
+	if m.verdictFor == k {
+		m.verdictFor = "" // judge again: the count goes on
+	}
+	if !ok || m.stopped != NotStopped || k != key(m.watching, m.watchInc) {
+		return
+	}
+	if last.Empty {
+		m.judge.Refence(0)
+		return
+	}
+	m.judge.Refence(last.Seq)
+	if !(last.IsVerdict && last.VerdictMember == m.watching && last.VerdictIncarnation == m.watchInc) {
+		// The victim's heartbeat, or anything else: a read shows only the
+		// last message, and the victim may have heartbeated between the
+		// judge's last sighting and it (the cluster chaos test found a
+		// live victim's heartbeat hidden under junk that way). The count
+		// restarts, at the next Step's reading (later than any sighting,
+		// so never early): fencing the next verdict on what was read
+		// without a restart could land it on a live victim whose lease
+		// still runs.
+		m.sighted = last.Seq
+		return
+	}
+	{
+		if last.VerdictForced != 0 {
+			v := &events.ExpiryVerdict{Member: m.watching, Incarnation: m.watchInc, Forced: last.VerdictForced}
+			m.waitForced(k, last.Seq, v, 0, false)
+			return
+		}
+		m.appendRemoval(k, last.Seq, nil)
+	}
+}
+
+// JunkSeen returns how many messages the member found on its own or its
+// victim's heartbeat subject that were neither its own heartbeats, nor the
+// victim's fenced heartbeats, nor a verdict against the incarnation the
+// subject names: garbage, records of another type or version, copies of old
+// records, other processes' heartbeats. The driver logs and counts them.
+func (m *Member) JunkSeen() uint64 { return m.junk }
+
 func (m *Member) judgeStep(now time.Duration) {
-	if m.watching == "" || m.verdictOut != 0 {
+	if m.watching == "" || m.verdictOut != 0 || m.readOut == readVictim || m.victimReadWanted {
 		return
 	}
 	k := key(m.watching, m.watchInc)
+	if m.sighted != 0 {
+		m.judge.ObserveVictim(m.sighted, now)
+		m.sighted = 0
+	}
+	if w, ok := m.forced[k]; ok {
+		if !w.started {
+			w.at, w.started = now, true
+			m.forced[k] = w
+		}
+		if now-w.at > m.cfg.Timings.Expiry {
+			m.appendRemoval(k, w.seq, w.v)
+		}
+		return
+	}
 	if m.verdictFor == k {
 		return
 	}
 	due, span, fence := m.judge.Due(now)
+	if m.watchForced != 0 {
+		// An operator's force-expire: the verdict goes now, fenced like
+		// any other (a live victim learns it from its next heartbeat);
+		// the removal waits until its lease can no longer be valid.
+		due, span = true, 0
+	}
 	if !due {
 		return
-	}
-	if m.verdictZero {
-		fence = 0
 	}
 	m.verdictFor = k
 	m.verdict = &events.ExpiryVerdict{
 		Member: m.watching, Incarnation: m.watchInc, Judge: m.judgeName(), JudgeInc: m.inc,
-		LastSeen: fence, SpanMillis: span.Milliseconds(),
+		LastSeen: fence, SpanMillis: span.Milliseconds(), Forced: m.watchForced,
 	}
 	m.verdictOut = m.emit(Action{
 		Kind: ActVerdict, Member: m.watching, Inc: m.watchInc, Fenced: true, Fence: fence,
@@ -748,7 +955,10 @@ func (m *Member) judgeStep(now time.Duration) {
 }
 
 // VerdictDone reports verdict action id: stored at seq (err nil), refused
-// because the victim heartbeated meanwhile (ErrConflict), or failed.
+// because the subject's last sequence is not the fence (ErrConflict), or
+// failed. A refused verdict re-reads the subject (ActReadLast, reported with
+// HeartbeatResolved) and the next one is fenced on what was read: never on a
+// guess.
 func (m *Member) VerdictDone(id, seq uint64, err error) {
 	if id != m.verdictOut {
 		return
@@ -756,14 +966,28 @@ func (m *Member) VerdictDone(id, seq uint64, err error) {
 	m.verdictOut = 0
 	v := m.verdictFor
 	if err != nil {
-		m.verdictFor = "" // judge again: the count goes on
-		if errors.Is(err, ErrConflict) {
-			m.verdictZero = !m.verdictZero
+		if errors.Is(err, ErrConflict) && v == key(m.watching, m.watchInc) {
+			m.requestVictimRead() // verdictFor is cleared when it is reported
+			return
 		}
+		m.verdictFor = "" // judge again: the count goes on
 		return
 	}
-	m.verdictZero = false
+	if m.verdict != nil && m.verdict.Forced != 0 {
+		m.waitForced(v, seq, m.verdict, 0, false)
+		return
+	}
 	m.appendRemoval(v, seq, m.verdict)
+}
+
+// waitForced starts the wait that follows a forced verdict at seq against
+// victim k, measured from reading at (or from the next Step when !started),
+// unless one is already running.
+func (m *Member) waitForced(k string, seq uint64, v *events.ExpiryVerdict, at time.Duration, started bool) {
+	if _, ok := m.forced[k]; ok || m.removals[k] {
+		return
+	}
+	m.forced[k] = forcedWait{started: started, at: at, seq: seq, v: v}
 }
 
 // appendRemoval appends the removal that follows the verdict at verdictSeq,
@@ -780,7 +1004,13 @@ func (m *Member) appendRemoval(k string, verdictSeq uint64, v *events.ExpiryVerd
 		VerdictSeq: verdictSeq, Judge: m.judgeName(),
 	}
 	if v != nil && v.Member == id && v.Incarnation == inc {
-		ev.Judge, ev.SpanMillis = v.Judge, v.SpanMillis
+		if v.Judge != "" {
+			ev.Judge = v.Judge
+		}
+		ev.SpanMillis = v.SpanMillis
+		if v.Forced != 0 {
+			ev.Reason = events.ReasonForced
+		}
 	}
 	m.appendLog("remove-"+k, ev)
 }
@@ -829,8 +1059,10 @@ func (m *Member) watchHolder(s *decider.State, now time.Duration) {
 		}
 		return
 	}
+	m.watchForced = holder.Forced
 	if holder.ID != m.watching || holder.Incarnation != m.watchInc {
-		m.watching, m.watchInc = holder.ID, holder.Incarnation
+		clear(m.forced)
+		m.watching, m.watchInc, m.watchNonce = holder.ID, holder.Incarnation, holder.Nonce
 		m.judge.Watch(holder.ID, holder.Incarnation, now)
 		m.mapSet = false
 		m.emit(Action{Kind: ActWatch, Member: holder.ID, Inc: holder.Incarnation})
@@ -843,12 +1075,13 @@ func (m *Member) claimHeartbeat(now time.Duration) {
 	if m.claimID == "" || m.hbOut != 0 || m.hbResolve {
 		return
 	}
-	if m.claimAny && now-m.claimLast < m.cfg.Timings.Heartbeat {
+	if m.claimAny && now-m.claimLast < m.cfg.Timings.Heartbeat && !m.hbNow {
 		return
 	}
 	if !m.catchUp.MayHeartbeat(now, m.cfg.Timings.Expiry) {
 		return
 	}
+	m.hbNow = false
 	m.claimLast, m.claimAny = now, true
 	m.hbSentAt = now
 	m.hbClaim = true
@@ -868,8 +1101,10 @@ func cut(k string) (string, string, bool) {
 	return k, "", false
 }
 
-// VictimMessage reports a message on the watched heartbeat subject, seen at
-// reading now: the victim's heartbeat (verdict nil) or a verdict against it.
+// VictimMessage reports a fenced heartbeat of the watched victim's own
+// incarnation and nonce (verdict nil) or a verdict against it, seen at
+// reading now. It is [Member.VictimRecord] for a driver that has already
+// classified the message; one that has not uses VictimRecord.
 func (m *Member) VictimMessage(member string, inc, seq uint64, verdict *events.ExpiryVerdict, now time.Duration) {
 	m.VictimMessageStamped(member, inc, seq, verdict, now, Stamps{})
 }
@@ -878,16 +1113,52 @@ func (m *Member) VictimMessage(member string, inc, seq uint64, verdict *events.E
 // of the message. Only a judge broken on purpose (Broken.JudgeClock) reads
 // the stamps; for every other member it is VictimMessage.
 func (m *Member) VictimMessageStamped(member string, inc, seq uint64, verdict *events.ExpiryVerdict, now time.Duration, st Stamps) {
-	if m.stopped != NotStopped || member != m.watching || inc != m.watchInc {
-		return
-	}
+	msg := liveness.LastMessage{Seq: seq, Nonce: m.watchNonce, Fenced: true}
 	if verdict != nil {
-		if verdict.Member == member && verdict.Incarnation == inc {
-			m.appendRemoval(key(member, inc), seq, verdict)
-		}
-		return
+		msg = liveness.LastMessage{Seq: seq}
 	}
-	m.judge.ObserveVictim(seq, m.dateVictim(now, st))
+	m.VictimRecord(member, inc, msg, verdict, now, st)
+}
+
+// VictimRecord reports a message the watch of incarnation inc of member's
+// heartbeat subject delivered, seen at reading now, whatever it holds: msg
+// describes it, and verdict is the verdict when it is one (of a version this
+// build speaks). It reports whether the message was junk, for the driver to
+// log and count.
+//
+//   - A heartbeat carrying the victim's nonce, stored with its fence header
+//     (msg.Fenced), restarts the judge's count and moves its fence.
+//   - A verdict naming the victim moves the fence, and the removal follows.
+//   - Anything else — garbage, a record of another type or version, a raw
+//     copy of an old heartbeat, another process's heartbeat, a verdict naming
+//     another incarnation — is junk: it moves the verdict's fence (a verdict
+//     is fenced on the subject's last sequence, whatever that holds) and
+//     leaves the count alone.
+//
+// st are what other clocks say of the message; only a judge broken on
+// purpose reads them.
+func (m *Member) VictimRecord(member string, inc uint64, msg liveness.LastMessage, verdict *events.ExpiryVerdict, now time.Duration, st Stamps) (junk bool) {
+	if m.stopped != NotStopped || member != m.watching || inc != m.watchInc || msg.Empty || msg.Seq == 0 {
+		return false
+	}
+	switch {
+	case verdict != nil && verdict.Member == member && verdict.Incarnation == inc:
+		m.judge.ObserveOther(msg.Seq)
+		if verdict.Forced != 0 {
+			// An operator's force-expire: the victim may still be acting
+			// until its lease runs out; count the expiry from now.
+			m.waitForced(key(member, inc), msg.Seq, verdict, now, true)
+			return false
+		}
+		m.appendRemoval(key(member, inc), msg.Seq, verdict)
+		return false
+	case verdict == nil && !msg.Garbage && !msg.IsVerdict && msg.Fenced && m.watchNonce != "" && msg.Nonce == m.watchNonce:
+		m.judge.ObserveVictim(msg.Seq, m.dateVictim(now, st))
+		return false
+	}
+	m.judge.ObserveOther(msg.Seq)
+	m.junk++
+	return true
 }
 
 // dateVictim returns the reading at which the judge counts a heartbeat of its
@@ -1011,6 +1282,12 @@ func (m *Member) lead(s *decider.State, now time.Duration) {
 			return
 		}
 	}
+	if v, ok := m.raiseTo(s); ok {
+		if e, err := decider.SetProtocol(s, m.id, m.inc, v); err == nil {
+			fence(e)
+			return
+		}
+	}
 	if s.Window {
 		live := len(s.LiveMembers())
 		early := m.cfg.ExpectedMembers > 0 && live >= m.cfg.ExpectedMembers
@@ -1044,6 +1321,29 @@ func (m *Member) lead(s *decider.State, now time.Duration) {
 	}
 	fence(evs...)
 }
+
+// raiseTo returns the protocol version the leader raises the group to, if
+// any: the highest every live member speaks, at most this build's (and
+// PinProtocol, when set), and above the group's. Never down.
+func (m *Member) raiseTo(s *decider.State) (uint16, bool) {
+	v := events.MaxVersion
+	if m.cfg.PinProtocol != 0 {
+		v = min(v, m.cfg.PinProtocol)
+	}
+	live := s.LiveMembers()
+	if len(live) == 0 {
+		return 0, false
+	}
+	for _, mm := range live {
+		v = min(v, max(mm.MaxProtocol, 1))
+	}
+	return v, v > max(s.Protocol, 1)
+}
+
+// WriteVersion returns the protocol version every envelope this member
+// appends must carry: the group's folded version (1 until one was set),
+// never above what this build speaks.
+func (m *Member) WriteVersion() uint16 { return min(max(m.protocol, 1), events.MaxVersion) }
 
 func cmpOr(a, b int) int {
 	if a > 0 {

@@ -332,25 +332,37 @@ func TestSecondWaitingClaimJudgesTheHolder(t *testing.T) {
 	}
 }
 
-// A verdict refused by the fence alternates its next fence with 0: when every
-// message of the victim's subject expired (TTL) the judge's fence can never
-// land and nothing newer will come.
-func TestVerdictFenceAlternatesWithZeroAfterConflicts(t *testing.T) {
+// A verdict refused by the fence re-reads the victim's subject and fences
+// the next verdict on what it read: the junk's sequence, or 0 when every
+// message's TTL ran out. It never guesses (the old judge alternated its fence
+// with 0, safe only because the heartbeat TTL outlasts the lease).
+func TestRefusedVerdictFencesOnWhatItReads(t *testing.T) {
 	r := newRig(t)
 	ms := r.group(4, "a", "b")
 	b := ms["b"] // b judges a
 	b.VictimMessage("a", 1, 5, nil, r.now)
+	reads := []liveness.LastMessage{{Seq: 9, Garbage: true}, {Empty: true}}
 	var fences []uint64
-	for i := 0; i < 60 && len(fences) < 3; i++ {
+	for i := 0; i < 200 && len(fences) < 3; i++ {
 		for _, act := range r.step(b, 100*time.Millisecond) {
-			if act.Kind == ActVerdict {
+			switch act.Kind {
+			case ActVerdict:
 				fences = append(fences, act.Fence)
 				b.VerdictDone(act.ID, 0, fmt.Errorf("wrapped: %w", ErrConflict))
+			case ActReadLast:
+				if act.Member != "a" || act.Inc != 1 {
+					continue // a read of b's own subject
+				}
+				if len(reads) == 0 {
+					t.Fatal("a read of the victim's subject with no refused verdict")
+				}
+				b.HeartbeatResolved(reads[0], true)
+				reads = reads[1:]
 			}
 		}
 	}
-	if len(fences) != 3 || fences[0] != 5 || fences[1] != 0 || fences[2] != 5 {
-		t.Fatalf("verdict fences %v, want [5 0 5]", fences)
+	if len(fences) != 3 || fences[0] != 5 || fences[1] != 9 || fences[2] != 0 {
+		t.Fatalf("verdict fences %v, want [5 9 0]", fences)
 	}
 }
 

@@ -130,6 +130,9 @@ type RemovalCounts struct {
 	Total          uint64 `json:"total"`
 	VerdictFound   uint64 `json:"verdict_found"`
 	VerdictMissing uint64 `json:"verdict_missing"`
+	// Repeated counts second removals of an incarnation already removed
+	// (information: whoever sees a verdict appends the removal, unfenced).
+	Repeated uint64 `json:"repeated,omitempty"`
 }
 
 // UnownedSpan is a span during which a partition had no owner.
@@ -177,8 +180,10 @@ const (
 	ViolationSequence = "sequence"
 	// ViolationVerdict: a verdict or a removal names the wrong member.
 	ViolationVerdict = "verdict"
-	// ViolationNewer: records of a protocol newer than this build: the
-	// rest of the history cannot be audited.
+	// ViolationNewer: a record of a protocol version the group was not at
+	// (junk: the fold skips it). A valid version-set event above this
+	// build's version is not a violation: the audit stops there, with a
+	// warning.
 	ViolationNewer = "newer-protocol"
 	// ViolationGenesis: a genesis that did not apply (not at the start of
 	// the log, a hash or invariant that does not check), or that does not
@@ -261,6 +266,15 @@ type auditor struct {
 	newerSeen   bool
 	missingShow int
 	gaps        gaps // heartbeat gaps (audit_gaps.go)
+
+	// What the findings of findings.go need.
+	logSeqs    []uint64          // every log record's sequence, increasing
+	hbSeqs     []uint64          // every heartbeat-subject record's that is not a verdict
+	verdictOn  map[string]uint64 // heartbeat subject → its first verdict's sequence
+	removed    map[string]uint64 // incarnation → its first removal's sequence
+	forced     map[string]uint64 // incarnation → the force-expire naming it
+	unaudited  uint64            // log records after the group moved to a newer version
+	otherShown int               // records of other subjects listed
 }
 
 // Audit folds the whole history of src and checks it against the
@@ -280,13 +294,16 @@ func Audit(ctx context.Context, src Source, opts AuditOptions) (*AuditReport, er
 			Rejected:   []RejectedDecision{}, Violations: []Violation{},
 			IgnoredByReason: []ReasonCount{}, SkippedByReason: []ReasonCount{},
 		},
-		byID:     map[string]*plist{},
-		dropTok:  map[string]uint64{},
-		dropOwn:  map[string]decider.Ownership{},
-		verdicts: map[uint64]verdictInfo{},
-		seenInv:  map[string]int{},
-		ignored:  map[string]uint64{},
-		skipped:  map[string]uint64{},
+		byID:      map[string]*plist{},
+		dropTok:   map[string]uint64{},
+		dropOwn:   map[string]decider.Ownership{},
+		verdicts:  map[uint64]verdictInfo{},
+		seenInv:   map[string]int{},
+		verdictOn: map[string]uint64{},
+		removed:   map[string]uint64{},
+		forced:    map[string]uint64{},
+		ignored:   map[string]uint64{},
+		skipped:   map[string]uint64{},
 	}
 	a.setEvery()
 	if a.gaps.max = opts.MaxHeartbeatGap; a.gaps.max > 0 {
@@ -391,18 +408,33 @@ func (a *auditor) record(r *events.Record) error {
 		if v, ok := r.Event.(*events.ExpiryVerdict); ok {
 			_, member, inc := f.subj.Parse(r.Subject)
 			a.verdicts[r.Seq] = verdictInfo{subjMember: member, subjInc: inc}
+			if a.verdictOn[r.Subject] == 0 {
+				a.verdictOn[r.Subject] = r.Seq
+			}
 			if v.Member != member || v.Incarnation != inc {
 				a.violate(Violation{Kind: ViolationVerdict, Seq: r.Seq, Time: r.Time,
 					Message: fmt.Sprintf("verdict on %s names %s", r.Subject, MemberRef(v.Member, v.Incarnation))})
 			}
+		} else {
+			a.hbSeqs = append(a.hbSeqs, r.Seq)
+			a.heartbeatFinding(r)
 		}
+	default:
+		a.otherFinding(r)
 	}
 	return nil
 }
 
 func (a *auditor) logRecord(r *events.Record) {
 	f, s := a.f, a.f.s
+	if s.NewerVersionAt != 0 {
+		// The group moved to a version this build cannot read: what
+		// follows is not audited (a warning says so).
+		a.unaudited++
+		return
+	}
 	a.logRecords++
+	a.logSeqs = append(a.logSeqs, r.Seq)
 	// What the record may change, known before it is folded.
 	a.dirty, a.full = a.dirty[:0], false
 	preLen := len(s.Order)
@@ -448,11 +480,18 @@ func (a *auditor) logRecord(r *events.Record) {
 	case *events.MemberRemoved:
 		a.touchMember(e.Member)
 		structural = true
-		a.checkRemoval(r, e)
+		if a.removalFinding(r, e) {
+			a.checkRemoval(r, e)
+		}
 	case *events.MemberClaimed:
 		structural = true
 	case *events.OperatorAction:
 		structural = true
+		if e.Action == events.OpForceExpire && e.Incarnation != 0 {
+			if m := s.Incarnation(e.Member, e.Incarnation); m != nil && m.Forced == 0 {
+				a.forced[MemberRef(e.Member, e.Incarnation)] = r.Seq
+			}
+		}
 		switch e.Action {
 		case events.OpDrain, events.OpCordon, events.OpForceExpire:
 			a.touchMember(e.Member)
@@ -469,6 +508,7 @@ func (a *auditor) logRecord(r *events.Record) {
 	}
 
 	out := f.apply(r)
+	a.foldFinding(r, out)
 
 	switch out.Kind {
 	case decider.Ignored:
@@ -476,11 +516,7 @@ func (a *auditor) logRecord(r *events.Record) {
 	case decider.Skipped:
 		a.skipped[out.Reason]++
 	case decider.Newer:
-		if !a.newerSeen {
-			a.newerSeen = true
-			a.violate(Violation{Kind: ViolationNewer, Seq: r.Seq, Time: r.Time,
-				Message: fmt.Sprintf("a record of protocol version %d, newer than this build's %d: members stop acting here, and the rest of the history cannot be audited by this build", r.Version, events.MaxVersion)})
-		}
+		a.newerSeen = true
 	case decider.Rejected:
 		if e, ok := r.Event.(*events.AssignmentDecided); ok {
 			a.rep.Decisions.Rejected++
@@ -986,6 +1022,9 @@ func (a *auditor) finish() {
 	a.rep.Final = summarize(s)
 	a.rep.IgnoredByReason = reasonCounts(a.ignored)
 	a.rep.SkippedByReason = reasonCounts(a.skipped)
+	if a.newerSeen {
+		a.rep.Warnings = append(a.rep.Warnings, fmt.Sprintf("the group moved to protocol version %d at log seq %d, above this build's %d: members of this build stop there; the %d log records after it were not audited (use a newer build)", s.Protocol, s.NewerVersionAt, events.MaxVersion, a.unaudited))
+	}
 	if a.rep.Removals.VerdictMissing > 0 {
 		a.rep.Warnings = append(a.rep.Warnings, fmt.Sprintf("%d removals cite a verdict that is not in the history (an export of the log subject alone has none)", a.rep.Removals.VerdictMissing))
 	}

@@ -32,7 +32,7 @@ func Example() {
 		fmt.Printf("seq %d: %s\n", c.Seq, c.Kind)
 	}
 	// Output:
-	// clean true: 4 decisions accepted, 1 rejected, 1 garbage records
+	// clean false: 4 decisions accepted, 1 rejected, 1 garbage records
 	// seq 8: declared
 	// seq 10: assigned
 	// seq 30: orphaned
@@ -53,4 +53,15 @@ func ExampleExport() {
 	// Output:
 	// {"seq":1,"time":"2026-03-01T10:00:00Z","subject":"parti.orders.log","body":{"v":1,"t":2,"e":{"id":"worker-0","nonce":"n0001-worker-0","max_protocol":1}}}
 	// {"seq":2,"time":"2026-03-01T10:00:00.25Z","subject":"parti.orders.hb.worker-0.1","headers":{"Nats-Expected-Last-Subject-Sequence":["0"],"Nats-TTL":["5m"]},"body":{"v":1,"t":100,"e":{"n":"n0001-worker-0","a":1}}}
+}
+
+// Which records the fold ignores are violations (a correct member never
+// writes them) and which are information (a benign repeat or a lost race).
+func ExampleIsViolation() {
+	for _, reason := range []string{"release matched no ownership", "nonce of a past incarnation"} {
+		fmt.Printf("%s: violation %v\n", reason, replay.IsViolation(reason))
+	}
+	// Output:
+	// release matched no ownership: violation false
+	// nonce of a past incarnation: violation true
 }

@@ -200,8 +200,8 @@ func TestFileReplaysLikeStream(t *testing.T) {
 	if err1 != nil || err2 != nil {
 		t.Fatal(err1, err2)
 	}
-	if !a1.Clean {
-		t.Errorf("the live scenario is not clean: %+v", a1.Violations)
+	if !onlyScenarioJunk(a1) {
+		t.Errorf("the live scenario has other violations than its two junk records: %+v", a1.Violations)
 	}
 	same("audit", a1, a2)
 	for _, id := range s1.State.Partitions {

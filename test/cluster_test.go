@@ -16,10 +16,11 @@ import (
 )
 
 // electionTimings expire at 1.5 s (the fast profile's expiry) but keep the
-// 1 s margin integration tests need.
+// 1 s margin integration tests need; the lease sits strictly below
+// expiry − margin (and above heartbeat + ack budget).
 func electionTimings() liveness.Timings {
 	return liveness.Timings{
-		Heartbeat: 250 * time.Millisecond, Expiry: 1500 * time.Millisecond, Lease: 500 * time.Millisecond,
+		Heartbeat: 250 * time.Millisecond, Expiry: 1500 * time.Millisecond, Lease: 480 * time.Millisecond,
 		Margin: time.Second, AckBudget: 200 * time.Millisecond, ReconnectWait: 250 * time.Millisecond,
 	}
 }

@@ -194,8 +194,21 @@ Folds the whole history and checks, in log order:
     applies; with --from-group or --from-file, the old generation's log is
     refolded up to the genesis's sequence and must hash to the state the
     genesis carries, and must not go on after it.
-It also reports rejected decisions (information, not violations), skipped
-garbage and ignored events.
+Every record a correct member (or operator tool) never writes is a violation,
+with its reason: a decision the fold rejects (a correct leader's decision is
+fenced on the log it was computed from); garbage, other types or an unknown
+protocol version on a heartbeat subject or the log; a heartbeat stored after a
+verdict on its subject; a removal citing a log record or a heartbeat as its
+verdict, "expired" with no verdict, "forced" with no force-expire of that
+incarnation; a verdict naming another incarnation than its subject's; and
+each record the fold ignores for one of these reasons:
+  ` + strings.Join(replay.ViolationReasons(), "\n  ") + `
+Benign repeats and races a correct process can lose are information, counted
+but not violations: a second removal of an incarnation, and records the fold
+ignores for one of these reasons:
+  ` + strings.Join(replay.BenignReasons(), "\n  ") + `
+A valid version-set above this build's protocol version ends the audit there,
+with a warning: what follows is of a version this build cannot read.
 
 Exit status: 0 clean, 1 violations found, 2 usage, connection or read error.`,
 	examples: []string{

@@ -155,8 +155,8 @@ var goldenCases = []struct {
 	{"explain-json", []string{"explain", "p-00", "--file", historyFile, "--json"}, 0},
 	{"diff", []string{"diff", "--file", historyFile, "20", "end"}, 0},
 	{"diff-json", []string{"diff", "--file", historyFile, "--json", "20", "2026-03-01T10:00:18Z"}, 0},
-	{"audit", []string{"audit", "--file", historyFile}, 0},
-	{"audit-json", []string{"audit", "--file", historyFile, "--json"}, 0},
+	{"audit", []string{"audit", "--file", historyFile}, 1}, // the scenario holds garbage and an unfenced stale decision
+	{"audit-json", []string{"audit", "--file", historyFile, "--json"}, 1},
 	{"audit-violations", []string{"audit", "--file", violationsFile}, 1},
 	{"audit-violations-json", []string{"audit", "--file", violationsFile, "--json"}, 1},
 	{"whatif", []string{"whatif", "--file", historyFile, "--strategy", "round-robin"}, 0},

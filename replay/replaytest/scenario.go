@@ -1,6 +1,7 @@
 package replaytest
 
 import (
+	"github.com/parti-io/parti/decider"
 	"time"
 
 	"github.com/parti-io/parti/events"
@@ -115,7 +116,12 @@ func ViolationScenario(b *Builder, rec *Recorder) {
 	b.Decide()
 	b.Heartbeats()
 
-	b.Operator(events.OperatorAction{Action: events.OpForceExpire, Member: "worker-2", By: "bob"})
+	// A force-expire naming no incarnation: a record of a log written
+	// before force-expire went through a verdict. It still removes at once.
+	b.must("legacy force-expire", func() decider.Outcome {
+		_, out := b.Log(&events.OperatorAction{Action: events.OpForceExpire, Member: "worker-2", By: "bob"}, false)
+		return out
+	}())
 	d := b.Compute()
 	rec.ForceSeq(0)
 	b.EmitDecision(d)

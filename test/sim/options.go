@@ -69,6 +69,11 @@ type Options struct {
 	// constraints, to show the placement check catches it.
 	PlacementStrategy string
 
+	// Adversary is the adversary's schedule (adversary.go): a process with
+	// a member's permissions that publishes junk, replays old records and
+	// runs operator actions. The zero value runs none.
+	Adversary Adversary
+
 	// Broken and JudgeRule select deliberately broken member behaviour.
 	Broken    Broken
 	JudgeRule liveness.JudgeRule
@@ -79,18 +84,12 @@ type Options struct {
 }
 
 // Timings returns the simulator's timing profile: the liveness Test profile
-// (heartbeat 500 ms, expiry 3 s, margin 1.5 s, ack budget 500 ms) with the
-// lease shortened from 1.5 s to 1.4 s. The Test profile's lease is exactly
-// Expiry − Margin, which Timings.Validate allows, but then a pause of exactly
-// the margin between two lease checks one step apart, with clocks off by 1 %
-// in the unlucky directions, is safe only thanks to the verdict-to-removal
-// latency (see Timings.Validate). 1.4 s keeps the promise by the timings
-// alone: lease/0.99 + margin + one step (50 ms) = 2.964 s < expiry/1.01 =
-// 2.970 s.
+// (heartbeat 500 ms, expiry 3 s, margin 1.5 s, ack budget 500 ms, lease
+// 1.4 s, strictly below expiry − margin). It keeps the promise by the
+// timings alone, with pauses up to the margin and clocks off by 1 %:
+// lease/0.99 + margin + one step (50 ms) = 2.964 s < expiry/1.01 = 2.970 s.
 func Timings() liveness.Timings {
-	t := liveness.Test()
-	t.Lease = 1400 * time.Millisecond
-	return t
+	return liveness.Test()
 }
 
 // DefaultOptions returns the options of the promise for one seed.
@@ -135,6 +134,8 @@ func DefaultOptions(seed uint64) Options {
 
 		Placement:    true,
 		ZoneLossRate: 0.05,
+
+		Adversary: DefaultAdversary(),
 	}
 }
 
@@ -223,11 +224,13 @@ type Stats struct {
 	DigestChecks   int
 	Refolds        int
 	Overlaps       int // steps with an overlap (only counted with ExpectOverlap)
-	Writes         int
-	Rejected       int // writes the token store rejected
-	StaleRejected  int // ... of which by an owner the log had superseded
-	CalmPhases     int
-	ZoneLosses     int // zone-loss faults (placement mode)
+	// The adversary's doings (adversary.go) and the junk judges met.
+	Junk, Replays, OperatorActions, JunkSeen int
+	Writes                                   int
+	Rejected                                 int // writes the token store rejected
+	StaleRejected                            int // ... of which by an owner the log had superseded
+	CalmPhases                               int
+	ZoneLosses                               int // zone-loss faults (placement mode)
 }
 
 // Result is the outcome of one run.
@@ -264,6 +267,10 @@ func (s *Stats) add(o Stats) {
 	s.StaleRejected += o.StaleRejected
 	s.CalmPhases += o.CalmPhases
 	s.ZoneLosses += o.ZoneLosses
+	s.Junk += o.Junk
+	s.Replays += o.Replays
+	s.OperatorActions += o.OperatorActions
+	s.JunkSeen += o.JunkSeen
 }
 
 // Broken lists deliberately wrong behaviours the simulator must catch (its

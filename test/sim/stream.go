@@ -49,6 +49,25 @@ type hbMessage struct {
 	expireAt time.Duration // server time; 0 for never
 	hb       *events.Heartbeat
 	verdict  *events.ExpiryVerdict
+	// junk is set for anything else an adversary stored (garbage, another
+	// type, an unknown version); raw for a message stored without a fence
+	// (an adversary's copy of an old heartbeat or verdict).
+	junk bool
+	raw  bool
+}
+
+// describe is the message as a driver reads it: what a member's runtime
+// makes of a stored message (see the root package's heartbeatMessage).
+func (m *hbMessage) describe() liveness.LastMessage {
+	switch {
+	case m.junk || (m.verdict == nil && m.hb == nil):
+		return liveness.LastMessage{Seq: m.seq, Garbage: true}
+	case m.verdict != nil:
+		return liveness.LastMessage{Seq: m.seq, IsVerdict: true, VerdictMember: m.verdict.Member,
+			VerdictIncarnation: m.verdict.Incarnation, VerdictForced: m.verdict.Forced}
+	default:
+		return liveness.LastMessage{Seq: m.seq, Nonce: m.hb.Nonce, Fenced: !m.raw}
+	}
 }
 
 func newStream(ttl time.Duration) *stream {
@@ -112,14 +131,10 @@ func (s *stream) last(name string, t time.Duration) *hbMessage {
 // reads it after a refused or timed-out heartbeat.
 func (s *stream) lastMessage(name string, t time.Duration) liveness.LastMessage {
 	m := s.last(name, t)
-	switch {
-	case m == nil:
+	if m == nil {
 		return liveness.LastMessage{Empty: true}
-	case m.verdict != nil:
-		return liveness.LastMessage{Seq: m.seq, IsVerdict: true}
-	default:
-		return liveness.LastMessage{Seq: m.seq, Nonce: m.hb.Nonce}
 	}
+	return m.describe()
 }
 
 // appendLog appends evs to the log subject as one atomic batch, fenced (when
@@ -166,4 +181,25 @@ func (s *stream) appendHB(name string, hb *events.Heartbeat, v *events.ExpiryVer
 	}
 	sub.msgs = append(sub.msgs, m)
 	return m
+}
+
+// readAfter is what a member's driver reads of its own subject after a
+// refused heartbeat fenced on fence: the first verdict naming the subject's
+// incarnation stored after fence, if any (junk on top must not hide it),
+// else the last message.
+func (s *stream) readAfter(name string, fence uint64, t time.Duration) liveness.LastMessage {
+	sub := s.subject(name, t)
+	for _, m := range sub.msgs {
+		if m.seq > fence && m.verdict != nil && name == verdictSubject(name, m.verdict) {
+			return m.describe()
+		}
+	}
+	return s.lastMessage(name, t)
+}
+
+// verdictSubject is the heartbeat subject a verdict names, in the form of
+// name (same prefix and group).
+func verdictSubject(name string, v *events.ExpiryVerdict) string {
+	subj := events.Subjects{Group: "g", Prefix: "parti"}
+	return subj.Heartbeat(v.Member, v.Incarnation)
 }

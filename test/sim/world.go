@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -213,6 +214,7 @@ type world struct {
 	traceNext int
 	violation *Violation
 	stats     Stats
+	adv       *proc // the adversary's stand-in for requests (adversary.go)
 }
 
 func newWorld(opt Options) *world {
@@ -299,7 +301,7 @@ func Run(opt Options) (res Result) {
 		if r := recover(); r != nil {
 			w.violation = &Violation{Kind: KindPanic, Step: w.step, At: w.T, Msg: fmt.Sprint(r)}
 			res = w.result()
-			res.Trace = append(res.Trace, fmt.Sprintf("panic: %v", r))
+			res.Trace = append(res.Trace, fmt.Sprintf("panic: %v\n%s", r, debug.Stack()))
 		}
 	}()
 	w.run()
@@ -322,6 +324,7 @@ func (w *world) run() {
 		dt := w.dur(w.opt.MinStep, w.opt.MaxStep)
 		w.T += dt
 		w.phaseStep(dt)
+		w.adversary(dt)
 		w.streamStep()
 		for i := 0; i < len(w.procs); i++ {
 			w.procStep(w.procs[i], dt)
@@ -760,7 +763,7 @@ func (w *world) process(r *request) {
 		w.landedHB(m)
 		w.answer(r, m.seq, nil, liveness.LastMessage{})
 	case reqReadLast:
-		w.answer(r, 0, nil, w.st.lastMessage(r.subject, w.T))
+		w.answer(r, 0, nil, w.readFor(r))
 	case reqInfo:
 		w.answer(r, w.st.lastLogSeq(), nil, liveness.LastMessage{})
 	case reqWatch:
@@ -982,6 +985,7 @@ func (w *world) procStep(p *proc, dt time.Duration) {
 	case rawmember.StopLeft, rawmember.StopClosed:
 		w.exit(p, r.String())
 	default:
+		w.checkSelfStop(p, r)
 		w.exit(p, r.String())
 		// The process rejoins as a new incarnation.
 		w.pending = append(w.pending, pendingStart{at: w.T + w.dur(50*time.Millisecond, time.Second), id: p.id})
@@ -1012,8 +1016,15 @@ func (w *world) drain(p *proc, now time.Duration) {
 			}
 			// The stamps: what the server's and the sender's clocks say
 			// of the message; only a judge broken on purpose reads them.
-			p.m.VictimMessageStamped(member, inc, m.seq, m.verdict, now,
-				rawmember.Stamps{Server: stamp(m.ts), Sent: m.sent, HasSent: m.hb != nil})
+			// Junk reaches the judge too (adversary.go), unless the
+			// driver is broken on purpose to drop it.
+			if w.dropForJudge(m) {
+				break
+			}
+			if p.m.VictimRecord(member, inc, m.describe(), m.verdict, now,
+				rawmember.Stamps{Server: stamp(m.ts), Sent: m.sent, HasSent: m.hb != nil && !m.raw}) {
+				w.stats.JunkSeen++
+			}
 		case itemAnswer:
 			if iso {
 				continue // lost on the way: the timeout reports
@@ -1058,7 +1069,7 @@ func (w *world) report(p *proc, r *request, seq uint64, err error, last liveness
 		if err != nil && !r.stalled {
 			p.healthy = false
 		}
-		p.m.HeartbeatResolved(last, err == nil)
+		p.m.HeartbeatResolved(w.driverReads(last), err == nil)
 	case reqInfo:
 		if err == nil {
 			p.m.Learned(seq, now)
@@ -1113,7 +1124,7 @@ func (w *world) flush(p *proc) {
 			w.tracef("%s issues a verdict on %s/%d fenced on %d", p.name(), a.Member, a.Inc, a.Fence)
 			w.send(p, &request{kind: reqVerdict, actID: a.ID, subject: w.subj.Heartbeat(a.Member, a.Inc), verdict: a.Verdict, fenced: a.Fenced, fence: a.Fence})
 		case rawmember.ActReadLast:
-			w.send(p, &request{kind: reqReadLast, subject: w.subj.Heartbeat(a.Member, a.Inc)})
+			w.send(p, &request{kind: reqReadLast, subject: w.subj.Heartbeat(a.Member, a.Inc), fence: a.Fence})
 		case rawmember.ActWatch:
 			p.watchSubj, p.watchLive = w.subj.Heartbeat(a.Member, a.Inc), false
 			w.send(p, &request{kind: reqWatch, subject: p.watchSubj})
