@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -49,8 +50,9 @@ Actions:
   pause                      stop rebalancing (crashed members' partitions still move)
   resume                     resume rebalancing
   move <partition> <member>  move one partition to a member
-  force-expire <member>      expire the member's current incarnation, as a crash verdict
-                             would once its lease can no longer be valid
+  force-expire <member>[/<inc>]
+                             expire the member's incarnation (default: its current one):
+                             a verdict now, the removal once its lease can no longer be valid
 
 Flags (every action):
   --server URL     NATS server URLs, comma-separated (default: the context's, $NATS_URL, nats://127.0.0.1:4222)
@@ -150,8 +152,19 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch name {
 	case events.OpMove:
 		a.Partition, a.Target = pos[0], pos[1]
-	case events.OpDrain, events.OpCordon, events.OpUncordon, events.OpForceExpire:
+	case events.OpDrain, events.OpCordon, events.OpUncordon:
 		a.Member = pos[0]
+	case events.OpForceExpire:
+		// member or member/incarnation
+		a.Member = pos[0]
+		if id, inc, ok := strings.Cut(pos[0], "/"); ok {
+			n, err := strconv.ParseUint(inc, 10, 64)
+			if err != nil || n == 0 {
+				fmt.Fprintf(stderr, "parti-ctl %s: %q: want MEMBER or MEMBER/INCARNATION\n", name, pos[0])
+				return exitUsage
+			}
+			a.Member, a.Incarnation = id, n
+		}
 	}
 	return act(ctx, o, a, stdin, stdout, stderr)
 }
@@ -190,6 +203,13 @@ func act(ctx context.Context, o *options, a events.OperatorAction, stdin io.Read
 	st, err := replay.StateAt(cctx, src, replay.Point{})
 	if err != nil {
 		return fail(exitUsage, "read the group's state: %s", strings.TrimPrefix(err.Error(), "replay: "))
+	}
+	if a.Action == events.OpForceExpire && a.Incarnation == 0 {
+		// The incarnation the state shows now: a force-expire never hits
+		// a newer one than the operator saw.
+		if m := st.State.Members[a.Member]; m != nil {
+			a.Incarnation = m.Incarnation
+		}
 	}
 	ev, err := decider.Operator(st.State, a)
 	if err != nil {
@@ -283,7 +303,11 @@ func fields(a *events.OperatorAction) string {
 		fmt.Fprintf(&b, "%s=%s", k, v)
 	}
 	kv("action", a.Action)
-	kv("member", a.Member)
+	if a.Incarnation != 0 {
+		kv("member", replay.MemberRef(a.Member, a.Incarnation))
+	} else {
+		kv("member", a.Member)
+	}
 	kv("partition", a.Partition)
 	kv("target", a.Target)
 	kv("by", a.By)

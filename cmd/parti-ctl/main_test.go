@@ -218,12 +218,16 @@ func TestEveryActionAgainstTheFleet(t *testing.T) {
 		{"move", "tenant-001", "nobody"},
 		{"move", "no-such-partition", "worker-3"},
 		{"force-expire", "nobody"},
+		{"force-expire", "worker-3/99"}, // an incarnation that never was
 		{"cordon", "nobody"},
 	} {
 		code, _, errs := ctl(t, nil, append(args, common...)...)
 		if code != exitRefused || !strings.Contains(errs, "refused") {
 			t.Errorf("parti-ctl %s: exit %d, stderr %q; want 1 and the reason", strings.Join(args, " "), code, errs)
 		}
+	}
+	if code, _, errs := ctl(t, nil, append([]string{"force-expire", "worker-3/x"}, common...)...); code != exitUsage {
+		t.Errorf("force-expire worker-3/x: exit %d, %q; want 2", code, errs)
 	}
 	if after := state(t, url, g).End.Seq; after != before {
 		t.Errorf("refused actions appended records: seq %d → %d", before, after)
