@@ -750,11 +750,12 @@ func (m *Member) HeartbeatFailed(id uint64, now time.Duration, conflictOrTimeout
 }
 
 // HeartbeatRefused reports that heartbeat action id was refused by its fence
-// (JetStream error 10071) at reading now: someone else wrote on the subject.
-// The member reads the subject's last message (ActReadLast, reported with
-// HeartbeatResolved). A refusal is no gap in the judge's own heartbeats — the
-// stream answered — so junk published on a judge's own subject, however
-// often, does not stop it judging; if the read fails, it is one.
+// (JetStream error 10071 only) at reading now: someone else wrote on the
+// subject. The member reads the subject's last message (ActReadLast, reported
+// with HeartbeatResolved). It is not counted as a gap in the judge's own
+// heartbeats. A driver that cannot tell 10071 from 10164 (a proposal in
+// flight during a stream-leader election, which must count as a gap) reports
+// both with [Member.HeartbeatFailed], as the runtime and the simulator do.
 func (m *Member) HeartbeatRefused(id uint64, now time.Duration) {
 	if id != m.hbOut {
 		return
