@@ -9,17 +9,23 @@ has_go = [ -n "$$(find $(1) -name '*.go' 2>/dev/null | head -n 1)" ]
 .DEFAULT_GOAL := test
 .PHONY: test test-integration lint bench fuzz sim demo bench-e2e chaos soak bench-report bench-consumer test-large
 
-# vet; every package but the simulator with -race; the pure simulator without
-# -race (it runs inside a wall-time budget); the simulator's Race tests with
-# -race; then a smoke run of every fuzz target (FUZZ_SMOKE each). The
-# simulator lines are skipped while test/sim/ has no Go files.
+# vet; every package but the pure core and the simulator with -race; the
+# pure core (PURE: no goroutine, no I/O, so the race detector has nothing to
+# find there and only slows its property tests five- to tenfold) and the
+# pure simulator without -race (it runs inside a wall-time budget); the
+# simulator's Race tests with -race; then a smoke run of every fuzz target
+# (FUZZ_SMOKE each). The simulator lines are skipped while test/sim/ has no
+# Go files.
 FUZZ_SMOKE ?= 5s
+PURE := events decider strategy liveness rawmember
+PURE_RE := /($(subst $(eval) ,|,$(PURE)))(/|$$)
 test:
 	$(GO) vet ./...
-	@pkgs="$$($(GO) list -e ./... | grep -v -E '/test/sim(/|$$)')"; \
+	@pkgs="$$($(GO) list -e ./... | grep -v -E '/test/sim(/|$$)' | grep -v -E '$(PURE_RE)')"; \
 	if [ -z "$$pkgs" ]; then echo "make test: no packages found" >&2; exit 1; fi; \
-	echo "$(GO) test -race -count=1 <every package except ./test/sim/...>"; \
+	echo "$(GO) test -race -count=1 <every package except the pure core and ./test/sim/...>"; \
 	$(GO) test -race -count=1 $$pkgs
+	$(GO) test -count=1 $(addprefix ./,$(addsuffix /...,$(PURE)))
 	@if $(call has_go,test/sim); then \
 		echo "$(GO) test -count=1 ./test/sim/..."; \
 		$(GO) test -count=1 ./test/sim/... || exit 1; \
