@@ -77,3 +77,22 @@ func TestDiffRestartIsNotAMove(t *testing.T) {
 		t.Errorf("reversed points: %v; want ErrPointsReversed", err)
 	}
 }
+
+// TestOperatorWording: the protocol a group without a version-set event
+// runs is 1, not 0; counts agree with their nouns.
+func TestOperatorWording(t *testing.T) {
+	for _, tc := range []struct{ got, want string }{
+		{protocolText(0), "1 (not set yet: version 1 rules)"},
+		{protocolText(1), "1"},
+		{protocolText(2), "2"},
+		{plural(0, "change", "changes"), "0 changes"},
+		{plural(1, "change", "changes"), "1 change"},
+		{plural(8, "change", "changes"), "8 changes"},
+		{fmtDuration(1034689640 * time.Nanosecond), "1.035s"},
+		{fmtDuration(181*time.Second + 123456789), "3m1.123s"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("got %q, want %q", tc.got, tc.want)
+		}
+	}
+}
