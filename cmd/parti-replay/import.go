@@ -5,10 +5,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -39,8 +41,10 @@ var importCmd = &command{
 	details: `
 Publishes every record of an export file, in order, into a new stream for
 the file's group on a server (for example a test server, to replay a
-production history there). The stream must not exist: import never writes
-to an existing group's stream.
+production history there), or, with --embedded DIR, into a new store
+directory (read it afterwards with --embedded DIR like any stopped store).
+The stream must not exist: import never writes to an existing group's
+stream, and --embedded only to a directory that is new or empty.
 
 Each record keeps its subject, body and sequence (where the history has
 gaps, filler messages with a one-second TTL hold the place and expire); the
@@ -49,9 +53,11 @@ headers ride in Parti-Import-* headers that export reads back: export →
 import → export gives the same file.`,
 	examples: []string{
 		"parti-replay import --file orders.jsonl --server nats://localhost:4222",
+		"parti-replay import --file orders.jsonl --embedded ./orders-store",
 	},
 	flags: func(fs *flag.FlagSet, o *options) {
 		fs.StringVar(&o.file, "file", "", "the export `FILE` to load (required)")
+		fs.StringVar(&o.embedded, "embedded", "", "load into a new store directory `DIR` (an embedded server writes it) instead of a server")
 		fs.StringVar(&o.server, "server", "", "NATS server `URL`s, comma-separated (default: the context's, $NATS_URL, nats://127.0.0.1:4222)")
 		fs.StringVar(&o.context, "context", "", "connect as the nats CLI context `NAME` says (every setting; flags win)")
 		fs.StringVar(&o.creds, "creds", "", "NATS credentials `FILE`")
@@ -69,6 +75,25 @@ import → export gives the same file.`,
 		src, err := replay.OpenFile(e.o.file, "")
 		if err != nil {
 			return e.fail(err)
+		}
+		if e.o.embedded != "" {
+			if e.o.server != "" || e.o.context != "" {
+				return usageError(e.stderr, e.name, errors.New("--embedded writes a new store directory: --server and --context do not apply"))
+			}
+			conn, err := newStore(e.o.embedded, e.o.timeout)
+			if err != nil {
+				return e.fail(err)
+			}
+			defer conn.Close()
+			n, skipped, err := importFile(ctx, conn.JetStream(), src, e.o.replicas, e.o.timeout)
+			if err != nil {
+				return e.fail(err)
+			}
+			if skipped > 0 {
+				fmt.Fprintf(e.stderr, "parti-replay import: warning: %d records without a sequence were skipped (no server can store them as they are)\n", skipped)
+			}
+			fmt.Fprintf(e.stdout, "imported %d records into stream %s (group %s) in the store %s\n", n, replay.StreamName(src.Subjects().Group), src.Subjects().Group, e.o.embedded)
+			return exitOK
 		}
 		co := replay.ConnectOptions{
 			Server: e.o.server, Creds: e.o.creds, NKey: e.o.nkey,
@@ -294,4 +319,37 @@ func maybeImported(ctx context.Context, src replay.Source) replay.Source {
 		return importedLiveSource{importedSource{src}, l}
 	}
 	return importedSource{src}
+}
+
+// newStore starts an embedded server writing the store directory dir, which
+// must not exist or be empty, with no network listener, and connects to it
+// in process. Close shuts it down, leaving the store.
+func newStore(dir string, timeout time.Duration) (*replay.Conn, error) {
+	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
+		return nil, fmt.Errorf("import: %s is not empty: --embedded writes a new store only", dir)
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("import: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("import: %w", err)
+	}
+	s, err := server.NewServer(&server.Options{
+		ServerName: "parti-replay-import", Host: "127.0.0.1", Port: server.RANDOM_PORT,
+		DontListen: true, NoLog: true, NoSigs: true, JetStream: true, StoreDir: dir,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("import: embedded server: %w", err)
+	}
+	go s.Start()
+	stop := func() { s.Shutdown(); s.WaitForShutdown() }
+	if !s.ReadyForConnections(time.Minute) {
+		stop()
+		return nil, fmt.Errorf("import: the embedded server on %s did not start", dir)
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(s), nats.Name("parti-replay"))
+	if err != nil {
+		stop()
+		return nil, fmt.Errorf("import: embedded server: %w", err)
+	}
+	return replay.NewConn(nc, "embedded server on "+dir, timeout, stop)
 }

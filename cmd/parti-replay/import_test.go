@@ -115,3 +115,34 @@ func TestImportSkipsRecordsWithoutSequence(t *testing.T) {
 		t.Errorf("stdout %q, stderr %q; want 21 imported and 1 skipped", stdout, stderr)
 	}
 }
+
+// TestImportIntoAStoreDirectory: import --embedded writes a new store that
+// --embedded reads back as the same history; a store that is not empty is
+// refused.
+func TestImportIntoAStoreDirectory(t *testing.T) {
+	in := filepath.Join("testdata", "history.jsonl")
+	want, err := os.ReadFile(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "store")
+	stdout, stderr := newWatchBuffer(), newWatchBuffer()
+	if code := run(t.Context(), []string{"import", "--file", in, "--embedded", dir}, stdout, stderr); code != 0 {
+		t.Fatalf("import --embedded exit %d: %s", code, stderr)
+	}
+	out := filepath.Join(t.TempDir(), "again.jsonl")
+	if code := run(t.Context(), []string{"export", "--embedded", dir, "--group", "orders", "--out", out}, stdout, stderr); code != 0 {
+		t.Fatalf("export --embedded exit %d: %s", code, stderr)
+	}
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("import --embedded → export --embedded differs:\n%s", lineDiff(string(want), string(got)))
+	}
+	errb := newWatchBuffer()
+	if code := run(t.Context(), []string{"import", "--file", in, "--embedded", dir}, stdout, errb); code != exitUsage || !strings.Contains(errb.String(), "not empty") {
+		t.Errorf("import into a store that is not empty: exit %d, %q; want 2", code, errb)
+	}
+}
