@@ -618,6 +618,11 @@ func (s *State) operatorMove(seq uint64, e *events.OperatorAction) Outcome {
 	if t == nil || !t.Eligible() {
 		return ignored("operator move to an ineligible member")
 	}
+	if !hasLabels(t.Labels, s.Class(int(i)).Require) {
+		// A constraint is a rule of the group, not a preference: an
+		// operator cannot break it either.
+		return ignored("operator move to a member without the partition's required labels")
+	}
 	o := &s.Owners[i]
 	switch {
 	case o.Owner == t.ID && o.Inc == t.Incarnation:
@@ -628,4 +633,14 @@ func (s *State) operatorMove(seq uint64, e *events.OperatorAction) Outcome {
 		s.retarget(i, t)
 	}
 	return applied()
+}
+
+// hasLabels reports whether labels include every one of want.
+func hasLabels(labels, want []string) bool {
+	for _, w := range want {
+		if !slices.Contains(labels, w) {
+			return false
+		}
+	}
+	return true
 }

@@ -225,6 +225,9 @@ func Operator(s *State, a events.OperatorAction) (*events.OperatorAction, error)
 		if t == nil || !t.Eligible() {
 			return nil, fmt.Errorf("%w: target %s is not an eligible member", ErrNotMember, a.Target)
 		}
+		if i := s.index[a.Partition]; !hasLabels(t.Labels, s.Class(int(i)).Require) {
+			return nil, fmt.Errorf("%w: %s requires %v, which %s does not carry", ErrInvalidCommand, a.Partition, s.Class(int(i)).Require, a.Target)
+		}
 	default:
 		return nil, fmt.Errorf("%w: unknown operator action %q", ErrInvalidCommand, a.Action)
 	}

@@ -51,6 +51,7 @@ var neverWritten = map[string]bool{
 	"operator action on an unknown member":                              false,
 	"operator move of an unknown partition":                             false,
 	"operator move to an ineligible member":                             false,
+	"operator move to a member without the partition's required labels": false, // an operator's stale view
 	"sequence already folded":                                           false,
 	"a live member does not support the version":                        true,
 	"protocol version cannot go down":                                   true,
