@@ -460,7 +460,13 @@ func (w *world) bound() time.Duration {
 			dead++
 		}
 	}
-	b := w.opt.Window + t.Expiry + round + slack + time.Duration(dead)*(t.Expiry+round)
+	// Hand-offs: a revoked partition is let go only once its handler
+	// returned (rawmember.Handoff), and here its release lands one log
+	// round trip after another (about 60 ms each in the simulated stream,
+	// measured), so a leave or a rebalance right at the start of the calm
+	// phase takes time in proportion to the partitions it moves.
+	handoff := time.Duration(len(w.auth.Partitions)) * 60 * time.Millisecond
+	b := w.opt.Window + t.Expiry + round + slack + handoff + time.Duration(dead)*(t.Expiry+round)
 	if closing {
 		b += w.opt.Grace
 	}
