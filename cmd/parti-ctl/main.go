@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/parti-io/parti/cmd/internal/cli"
 	"github.com/parti-io/parti/cmd/internal/natsctx"
 	"github.com/parti-io/parti/decider"
 	"github.com/parti-io/parti/events"
@@ -127,7 +128,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs.StringVar(&o.note, "note", "", "")
 	fs.BoolVar(&o.yes, "yes", false, "")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "")
-	pos, err := parseArgs(fs, args[1:])
+	pos, err := cli.ParseArgs(fs, args[1:])
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, usage)
 		return exitOK
@@ -332,34 +333,6 @@ func whoAmI() string {
 	return name
 }
 
-// parseArgs parses flags and positional arguments in any order ("--" ends
-// the flags).
-func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		consumed := len(args) - len(rest)
-		if consumed > 0 && args[consumed-1] == "--" {
-			return append(pos, rest...), nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
-}
-
 // isTerminal reports whether r is a terminal (a character device). A
 // variable, so that a test can answer for a terminal it cannot have.
-var isTerminal = func(r io.Reader) bool {
-	f, ok := r.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
+var isTerminal = func(r io.Reader) bool { return cli.IsTerminal(r) }

@@ -7,11 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/parti-io/parti/cmd/internal/cli"
 	"github.com/parti-io/parti/cmd/internal/natsctx"
 	"github.com/parti-io/parti/events"
 	"github.com/parti-io/parti/replay"
@@ -211,31 +211,10 @@ func sourceFlags(fs *flag.FlagSet, o *options) {
 	fs.DurationVar(&o.timeout, "timeout", replay.DefaultTimeout, "the longest to wait on the server without progress (connecting, a request, the next message of a read) before giving up with exit status 2")
 }
 
-// parseArgs parses flags and positional arguments in any order ("--" ends
-// the flags).
-func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		consumed := len(args) - len(rest)
-		if consumed > 0 && args[consumed-1] == "--" {
-			return append(pos, rest...), nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
-}
-
 func (c *command) execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o := &options{}
 	fs := c.flagSet(o)
-	pos, err := parseArgs(fs, args)
+	pos, err := cli.ParseArgs(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		c.printHelp(stdout)
 		return exitOK
@@ -253,7 +232,7 @@ func (c *command) execute(ctx context.Context, args []string, stdout, stderr io.
 	if err != nil {
 		return usageError(stderr, c.name, err)
 	}
-	e := &env{o: o, pos: pos, stdout: stdout, stderr: stderr, name: c.name, term: isTerminal(stderr)}
+	e := &env{o: o, pos: pos, stdout: stdout, stderr: stderr, name: c.name, term: cli.IsTerminal(stderr)}
 	if c.stream {
 		src, conn, closeFn, code := openSource(ctx, e)
 		if code != exitOK {
@@ -355,16 +334,6 @@ func openSource(ctx context.Context, e *env) (replay.Source, *replay.Conn, func(
 		return nil, nil, nop, e.fail(err)
 	}
 	return wrapProgress(e, maybeImported(ctx, src)), conn, func() { conn.Close() }, exitOK
-}
-
-// isTerminal reports whether w is a terminal (a character device).
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // writeJSON prints v as indented JSON.
