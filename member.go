@@ -575,14 +575,11 @@ func (m *Member) execute(a rawmember.Action) {
 			m.cfg.Metrics.Heartbeat(err == nil)
 			m.post(func() {
 				switch {
-				case err != nil && errors.Is(err, projection.ErrConflict):
-					// Refused by the fence (10071), or a proposal in
-					// flight (10164, a stream-leader election): the same
-					// error, so it counts as a gap for the judge, and the
-					// subject's last message settles it.
-					m.heartbeatFailed(err)
-					raw.HeartbeatFailed(a.ID, m.now(), true)
 				case err != nil:
+					// A refusal by the fence (10071) or by a proposal in
+					// flight (10164, a stream-leader election) is the same
+					// error as any other failure: a gap for the judge, and
+					// the subject's last message settles it.
 					m.heartbeatFailed(err)
 					raw.HeartbeatFailed(a.ID, m.now(), true)
 				default:
