@@ -37,7 +37,9 @@ type Config struct {
 	// record was folded, with what Apply did. No lock is held: the hook may
 	// call View, State and the other getters, which then show the state
 	// exactly as of this record. It must not block for long (the fold
-	// waits for it) and must not call Stop.
+	// waits for it) and must not call Stop. It is not called for the
+	// records a refold folds again (readers do not see that state until it
+	// has caught up; see Projection).
 	OnRecord func(events.Record, decider.Outcome)
 }
 
@@ -56,6 +58,14 @@ type Stats struct {
 	// Refolds counts the times the log was found to have gone backwards and
 	// the state was rebuilt from sequence 1.
 	Refolds uint64
+	// Refolding is true while a refold runs: the state readers see is the
+	// one from before it, which the refolded state replaces once it has
+	// caught up.
+	Refolding bool
+	// Stalls counts the times CheckTail found the tail stuck (the log held
+	// records the fold did not apply, and it applied none between two
+	// checks) and rebuilt the session.
+	Stalls uint64
 	// Lag is the number of log records the server had not yet delivered
 	// when the last folded record was delivered (its NumPending).
 	Lag uint64
@@ -74,8 +84,17 @@ type Stats struct {
 // session starts, the projection checks that the log did not go backwards
 // (a single-server file store can lose acknowledged writes in a host crash,
 // DESIGN rule 9): if the log subject now ends below LastApplied, or the
-// record at LastApplied is not the one folded, it logs it, counts a refold,
-// resets the state to decider.New() and folds again from sequence 1.
+// record at LastApplied is not the one folded, it logs it, counts a refold
+// and folds again from sequence 1 into a fresh state beside the current one:
+// readers (State, View, LastApplied, WaitFor) keep seeing the current state
+// until the fresh one has caught up with the log as it was when the refold
+// began, and then see the fresh one at once. A member folding a log whose
+// last records were lost thus never sees a state without itself in the
+// middle of a refold.
+//
+// A session can also get stuck without ending (a consumer whose deliveries
+// stop on a healthy connection): CheckTail, called at intervals, notices it
+// and starts a new session.
 //
 // All methods are safe for concurrent use.
 type Projection struct {
@@ -94,6 +113,16 @@ type Projection struct {
 	reconnects  atomic.Uint64
 	refolds     atomic.Uint64
 	lag         atomic.Uint64
+	stalls      atomic.Uint64
+	cursor      atomic.Uint64 // the fold's position: LastApplied, or the refold's during one
+	refolding   atomic.Bool
+
+	tmu        sync.Mutex // guards the last CheckTail's reading
+	tailNewest uint64
+	tailCursor uint64
+	tailSeen   bool
+
+	rebuild chan struct{} // CheckTail asks the fold goroutine for a new session
 
 	cmu     sync.Mutex
 	changed chan struct{} // closed and replaced after each batch
@@ -101,6 +130,7 @@ type Projection struct {
 
 	// Owned by the fold goroutine (and by Start before it runs).
 	last     lastRecord
+	re       *refold // non-nil while a refold runs
 	statusCh chan nats.Status
 	sess     *session
 	sessions uint64
@@ -117,6 +147,16 @@ type lastRecord struct {
 	seq  uint64
 	time time.Time
 	body []byte
+}
+
+// refold is a fold from sequence 1 into a fresh state, beside the state
+// readers see, until it catches up.
+type refold struct {
+	state   *decider.State
+	applied uint64
+	last    lastRecord
+	lag     uint64
+	target  uint64 // the log subject's last sequence when the refold began
 }
 
 // Start starts a projection of cfg.Group's log. It loads the newest snapshot
@@ -153,6 +193,7 @@ func Start(ctx context.Context, js jetstream.JetStream, cfg Config) (*Projection
 		changed:  make(chan struct{}),
 		subs:     map[chan struct{}]struct{}{},
 		done:     make(chan struct{}),
+		rebuild:  make(chan struct{}, 1),
 	}
 	if !cfg.SkipSnapshot {
 		s, err := loadSnapshot(ctx, st, subjects)
@@ -164,6 +205,7 @@ func Start(ctx context.Context, js jetstream.JetStream, cfg Config) (*Projection
 		default:
 			p.state = s
 			p.lastApplied.Store(s.LastSeq)
+			p.cursor.Store(s.LastSeq)
 			log.Info("parti: projection: started from a snapshot", "up_to", s.LastSeq)
 		}
 	}
@@ -171,6 +213,13 @@ func Start(ctx context.Context, js jetstream.JetStream, cfg Config) (*Projection
 	if err := p.connect(ctx); err != nil {
 		p.nc.RemoveStatusListener(p.statusCh)
 		return nil, err
+	}
+	if r := p.re; r != nil {
+		// Nobody reads the state yet: fold from 1 into it directly.
+		p.re = nil
+		p.state, p.last = r.state, lastRecord{}
+		p.lastApplied.Store(0)
+		p.refolding.Store(false)
 	}
 	ctx, p.cancel = context.WithCancel(ctx)
 	go p.run(ctx)
@@ -196,8 +245,9 @@ func (p *Projection) View(fn func(*decider.State)) {
 	fn(p.state)
 }
 
-// LastApplied returns the sequence of the last log record folded (0 before
-// the first). It can go down only when a refold starts.
+// LastApplied returns the sequence of the last log record folded into the
+// state readers see (0 before the first). It can go down only when a refold
+// ends.
 func (p *Projection) LastApplied() uint64 { return p.lastApplied.Load() }
 
 // WaitFor returns nil once LastApplied is at least seq, ctx's error if ctx
@@ -259,6 +309,8 @@ func (p *Projection) Stats() Stats {
 		Garbage:     p.garbage.Load(),
 		Reconnects:  p.reconnects.Load(),
 		Refolds:     p.refolds.Load(),
+		Refolding:   p.refolding.Load(),
+		Stalls:      p.stalls.Load(),
 		Lag:         p.lag.Load(),
 		LastApplied: p.lastApplied.Load(),
 	}
@@ -273,6 +325,36 @@ func (p *Projection) Newest(ctx context.Context) (uint64, error) {
 		return 0, err
 	}
 	return rec.Seq, nil
+}
+
+// CheckTail reads the log subject's last sequence and returns it, and
+// notices a stuck session: if the previous call found records the fold had
+// not applied and the fold has applied none since, it logs it, counts a
+// stall (Stats.Stalls) and the fold goroutine replaces the session by a new
+// one from the last folded record. Call it at intervals well above the
+// latency of a delivery (a member calls it every heartbeat interval); an
+// ordered consumer's own recovery notices only missing heartbeats, not a
+// consumer that stopped delivering on a healthy connection.
+func (p *Projection) CheckTail(ctx context.Context) (uint64, error) {
+	cur := p.cursor.Load() // before the read: newest is at least as new
+	newest, err := p.Newest(ctx)
+	if err != nil {
+		return 0, err
+	}
+	p.tmu.Lock()
+	stalled := p.tailSeen && p.tailNewest > p.tailCursor && cur == p.tailCursor
+	p.tailSeen, p.tailNewest, p.tailCursor = true, newest, cur
+	p.tmu.Unlock()
+	if stalled {
+		p.stalls.Add(1)
+		p.log.Warn("parti: projection: the tail applied nothing although the log holds newer records; starting a new session",
+			"folded", cur, "newest", newest)
+		select {
+		case p.rebuild <- struct{}{}:
+		default:
+		}
+	}
+	return newest, nil
 }
 
 // Stop stops the projection and waits for its goroutine to end. It is
@@ -359,7 +441,7 @@ func (p *Projection) connect(ctx context.Context) error {
 	if err := p.checkLog(ctx); err != nil {
 		return err
 	}
-	start := p.lastApplied.Load() + 1
+	start := p.cursor.Load() + 1
 	cons, err := p.js.OrderedConsumer(ctx, StreamName(p.subjects.Group), jetstream.OrderedConsumerConfig{
 		FilterSubjects:    []string{p.subjects.Log()},
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
@@ -414,29 +496,37 @@ func (p *Projection) deleteConsumer(cons jetstream.Consumer) {
 	_ = p.js.DeleteConsumer(ctx, info.Stream, info.Name)
 }
 
-// checkLog makes sure the log did not go backwards under the folded state:
-// the log subject must end at or after LastApplied, and the record at
-// LastApplied must be the one folded (for a state restored from a snapshot:
-// a record on the log subject). Otherwise it refolds from sequence 1.
+// checkLog makes sure the log did not go backwards under the fold (the
+// state readers see, or the refold's during one): the log subject must end
+// at or after the fold's position, and the record there must be the one
+// folded (for a state restored from a snapshot: a record on the log
+// subject). Otherwise it refolds from sequence 1.
 func (p *Projection) checkLog(ctx context.Context) error {
-	la := p.lastApplied.Load()
+	la := p.cursor.Load()
 	if la == 0 {
 		return nil
+	}
+	last := p.last
+	if p.re != nil {
+		last = p.re.last
 	}
 	logSubj := p.subjects.Log()
 	newest, found, err := lastOnSubject(ctx, p.stream, logSubj)
 	if err != nil {
 		return err
 	}
-	if !found || newest.Seq < la {
-		p.refold(fmt.Sprintf("the log subject ends at %d, below the folded sequence %d", newest.Seq, la))
+	if !found {
+		newest.Seq = 0
+	}
+	if newest.Seq < la {
+		p.startRefold(fmt.Sprintf("the log subject ends at %d, below the folded sequence %d", newest.Seq, la), newest.Seq)
 		return nil
 	}
 	at := newest
 	if newest.Seq != la {
 		m, err := p.stream.GetMsg(ctx, la)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			p.refold(fmt.Sprintf("the folded record %d is gone from the stream", la))
+			p.startRefold(fmt.Sprintf("the folded record %d is gone from the stream", la), newest.Seq)
 			return nil
 		}
 		if err != nil {
@@ -446,25 +536,42 @@ func (p *Projection) checkLog(ctx context.Context) error {
 	}
 	switch {
 	case at.Subject != logSubj:
-		p.refold(fmt.Sprintf("the folded record %d is now on %s", la, at.Subject))
-	case p.last.ok && p.last.seq == la && (!at.Time.Equal(p.last.time) || !bytes.Equal(at.Body, p.last.body)):
-		p.refold(fmt.Sprintf("the record at %d is not the one folded", la))
+		p.startRefold(fmt.Sprintf("the folded record %d is now on %s", la, at.Subject), newest.Seq)
+	case last.ok && last.seq == la && (!at.Time.Equal(last.time) || !bytes.Equal(at.Body, last.body)):
+		p.startRefold(fmt.Sprintf("the record at %d is not the one folded", la), newest.Seq)
 	}
 	return nil
 }
 
-// refold resets the state to decider.New(): the next session folds from
-// sequence 1.
-func (p *Projection) refold(reason string) {
-	p.log.Warn("parti: projection: the log went backwards; refolding from sequence 1",
-		"reason", reason, "last_applied", p.lastApplied.Load())
+// startRefold starts folding from sequence 1 into a fresh state beside the
+// one readers see (the next session delivers from 1); the fresh state
+// replaces it once it has folded target, the log subject's last sequence
+// now, or sooner if the server has nothing more to deliver. A refold that
+// starts during another one replaces it. Fold goroutine (or Start) only.
+func (p *Projection) startRefold(reason string, target uint64) {
+	p.log.Warn("parti: projection: the log went backwards; refolding from sequence 1 beside the current state",
+		"reason", reason, "last_applied", p.lastApplied.Load(), "log_ends_at", target)
 	p.refolds.Add(1)
+	p.re = &refold{state: decider.New(), target: target}
+	p.refolding.Store(true)
+	p.cursor.Store(0)
+	if target == 0 {
+		p.swap() // nothing to fold: the log subject is empty
+	}
+}
+
+// swap makes the refold's state the one readers see. Fold goroutine only.
+func (p *Projection) swap() {
+	r := p.re
+	p.re = nil
 	p.mu.Lock()
-	p.state = decider.New()
+	p.state = r.state
 	p.mu.Unlock()
-	p.lastApplied.Store(0)
-	p.lag.Store(0)
-	p.last = lastRecord{}
+	p.lastApplied.Store(r.applied)
+	p.lag.Store(r.lag)
+	p.last = r.last
+	p.refolding.Store(false)
+	p.log.Info("parti: projection: refold caught up; its state replaces the old one", "last_applied", r.applied)
 	p.broadcast()
 }
 
@@ -597,6 +704,11 @@ func (p *Projection) run(ctx context.Context) {
 			if p.sess == nil {
 				resume()
 			}
+		case <-p.rebuild:
+			if p.sess != nil { // otherwise a resume is on its way
+				p.endSession()
+				resume()
+			}
 		case m := <-msgs:
 			s := p.sess
 			if !drainStatus() {
@@ -643,17 +755,30 @@ func (p *Projection) fold(d delivered) error {
 	}
 	rec := d.rec
 	seq := rec.Seq
-	if seq <= p.lastApplied.Load() {
+	if seq <= p.cursor.Load() {
 		return nil // already folded: never apply twice
 	}
 	if rec.Subject != p.subjects.Log() {
 		p.log.Error("parti: projection: delivery from outside the log subject ignored", "seq", seq, "subject", rec.Subject)
 		return nil
 	}
+	if r := p.re; r != nil {
+		// Nobody reads r.state before the swap: no lock. Garbage was
+		// logged and counted when first met.
+		decider.Apply(r.state, rec)
+		r.applied, r.lag = seq, d.pending
+		r.last = lastRecord{ok: true, seq: seq, time: rec.Time, body: rec.Body}
+		p.cursor.Store(seq)
+		if seq >= r.target || d.pending == 0 {
+			p.swap()
+		}
+		return nil
+	}
 	p.mu.Lock()
 	out := decider.Apply(p.state, rec)
 	p.mu.Unlock()
 	p.lastApplied.Store(seq)
+	p.cursor.Store(seq)
 	p.lag.Store(d.pending)
 	p.last = lastRecord{ok: true, seq: seq, time: rec.Time, body: rec.Body}
 	if rec.Err != nil {
