@@ -24,6 +24,7 @@ type health struct {
 	lastStep   time.Duration // the loop's last step, on the member's clock
 	lagSince   time.Duration // since when the fold is behind (valid if lagging)
 	lagging    bool
+	lagPaused  bool   // behind for longer than the expiry: heartbeats paused
 	lagApplied uint64 // the fold's last applied sequence when lagging began
 	lastApply  time.Duration
 	hadLease   bool
@@ -48,21 +49,30 @@ func (m *Member) observeHealth(now time.Duration, st projection.Stats) {
 	m.mu.Lock()
 	deadline, granted := m.deadline, m.gotGrant
 	m.mu.Unlock()
+	// Behind as the raw member counts it: the oldest known log sequence
+	// not applied (from deliveries, own appends and the tail checks), and
+	// since when it is known.
+	behindSeq, since, behind := m.raw.Behind()
+	exp := m.cfg.Timings.Expiry
 	h := &m.health
 	h.mu.Lock()
 	h.stepped, h.lastStep = true, now
 	switch {
-	case st.Lag == 0:
+	case !behind:
 		h.lagging = false
 	case !h.lagging:
-		h.lagging, h.lagSince, h.lagApplied, h.lastApply = true, now, st.LastApplied, now
+		h.lagging, h.lagApplied, h.lastApply = true, st.LastApplied, now
 	case st.LastApplied != h.lagApplied:
 		h.lagApplied, h.lastApply = st.LastApplied, now
 	}
+	h.lagSince = since
 	var lag time.Duration
 	if h.lagging {
-		lag = now - h.lagSince
+		lag = max(now-h.lagSince, 0)
 	}
+	paused := h.lagging && lag > exp
+	pauseStarts, pauseEnds := paused && !h.lagPaused, !paused && h.lagPaused
+	h.lagPaused = paused
 	valid := granted && now < deadline
 	// A member that closes or leaves stops heartbeating on purpose: its
 	// lease ending then is no lapse.
@@ -85,6 +95,13 @@ func (m *Member) observeHealth(now time.Duration, st projection.Stats) {
 	}
 	if back {
 		m.log.Info("lease back: heartbeats are acknowledged again", "lapsed_for", lapsedFor.Round(time.Millisecond))
+	}
+	if pauseStarts {
+		m.log.Warn("the fold is behind the log for longer than the expiry: heartbeats paused until it catches up",
+			"applied", st.LastApplied, "behind_at", behindSeq, "for", lag.Round(time.Millisecond), "expiry", exp)
+	}
+	if pauseEnds {
+		m.log.Info("the fold caught up with the log: heartbeats resume", "applied", st.LastApplied)
 	}
 	m.cfg.Metrics.FoldLagTime(lag)
 	if valid {
@@ -132,7 +149,9 @@ func (m *Member) Live() error {
 
 // Ready reports whether the member can do its work: nil when it is live,
 // holds a valid lease, and its fold has caught up with the log within the
-// expiry (the bound within which a member keeps heartbeating); otherwise
+// expiry (the bound within which a member keeps heartbeating: the log's
+// last sequence is read every heartbeat interval, so a tail that stopped
+// delivering counts too); otherwise
 // an error wrapping ErrNotReady that says why. Readiness comes and goes
 // (a stream election, a full disk): a Kubernetes readiness probe takes the
 // process out of service meanwhile.
@@ -153,7 +172,7 @@ func (m *Member) Ready() error {
 	lagging, since := h.lagging, h.lagSince
 	h.mu.Unlock()
 	if lagging && now-since > exp {
-		return fmt.Errorf("%w: the fold has been behind the log for %v (more than the expiry %v)", ErrNotReady, (now - since).Round(time.Millisecond), exp)
+		return fmt.Errorf("%w: the fold has been behind the log for %v (more than the expiry %v: heartbeats paused)", ErrNotReady, (now - since).Round(time.Millisecond), exp)
 	}
 	if now >= deadline {
 		return fmt.Errorf("%w: the member holds no valid lease (its heartbeats are not acknowledged: is the stream accepting writes?)", ErrNotReady)

@@ -169,7 +169,9 @@ type Member struct {
 	lastSnap    uint64
 	lastSnapAt  time.Duration // when this member last wrote a snapshot (its clock)
 	snapBusy    bool
-	health      health // what the loop tells Live and Ready (health.go)
+	tailBusy    bool          // a CheckTail is in flight
+	tailAt      time.Duration // when the last one started (its clock)
+	health      health        // what the loop tells Live and Ready (health.go)
 
 	appendMu   sync.Mutex
 	appendOK   bool  // an append was acknowledged (or refused by a fence: the stream answered)
@@ -395,6 +397,7 @@ func (m *Member) step() {
 		// member stops heartbeating if that lasts longer than the expiry.
 		m.raw.Learned(st.LastApplied+1, now)
 	}
+	m.checkTail(now)
 	m.cfg.Metrics.Records(st.Applied, st.Skipped)
 	m.cfg.Metrics.FoldLag(st.Lag)
 	var phase string
@@ -676,6 +679,37 @@ func (m *Member) rewatch(gen uint64, raw *rawmember.Member, member string, inc u
 		return
 	}
 	m.watchStop = stop
+}
+
+// checkTail reads the log subject's last sequence once per heartbeat
+// interval, in the background. Deliveries and the member's own appends are
+// not enough to know how far the log goes: a tail that stopped delivering
+// on a healthy connection would leave the fold frozen while the member
+// heartbeats (and, leading, fails every fenced decision). The raw member
+// learns the sequence, so a fold behind it for longer than the expiry stops
+// heartbeating, and the projection replaces a tail that applied nothing
+// between two checks.
+func (m *Member) checkTail(now time.Duration) {
+	if m.tailBusy || (m.tailAt != 0 && now-m.tailAt < m.cfg.Timings.Heartbeat) {
+		return
+	}
+	m.tailBusy, m.tailAt = true, max(now, 1)
+	go func() {
+		ctx, cancel := m.hbCtx()
+		defer cancel()
+		newest, err := m.proj.CheckTail(ctx)
+		m.post(func() {
+			m.tailBusy = false
+			if err != nil {
+				m.log.Debug("reading the log's last sequence failed", "err", err)
+				return
+			}
+			// Learned when the read began: if anything, sooner than the
+			// record was there, so the member stops heartbeating no later
+			// than the bound.
+			m.raw.Learned(newest, now)
+		})
+	}()
 }
 
 func (m *Member) maybeSnapshot() {

@@ -513,6 +513,12 @@ func key(id string, inc uint64) string { return id + "/" + strconv.FormatUint(in
 // behind a known sequence for longer than the expiry.
 func (m *Member) Learned(seq uint64, now time.Duration) { m.catchUp.Learned(seq, now) }
 
+// Behind returns the oldest log sequence the member knows of that its fold
+// has not applied, and the reading at which it learned of it; ok is false
+// when the fold has applied everything known. While now − since exceeds
+// the expiry the member does not heartbeat (and does not lead).
+func (m *Member) Behind() (seq uint64, since time.Duration, ok bool) { return m.catchUp.Behind() }
+
 // Step gives the member the state its fold reached and the reading of its
 // clock, and lets it act: heartbeat, judge, release, lead. Call it after the
 // fold advanced and whenever a timer fires (at least every heartbeat
