@@ -41,6 +41,10 @@ type Config struct {
 	// records a refold folds again (readers do not see that state until it
 	// has caught up; see Projection).
 	OnRecord func(events.Record, decider.Outcome)
+
+	// refoldRecord, if set (by tests), is called on the fold goroutine
+	// after each record a refold folded, before the swap.
+	refoldRecord func(*Projection)
 }
 
 // Stats counts what a projection did. Applied, Skipped, Ignored and Rejected
@@ -104,6 +108,7 @@ type Projection struct {
 	subjects events.Subjects
 	log      *slog.Logger
 	onRecord func(events.Record, decider.Outcome)
+	onRefold func(*Projection)
 
 	mu    sync.RWMutex
 	state *decider.State
@@ -189,6 +194,7 @@ func Start(ctx context.Context, js jetstream.JetStream, cfg Config) (*Projection
 		subjects: subjects,
 		log:      log,
 		onRecord: cfg.OnRecord,
+		onRefold: cfg.refoldRecord,
 		state:    decider.New(),
 		changed:  make(chan struct{}),
 		subs:     map[chan struct{}]struct{}{},
@@ -769,6 +775,9 @@ func (p *Projection) fold(d delivered) error {
 		r.applied, r.lag = seq, d.pending
 		r.last = lastRecord{ok: true, seq: seq, time: rec.Time, body: rec.Body}
 		p.cursor.Store(seq)
+		if p.onRefold != nil {
+			p.onRefold(p)
+		}
 		if seq >= r.target || d.pending == 0 {
 			p.swap()
 		}

@@ -3,8 +3,10 @@ package projection
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -402,11 +404,24 @@ func TestRefoldAfterStoreLoss(t *testing.T) {
 	nc, js := ts.connect(t)
 	app, _ := newGroup(t, js, "g")
 	h := newHarness(t, app)
-	p := startProjection(t, h, Config{Logger: slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	// What readers see while the refold folds: the state from before it.
+	var (
+		mu   sync.Mutex
+		seen []string
+	)
+	cfg := Config{Logger: slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		refoldRecord: func(p *Projection) {
+			st := p.Stats()
+			mu.Lock()
+			defer mu.Unlock()
+			seen = append(seen, fmt.Sprintf("%d/%d/%d/%v", p.LastApplied(), p.State().LastSeq, len(p.State().LiveMembers()), st.Refolding))
+		}}
+	p := startProjection(t, h, cfg)
 	h.append(claim("", "a"))
 	h.append(claim("", "b"))
 	h.append(claim("", "c"))
 	caughtUp(t, p, h)
+	before := fmt.Sprintf("3/3/%d/true", len(h.local.LiveMembers()))
 
 	// The host "crashes": the new store is built on a server the
 	// projection's client cannot reach, then served on the old port.
@@ -437,9 +452,71 @@ func TestRefoldAfterStoreLoss(t *testing.T) {
 	eventually(t, 20*time.Second, "the refold", func() bool { return p.Stats().Refolds == 1 })
 	caughtUp(t, p, h2)
 	sameState(t, "after the refold", h2.local, p.State())
-	if st := p.Stats(); st.Refolds != 1 || st.Reconnects < 1 {
+	if st := p.Stats(); st.Refolds != 1 || st.Reconnects < 1 || st.Refolding {
 		t.Errorf("stats %+v", st)
 	}
+	// Every record the refold folded (five) left readers on the old state.
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 5 {
+		t.Errorf("the refold folded %d records, want 5", len(seen))
+	}
+	for i, got := range seen {
+		if got != before {
+			t.Errorf("after the refold's record %d readers saw applied/last/members/refolding %s, want the old state %s", i+1, got, before)
+		}
+	}
+}
+
+// TestCheckTailRebuildsAStuckTail: a tail whose consumer stops delivering
+// on a healthy connection (paused on the server) is noticed by the second
+// CheckTail that finds the fold where the first left it, and replaced.
+func TestCheckTailRebuildsAStuckTail(t *testing.T) {
+	ts := runServer(t)
+	_, js := ts.connect(t)
+	app, st := newGroup(t, js, "g")
+	h := newHarness(t, app)
+	p := startProjection(t, h, Config{})
+	h.append(claim("", "a"))
+	caughtUp(t, p, h)
+	for range 2 {
+		newest, err := p.CheckTail(h.ctx)
+		if err != nil || newest != h.local.LastSeq {
+			t.Fatalf("CheckTail = %d, %v; want %d", newest, err, h.local.LastSeq)
+		}
+	}
+	if n := p.Stats().Stalls; n != 0 {
+		t.Fatalf("a caught-up tail counted %d stalls", n)
+	}
+
+	paused := 0
+	lister := st.ListConsumers(h.ctx)
+	for info := range lister.Info() {
+		if info.Config.FilterSubject == app.Subjects().Log() || slices.Contains(info.Config.FilterSubjects, app.Subjects().Log()) {
+			if _, err := st.PauseConsumer(h.ctx, info.Name, time.Now().Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			paused++
+		}
+	}
+	if paused != 1 {
+		t.Fatalf("paused %d consumers, want the tail's", paused)
+	}
+	h.append(claim("", "b"))
+	if _, err := p.CheckTail(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := p.Stats().Stalls; n != 0 {
+		t.Fatalf("one check counted %d stalls: it has nothing to compare with", n)
+	}
+	if _, err := p.CheckTail(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := p.Stats().Stalls; n != 1 {
+		t.Fatalf("Stalls = %d after two checks found the fold stuck behind the log, want 1", n)
+	}
+	caughtUp(t, p, h)
+	sameState(t, "after the new tail", h.local, p.State())
 }
 
 func TestWatchSubject(t *testing.T) {
