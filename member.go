@@ -171,6 +171,8 @@ type Member struct {
 	snapBusy    bool
 	tailBusy    bool          // a CheckTail is in flight
 	tailAt      time.Duration // when the last one started (its clock)
+	tailNewest  uint64        // the log's last sequence it read
+	refolds     uint64        // the projection's refolds the raw member was told of
 	health      health        // what the loop tells Live and Ready (health.go)
 
 	appendMu   sync.Mutex
@@ -392,6 +394,11 @@ func (m *Member) finished() bool {
 func (m *Member) step() {
 	now := m.now()
 	st := m.proj.Stats()
+	if st.Refolds != m.refolds && !st.Refolding {
+		// A refold replaced the state: the log went backwards.
+		m.refolds, m.tailNewest = st.Refolds, 0
+		m.raw.LogRewound()
+	}
 	if st.Lag > 0 {
 		// The server holds log records the fold has not applied yet: the
 		// member stops heartbeating if that lasts longer than the expiry.
@@ -399,7 +406,11 @@ func (m *Member) step() {
 	}
 	m.checkTail(now)
 	m.cfg.Metrics.Records(st.Applied, st.Skipped)
-	m.cfg.Metrics.FoldLag(st.Lag)
+	lag := st.Lag
+	if m.tailNewest > st.LastApplied && !st.Refolding {
+		lag = max(lag, m.tailNewest-st.LastApplied)
+	}
+	m.cfg.Metrics.FoldLag(lag)
 	var phase string
 	var members int
 	var closing bool
@@ -697,13 +708,17 @@ func (m *Member) checkTail(now time.Duration) {
 	go func() {
 		ctx, cancel := m.hbCtx()
 		defer cancel()
-		newest, err := m.proj.CheckTail(ctx)
+		newest, stalled, err := m.proj.CheckTail(ctx)
+		if stalled {
+			m.cfg.Metrics.TailStalled()
+		}
 		m.post(func() {
 			m.tailBusy = false
 			if err != nil {
 				m.log.Debug("reading the log's last sequence failed", "err", err)
 				return
 			}
+			m.tailNewest = newest
 			// Learned when the read began: if anything, sooner than the
 			// record was there, so the member stops heartbeating no later
 			// than the bound.

@@ -45,6 +45,10 @@ type Metrics interface {
 	// the member reads: "heartbeat-subject" for the judged member's
 	// heartbeat subject (log garbage is counted by Records).
 	Junk(where string)
+	// TailStalled counts a stall of the fold's log tail: the log held
+	// records the fold did not apply, and it applied none for a heartbeat
+	// interval; the member then started a new tail.
+	TailStalled()
 }
 
 // NopMetrics implements Metrics by doing nothing. Embed it in an
@@ -89,3 +93,6 @@ func (NopMetrics) Verdict() {}
 
 // Junk implements Metrics.
 func (NopMetrics) Junk(string) {}
+
+// TailStalled implements Metrics.
+func (NopMetrics) TailStalled() {}

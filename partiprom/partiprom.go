@@ -49,6 +49,7 @@ type Collectors struct {
 	leaseRemaining *prometheus.GaugeVec
 	verdicts       *prometheus.CounterVec
 	junk           *prometheus.CounterVec
+	tailStalls     *prometheus.CounterVec
 
 	processed    *prometheus.CounterVec
 	handlerTime  *prometheus.HistogramVec
@@ -88,6 +89,7 @@ func New(reg prometheus.Registerer) (*Collectors, error) {
 		leaseRemaining: gauge("parti_lease_remaining_seconds", "How long this member may still act on its partitions (0 without a valid lease).", id),
 		verdicts:       counter("parti_expiry_verdicts_total", "Expiry verdicts this member appended as a judge of a silent member.", id),
 		junk:           counter("parti_junk_messages_total", "Messages that are not what a member writes, seen where this member reads, by where.", with("where")),
+		tailStalls:     counter("parti_tail_stalls_total", "Stalls of this member's log tail (newer log records, none applied for a heartbeat interval); each started a new tail.", id),
 
 		processed:    counter("parti_consumer_processed_total", "Messages handled successfully and settled.", id),
 		handlerTime:  prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "parti_consumer_handler_seconds", Help: "Time the handler took for messages it handled successfully.", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10)}, id),
@@ -111,7 +113,7 @@ func (c *Collectors) all() []prometheus.Collector {
 	return []prometheus.Collector{
 		c.phase, c.members, c.owned, c.rebalances, c.moves, c.records, c.conflicts,
 		c.foldLag, c.foldLagSeconds, c.heartbeats, c.leaseLost, c.leaseRemaining,
-		c.verdicts, c.junk,
+		c.verdicts, c.junk, c.tailStalls,
 		c.processed, c.handlerTime, c.failed, c.deadLettered, c.inFlight,
 		c.partitions, c.reconfigs, c.reconfPause, c.errors,
 	}
@@ -213,6 +215,8 @@ func (m *memberMetrics) Verdict() { m.c.verdicts.WithLabelValues(m.group, m.memb
 func (m *memberMetrics) Junk(where string) {
 	m.c.junk.WithLabelValues(m.group, m.member, where).Inc()
 }
+
+func (m *memberMetrics) TailStalled() { m.c.tailStalls.WithLabelValues(m.group, m.member).Inc() }
 
 type consumerMetrics struct {
 	consumer.NopMetrics

@@ -336,19 +336,19 @@ func (p *Projection) Newest(ctx context.Context) (uint64, error) {
 // CheckTail reads the log subject's last sequence and returns it, and
 // notices a stuck session: if the previous call found records the fold had
 // not applied and the fold has applied none since, it logs it, counts a
-// stall (Stats.Stalls) and the fold goroutine replaces the session by a new
-// one from the last folded record. Call it at intervals well above the
+// stall (Stats.Stalls), returns stalled true, and the fold goroutine
+// replaces the session by a new one from the last folded record. Call it at intervals well above the
 // latency of a delivery (a member calls it every heartbeat interval); an
 // ordered consumer's own recovery notices only missing heartbeats, not a
 // consumer that stopped delivering on a healthy connection.
-func (p *Projection) CheckTail(ctx context.Context) (uint64, error) {
+func (p *Projection) CheckTail(ctx context.Context) (newest uint64, stalled bool, err error) {
 	cur := p.cursor.Load() // before the read: newest is at least as new
-	newest, err := p.Newest(ctx)
+	newest, err = p.Newest(ctx)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	p.tmu.Lock()
-	stalled := p.tailSeen && p.tailNewest > p.tailCursor && cur == p.tailCursor
+	stalled = p.tailSeen && p.tailNewest > p.tailCursor && cur == p.tailCursor
 	p.tailSeen, p.tailNewest, p.tailCursor = true, newest, cur
 	p.tmu.Unlock()
 	if stalled {
@@ -360,7 +360,7 @@ func (p *Projection) CheckTail(ctx context.Context) (uint64, error) {
 		default:
 		}
 	}
-	return newest, nil
+	return newest, stalled, nil
 }
 
 // Stop stops the projection and waits for its goroutine to end. It is
@@ -561,6 +561,9 @@ func (p *Projection) startRefold(reason string, target uint64) {
 	p.re = &refold{state: decider.New(), target: target}
 	p.refolding.Store(true)
 	p.cursor.Store(0)
+	// The old state's lag counted records of a log that is gone: a member
+	// would learn sequences that may not exist.
+	p.lag.Store(0)
 	if target == 0 {
 		p.swap() // nothing to fold: the log subject is empty
 	}

@@ -480,9 +480,9 @@ func TestCheckTailRebuildsAStuckTail(t *testing.T) {
 	h.append(claim("", "a"))
 	caughtUp(t, p, h)
 	for range 2 {
-		newest, err := p.CheckTail(h.ctx)
-		if err != nil || newest != h.local.LastSeq {
-			t.Fatalf("CheckTail = %d, %v; want %d", newest, err, h.local.LastSeq)
+		newest, stalled, err := p.CheckTail(h.ctx)
+		if err != nil || newest != h.local.LastSeq || stalled {
+			t.Fatalf("CheckTail = %d, %v, %v; want %d, false", newest, stalled, err, h.local.LastSeq)
 		}
 	}
 	if n := p.Stats().Stalls; n != 0 {
@@ -503,14 +503,14 @@ func TestCheckTailRebuildsAStuckTail(t *testing.T) {
 		t.Fatalf("paused %d consumers, want the tail's", paused)
 	}
 	h.append(claim("", "b"))
-	if _, err := p.CheckTail(h.ctx); err != nil {
-		t.Fatal(err)
+	if _, stalled, err := p.CheckTail(h.ctx); err != nil || stalled {
+		t.Fatal(stalled, err)
 	}
 	if n := p.Stats().Stalls; n != 0 {
 		t.Fatalf("one check counted %d stalls: it has nothing to compare with", n)
 	}
-	if _, err := p.CheckTail(h.ctx); err != nil {
-		t.Fatal(err)
+	if _, stalled, err := p.CheckTail(h.ctx); err != nil || !stalled {
+		t.Fatal(stalled, err)
 	}
 	if n := p.Stats().Stalls; n != 1 {
 		t.Fatalf("Stalls = %d after two checks found the fold stuck behind the log, want 1", n)

@@ -519,6 +519,13 @@ func (m *Member) Learned(seq uint64, now time.Duration) { m.catchUp.Learned(seq,
 // the expiry the member does not heartbeat (and does not lead).
 func (m *Member) Behind() (seq uint64, since time.Duration, ok bool) { return m.catchUp.Behind() }
 
+// LogRewound tells the member that its fold's log went backwards and the
+// state was refolded: what it learned of log sequences may name records
+// that no longer exist (and would keep it from heartbeating until the log
+// grows past them), and its record of what was applied may be above the
+// new fold. Both are forgotten; the next Step records the fold's position.
+func (m *Member) LogRewound() { m.catchUp = liveness.CatchUp{} }
+
 // Step gives the member the state its fold reached and the reading of its
 // clock, and lets it act: heartbeat, judge, release, lead. Call it after the
 // fold advanced and whenever a timer fires (at least every heartbeat

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/parti-io/parti"
 	"github.com/parti-io/parti/events"
 	"github.com/parti-io/parti/internal/faultproxy"
 	"github.com/parti-io/parti/internal/natstest"
@@ -47,6 +48,14 @@ func pauseLogConsumers(t *testing.T, ctx context.Context, js jetstream.JetStream
 	return n
 }
 
+// stallMetrics counts the tail stalls a member reports.
+type stallMetrics struct {
+	parti.NopMetrics
+	stalls atomic.Int32
+}
+
+func (s *stallMetrics) TailStalled() { s.stalls.Add(1) }
+
 // TestStalledTailIsRebuiltAndStopsHeartbeats is issue 11 item 5. A member's
 // log tail stops delivering on a healthy connection (its consumer paused on
 // the server). The member must notice it by comparing its fold with the
@@ -73,6 +82,8 @@ func TestStalledTailIsRebuiltAndStopsHeartbeats(t *testing.T) {
 	f := newFleet(t, direct, group, 8)
 	f.base.ExpectedMembers = 1
 	f.base.Logger = slog.New(logs)
+	metrics := &stallMetrics{}
+	f.base.Metrics = metrics
 	f.jsFor = func(string) jetstream.JetStream { return viaProxy }
 	m := f.join(ctx, "w1")
 	f.waitSettled(20 * time.Second)
@@ -98,6 +109,9 @@ func TestStalledTailIsRebuiltAndStopsHeartbeats(t *testing.T) {
 	})
 	if !logs.has(slog.LevelWarn, "parti: projection: the tail applied nothing") {
 		t.Error("the stall was not logged")
+	}
+	if metrics.stalls.Load() == 0 {
+		t.Error("the stall was not counted (Metrics.TailStalled)")
 	}
 	if len(m.Assigned()) != len(f.parts) {
 		t.Fatalf("after a stall healed in time the member holds %d partitions, want %d", len(m.Assigned()), len(f.parts))
