@@ -33,8 +33,11 @@
 // record on one goroutine. Garbage is skipped by decider.Apply and also
 // logged and counted. A lost connection or a consumer error resumes from
 // LastApplied+1; on every (re)connect the projection checks that the log did
-// not go backwards and refolds from 1 if it did. Readers use State (a copy),
-// View (no copy, under a read lock), WaitFor, Notify and Stats.
+// not go backwards and refolds from 1 if it did, into a fresh state beside
+// the one readers see, which it replaces once caught up. CheckTail, called
+// at intervals, reads the log's last sequence and replaces a tail that
+// stopped delivering. Readers use State (a copy), View (no copy, under a
+// read lock), WaitFor, Notify and Stats.
 //
 // # Migration
 //
