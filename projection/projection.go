@@ -337,10 +337,11 @@ func (p *Projection) Newest(ctx context.Context) (uint64, error) {
 // notices a stuck session: if the previous call found records the fold had
 // not applied and the fold has applied none since, it logs it, counts a
 // stall (Stats.Stalls), returns stalled true, and the fold goroutine
-// replaces the session by a new one from the last folded record. Call it at intervals well above the
-// latency of a delivery (a member calls it every heartbeat interval); an
-// ordered consumer's own recovery notices only missing heartbeats, not a
-// consumer that stopped delivering on a healthy connection.
+// replaces the session by a new one from the last folded record. Call it
+// at intervals well above the latency of a delivery (a member calls it
+// every heartbeat interval); an ordered consumer's own recovery notices
+// only missing heartbeats, not a consumer that stopped delivering on a
+// healthy connection.
 func (p *Projection) CheckTail(ctx context.Context) (newest uint64, stalled bool, err error) {
 	cur := p.cursor.Load() // before the read: newest is at least as new
 	newest, err = p.Newest(ctx)
@@ -772,9 +773,10 @@ func (p *Projection) fold(d delivered) error {
 		return nil
 	}
 	if r := p.re; r != nil {
-		// Nobody reads r.state before the swap: no lock. Garbage was
-		// logged and counted when first met.
+		// Nobody reads r.state before the swap: no lock. The log is not
+		// the one folded before: garbage is logged and counted again.
 		decider.Apply(r.state, rec)
+		p.noteBad(rec)
 		r.applied, r.lag = seq, d.pending
 		r.last = lastRecord{ok: true, seq: seq, time: rec.Time, body: rec.Body}
 		p.cursor.Store(seq)
@@ -793,16 +795,22 @@ func (p *Projection) fold(d delivered) error {
 	p.cursor.Store(seq)
 	p.lag.Store(d.pending)
 	p.last = lastRecord{ok: true, seq: seq, time: rec.Time, body: rec.Body}
-	if rec.Err != nil {
-		if errors.Is(rec.Err, events.ErrNewerVersion) {
-			p.log.Warn("parti: projection: record of a newer protocol version", "seq", seq, "version", rec.Version)
-		} else {
-			p.garbage.Add(1)
-			p.log.Warn("parti: projection: skipping garbage on the log", "seq", seq, "err", rec.Err)
-		}
-	}
+	p.noteBad(rec)
 	if p.onRecord != nil {
 		p.onRecord(rec, out)
 	}
 	return nil
+}
+
+// noteBad logs a record the fold skipped as garbage (and counts it) or as
+// being of a newer protocol version.
+func (p *Projection) noteBad(rec events.Record) {
+	switch {
+	case rec.Err == nil:
+	case errors.Is(rec.Err, events.ErrNewerVersion):
+		p.log.Warn("parti: projection: record of a newer protocol version", "seq", rec.Seq, "version", rec.Version)
+	default:
+		p.garbage.Add(1)
+		p.log.Warn("parti: projection: skipping garbage on the log", "seq", rec.Seq, "err", rec.Err)
+	}
 }
