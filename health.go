@@ -151,8 +151,8 @@ func (m *Member) Live() error {
 // holds a valid lease, and its fold has caught up with the log within the
 // expiry (the bound within which a member keeps heartbeating: the log's
 // last sequence is read every heartbeat interval, so a tail that stopped
-// delivering counts too); otherwise
-// an error wrapping ErrNotReady that says why. Readiness comes and goes
+// delivering counts too); otherwise an error wrapping ErrNotReady that says
+// why. Readiness comes and goes
 // (a stream election, a full disk): a Kubernetes readiness probe takes the
 // process out of service meanwhile.
 func (m *Member) Ready() error {

@@ -705,6 +705,7 @@ func (m *Member) checkTail(now time.Duration) {
 		return
 	}
 	m.tailBusy, m.tailAt = true, max(now, 1)
+	refolds := m.refolds
 	go func() {
 		ctx, cancel := m.hbCtx()
 		defer cancel()
@@ -717,6 +718,9 @@ func (m *Member) checkTail(now time.Duration) {
 			if err != nil {
 				m.log.Debug("reading the log's last sequence failed", "err", err)
 				return
+			}
+			if m.refolds != refolds {
+				return // read before the log went backwards: it may name a lost record
 			}
 			m.tailNewest = newest
 			// Learned when the read began: if anything, sooner than the
