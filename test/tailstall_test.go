@@ -104,9 +104,12 @@ func TestStalledTailIsRebuiltAndStopsHeartbeats(t *testing.T) {
 		t.Fatal("no log consumer to pause: the test tests nothing")
 	}
 	seq1 := junk()
+	stalledAt := time.Now()
 	waitFor(t, 15*time.Second, "the fold to apply the record behind the stalled tail", func() bool {
 		return m.LastApplied() >= seq1
 	})
+	t.Logf("a stalled tail healed %v after the record behind it was appended (heartbeat %v)",
+		time.Since(stalledAt).Round(time.Millisecond), f.base.Timings.Heartbeat)
 	if !logs.has(slog.LevelWarn, "parti: projection: the tail applied nothing") {
 		t.Error("the stall was not logged")
 	}
@@ -128,9 +131,12 @@ func TestStalledTailIsRebuiltAndStopsHeartbeats(t *testing.T) {
 	})
 	pauseLogConsumers(t, ctx, direct, group)
 	seq2 := junk()
+	behindAt := time.Now()
 	waitFor(t, 20*time.Second, "the lease to lapse while the fold is behind", func() bool {
 		return len(m.Assigned()) == 0
 	})
+	t.Logf("the lease lapsed %v after the fold fell behind for good (expiry %v, lease %v)",
+		time.Since(behindAt).Round(time.Millisecond), f.base.Timings.Expiry, f.base.Timings.Lease)
 	if m.LastApplied() >= seq2 {
 		t.Fatalf("the fold applied %d behind tails that all stall: the test tests nothing", seq2)
 	}
@@ -144,9 +150,11 @@ func TestStalledTailIsRebuiltAndStopsHeartbeats(t *testing.T) {
 	// 3. The tails heal: the fold catches up, heartbeats resume, and the
 	// same incarnation holds every partition again.
 	dropping.Store(false)
+	healAt := time.Now()
 	waitFor(t, 20*time.Second, "the fold to catch up and the member to hold its partitions again", func() bool {
 		return m.LastApplied() >= seq2 && len(m.Assigned()) == len(f.parts) && m.Ready() == nil
 	})
+	t.Logf("the fold caught up and the lease came back %v after the tails healed", time.Since(healAt).Round(time.Millisecond))
 	if got := m.Incarnation(); got != inc {
 		t.Errorf("incarnation %d after the stall, want %d (nobody should have expired it)", got, inc)
 	}
