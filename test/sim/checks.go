@@ -3,9 +3,11 @@ package sim
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/parti-io/parti/decider"
 	"github.com/parti-io/parti/events"
+	"github.com/parti-io/parti/rawmember"
 )
 
 // --- checks ------------------------------------------------------------------
@@ -38,8 +40,113 @@ func (w *world) check() {
 	if w.step%1000 == 0 {
 		w.refold()
 	}
-	if w.ph == phaseCalm && w.T-w.calmStart >= w.quietBound {
-		w.checkLiveness()
+	if w.ph == phaseCalm {
+		w.checkExpiries()
+		if w.T-w.calmStart >= w.quietBound {
+			w.checkLiveness()
+			w.checkClaims()
+		}
+	}
+}
+
+// checkGrants follows the grants of the authoritative fold after the record
+// at seq: a nonce is granted to one incarnation only, ever (a nonce granted
+// again is a ghost of a past incarnation, its claim replayed), and the nonces
+// of incarnations that left the fold are retired (the adversary replays
+// their claims). before are the members' nonces before the record.
+func (w *world) checkGrants(seq uint64, before []string) {
+	now := make(map[string]bool, len(w.auth.Order))
+	for _, id := range w.auth.Order {
+		m := w.auth.Members[id]
+		now[m.Nonce] = true
+		inc := fmt.Sprintf("%s/%d", id, m.Incarnation)
+		if prev, ok := w.grants[m.Nonce]; !ok {
+			w.grants[m.Nonce] = grant{inc: inc, at: w.T}
+		} else if prev.inc != inc {
+			w.fail(KindGhost, "seq %d granted nonce %s to %s, already granted to %s: a past incarnation's claim was granted again", seq, m.Nonce, inc, prev.inc)
+		}
+	}
+	for _, n := range before {
+		if !now[n] {
+			w.retired = append(w.retired, n)
+		}
+	}
+}
+
+// expirySlack is what the simulator allows a crashed member's expiry beyond
+// the expiry itself, for each dead member the fold holds (adjacent dead
+// members in the ring are judged one after the other): the judge's first
+// acknowledged heartbeat after it started watching (one interval and an ack
+// budget; the count starts there) and, when the verdict's judge is gone
+// before its removal, the wait of another judge before appending it
+// (rawmember's follow delay: another interval and ack budget).
+func (w *world) expirySlack() time.Duration {
+	t := w.opt.Timings
+	return 2 * (t.Heartbeat + t.AckBudget)
+}
+
+// checkExpiries checks, in a quiet phase, that every member the fold holds
+// whose process is gone (crashed, or exited without its leave or close
+// landing) is removed within k × (expiry + expirySlack) of its death, of its
+// grant (a claim whose process died while it waited is granted later) or of
+// the start of the quiet phase, whichever is latest, where k is the number
+// of such members, now or at the quiet phase's start if more (each may wait
+// for the previous one's removal to have a live judge). A closed member waits for its grace instead and is left out.
+func (w *world) checkExpiries() {
+	dead := w.deadMembers()
+	if len(dead) == 0 {
+		return
+	}
+	k := max(len(dead), w.calmDead)
+	bound := time.Duration(k) * (w.opt.Timings.Expiry + w.expirySlack())
+	for _, m := range dead {
+		since := max(w.calmStart, w.grants[m.Nonce].at)
+		if p := w.byNonce[m.Nonce]; p != nil {
+			since = max(since, p.diedAt)
+		}
+		if w.T-since > bound {
+			w.fail(KindSlowExpiry, "%s/%d, whose process is gone, is still a member %v after the group went quiet (bound %v: %d dead × (expiry %v + %v))",
+				m.ID, m.Incarnation, w.T-since, bound, k, w.opt.Timings.Expiry, w.expirySlack())
+			return
+		}
+	}
+}
+
+// deadMembers returns the members the fold holds, not closed, whose
+// process is gone.
+func (w *world) deadMembers() []*decider.Member {
+	var dead []*decider.Member
+	for _, id := range w.auth.Order {
+		m := w.auth.Members[id]
+		if p := w.byNonce[m.Nonce]; !m.Closing && (p == nil || p.dead) {
+			dead = append(dead, m)
+		}
+	}
+	return dead
+}
+
+// checkClaims checks, once the quiet bound has passed, that no running
+// process still waits for its claim, unless the ID's holder is another
+// running process (two processes started with one ID): a restart with the
+// ID of an incarnation that is gone is granted once that incarnation is
+// removed (checkExpiries bounds that), never stuck.
+func (w *world) checkClaims() {
+	for _, p := range w.procs {
+		if p.dead || p.m.Stopped() != rawmember.NotStopped {
+			continue
+		}
+		if _, _, granted := p.m.Identity(); granted {
+			continue
+		}
+		if h := w.auth.Members[p.id]; h != nil && h.Nonce != p.nonce {
+			if hp := w.byNonce[h.Nonce]; hp != nil && !hp.dead {
+				continue // a second process with a live incarnation's ID waits behind it, rightly
+			}
+		}
+		if since := max(p.started, w.calmStart); w.T-since > w.quietBound {
+			w.fail(KindStuckClaim, "%s's claim still waits %v after the group went quiet (bound %v)", p.name(), w.T-since, w.quietBound)
+			return
+		}
 	}
 }
 
@@ -125,7 +232,7 @@ func (w *world) refold() {
 		if i == cut {
 			snap, snapHash, _ = decider.Snapshot(s)
 		}
-		decider.Apply(s, r)
+		w.apply(s, r)
 	}
 	if _, h, _ := decider.Snapshot(s); h != want {
 		w.fail(KindRefold, "refold from scratch of %d records hashes %s, the authoritative fold %s", len(log), h, want)
@@ -140,7 +247,7 @@ func (w *world) refold() {
 		return
 	}
 	for _, rec := range log[cut:] {
-		decider.Apply(r, rec)
+		w.apply(r, rec)
 	}
 	if _, h, _ := decider.Snapshot(r); h != want {
 		w.fail(KindRefold, "fold from a snapshot at record %d of %d hashes %s, the authoritative fold %s", cut, len(log), h, want)

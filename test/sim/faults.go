@@ -82,6 +82,7 @@ func (w *world) phaseStep(dt time.Duration) {
 		w.ph = phaseCalm
 		w.calmStart = w.T
 		w.quietBound = w.bound()
+		w.calmDead = len(w.deadMembers())
 		w.phaseEnd = w.T + w.quietBound + w.dur(time.Second, 6*time.Second)
 		w.stats.CalmPhases++
 		w.tracef("phase calm, liveness checked from %v", w.T+w.quietBound)
@@ -312,6 +313,8 @@ func (w *world) crash(p *proc, why string) {
 		return
 	}
 	p.dead = true
+	p.diedAt = w.T
+	p.heldHB = nil
 	p.belief = nil
 	clear(p.acting)
 	p.inbox = nil
@@ -326,6 +329,8 @@ func (w *world) exit(p *proc, why string) {
 		return
 	}
 	p.dead = true
+	p.diedAt = w.T
+	p.heldHB = nil
 	p.belief = nil
 	clear(p.acting)
 	p.inbox = nil

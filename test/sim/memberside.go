@@ -4,7 +4,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/parti-io/parti/decider"
 	"github.com/parti-io/parti/events"
 	"github.com/parti-io/parti/liveness"
 	"github.com/parti-io/parti/rawmember"
@@ -40,6 +39,7 @@ func (w *world) procStep(p *proc, dt time.Duration) {
 		p.lag = w.dur(0, 150*time.Millisecond)
 	}
 
+	w.releaseHeartbeat(p)
 	p.m.Step(p.st, now)
 	w.flush(p)
 	if p.dead {
@@ -140,6 +140,10 @@ func (w *world) report(p *proc, r *request, seq uint64, err error, last liveness
 			p.healthy = false
 		}
 		p.m.HeartbeatResolved(w.driverReads(last), err == nil)
+		if r.subject != p.watchSubj {
+			// A broken driver's next heartbeat waits for the interval.
+			p.hbHoldUntil = p.lastHBSent + w.opt.Timings.Heartbeat
+		}
 	case reqInfo:
 		if err == nil {
 			p.m.Learned(seq, now)
@@ -158,7 +162,7 @@ func (w *world) fold(p *proc) {
 	}
 	log := w.st.log
 	for p.cursor < len(log) && w.st.logLanded[p.cursor]+p.lag <= w.T {
-		out := decider.Apply(p.st, log[p.cursor])
+		out := w.apply(p.st, log[p.cursor])
 		if want := w.authOut[p.cursor]; out.Kind != want {
 			w.fail(KindDivergence, "%s folded seq %d as %v (%s), the authoritative fold as %v", p.name(), log[p.cursor].Seq, out.Kind, out.Reason, want)
 		}
@@ -189,7 +193,11 @@ func (w *world) flush(p *proc) {
 				return
 			}
 		case rawmember.ActHeartbeat:
-			w.send(p, &request{kind: reqHeartbeat, actID: a.ID, subject: w.subj.Heartbeat(a.Member, a.Inc), hb: a.Heartbeat, hbSent: a.SentAt, fenced: a.Fenced && !w.opt.Broken.UnfencedHeartbeats, fence: a.Fence})
+			r := &request{kind: reqHeartbeat, actID: a.ID, subject: w.subj.Heartbeat(a.Member, a.Inc), hb: a.Heartbeat, hbSent: a.SentAt, fenced: a.Fenced && !w.opt.Broken.UnfencedHeartbeats, fence: a.Fence}
+			if !w.holdHeartbeat(p, r) {
+				p.lastHBSent = w.T
+				w.send(p, r)
+			}
 		case rawmember.ActVerdict:
 			w.tracef("%s issues a verdict on %s/%d fenced on %d", p.name(), a.Member, a.Inc, a.Fence)
 			w.send(p, &request{kind: reqVerdict, actID: a.ID, subject: w.subj.Heartbeat(a.Member, a.Inc), verdict: a.Verdict, fenced: a.Fenced, fence: a.Fence})

@@ -193,7 +193,19 @@ func (w *world) foldAuth(recs []events.Record, r *request) {
 			stable = w.settled()
 		}
 		w.graceBefore(rec)
-		out := decider.Apply(w.auth, rec)
+		var before []string // nonces of the members before rec
+		grants := false
+		switch rec.Event.(type) {
+		case *events.MemberClaimed, *events.MemberRemoved, *events.MemberLeft, *events.GraceEnded, *events.Genesis:
+			grants = true
+			for _, id := range w.auth.Order {
+				before = append(before, w.auth.Members[id].Nonce)
+			}
+		}
+		out := w.apply(w.auth, rec)
+		if grants && out.Kind != decider.Skipped {
+			w.checkGrants(rec.Seq, before)
+		}
 		w.authOut = append(w.authOut, out.Kind)
 		if w.opt.Trace > 0 {
 			w.tracef("seq %d %v by %s: %v %s %s", rec.Seq, rec.Event.Type(), r.p.name(), out.Kind, out.Reason, brief(rec.Event))

@@ -136,6 +136,11 @@ type proc struct {
 	lastRun   time.Duration // the last step it ran (was not paused)
 	stDirty   bool
 	started   time.Duration
+	diedAt    time.Duration // when it crashed or exited
+
+	lastHBSent  time.Duration // when its driver last sent a heartbeat
+	hbHoldUntil time.Duration // a broken driver holds heartbeats until then (adversary.go)
+	heldHB      *request
 }
 
 func (p *proc) now(t time.Duration) time.Duration {
@@ -199,6 +204,7 @@ type world struct {
 	phaseEnd   time.Duration
 	calmStart  time.Duration
 	quietBound time.Duration
+	calmDead   int // members the fold held at the quiet phase's start whose process was gone
 
 	store     []events.Token // the token-checking store, by pid
 	storeSeen []bool
@@ -214,6 +220,19 @@ type world struct {
 	violation *Violation
 	stats     Stats
 	adv       *proc // the adversary's stand-in for requests (adversary.go)
+
+	// retired lists, in the order the authoritative fold retired them,
+	// the nonces of incarnations that are gone (the adversary replays
+	// their claims); grants names the incarnation each nonce was granted
+	// to (a second one is a ghost).
+	retired []string
+	grants  map[string]grant
+}
+
+// grant is the incarnation a nonce was granted to, and when.
+type grant struct {
+	inc string
+	at  time.Duration
 }
 
 func newWorld(opt Options) *world {
@@ -224,6 +243,7 @@ func newWorld(opt Options) *world {
 		subj:      events.Subjects{Group: "g", Prefix: "parti"},
 		auth:      decider.New(),
 		authHash:  map[uint64]string{},
+		grants:    map[string]grant{},
 		byNonce:   map[string]*proc{},
 		store:     make([]events.Token, len(universe)),
 		storeSeen: make([]bool, len(universe)),
