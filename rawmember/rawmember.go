@@ -921,6 +921,17 @@ func (m *Member) victimResolved(last liveness.LastMessage, ok bool) {
 // records, other processes' heartbeats. The driver logs and counts them.
 func (m *Member) JunkSeen() uint64 { return m.junk }
 
+// JudgeDueAt returns the reading at which the verdict against the watched
+// victim becomes due if nothing changes (see [liveness.Judge.DueAt]); ok is
+// false when none is counting. A driver stepping on a timer wakes then too:
+// stepping only on its timer made an expiry up to one timer period late.
+func (m *Member) JudgeDueAt() (at time.Duration, ok bool) {
+	if m.stopped != NotStopped || m.watching == "" || m.verdictOut != 0 {
+		return 0, false
+	}
+	return m.judge.DueAt()
+}
+
 // followStep appends the removal for another judge's verdict once
 // followDelay has passed since this member saw it and the fold still shows
 // the victim (the member still watches it); a removal that was folded meanwhile

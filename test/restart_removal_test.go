@@ -57,8 +57,8 @@ func TestSameIDRestartAppendsOneRemoval(t *testing.T) {
 			t.Fatalf("round %d: %d verdicts and %d member-removed records for %s/%d, want 1 each", round, len(verdicts), len(removals), id, inc)
 		}
 		if !lastHB.IsZero() {
-			t.Logf("round %d: %s/%d removed %v after its last heartbeat (expiry %v)", round, id, inc,
-				removals[0].Time.Sub(lastHB).Round(time.Millisecond), f.base.Timings.Expiry)
+			t.Logf("round %d: %s/%d removed %v after its last heartbeat (expiry %v); verdict %+v", round, id, inc,
+				removals[0].Time.Sub(lastHB).Round(time.Millisecond), f.base.Timings.Expiry, verdicts[0].Event)
 		}
 	}
 }
