@@ -31,9 +31,10 @@ func fileLines(t *testing.T, path string) []string {
 	return l[:len(l)-1] // "" after the last newline
 }
 
-// TestCutOrSplicedFileIsRefused: audit --file, state --file and import
-// refuse an export cut at its end or in its middle, and a file spliced from
-// two groups' exports, naming the line; import publishes nothing. Before
+// TestCutOrSplicedFileIsRefused: audit --file, state --file, import and
+// export --file refuse an export cut at its end or in its middle, and a file
+// spliced from two groups' exports, naming the line; import publishes
+// nothing and export writes no file. Before
 // exports were sealed, the cut file audited CLEAN as if it were the whole.
 func TestCutOrSplicedFileIsRefused(t *testing.T) {
 	orders := fileLines(t, historyFile)
@@ -53,12 +54,16 @@ func TestCutOrSplicedFileIsRefused(t *testing.T) {
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
 			path := writeLines(t, "cut.jsonl", c.lines)
-			for _, cmd := range [][]string{{"audit", "--file", path}, {"state", "--file", path}, {"import", "--file", path, "--server", url}} {
+			out := filepath.Join(t.TempDir(), "again.jsonl")
+			for _, cmd := range [][]string{{"audit", "--file", path}, {"state", "--file", path}, {"import", "--file", path, "--server", url}, {"export", "--file", path, "--out", out}} {
 				stdout, stderr := newWatchBuffer(), newWatchBuffer()
 				code := run(t.Context(), cmd, stdout, stderr)
 				if code != exitUsage || !strings.Contains(stderr.String(), c.want) || !strings.Contains(stderr.String(), "cut or spliced") {
 					t.Errorf("%s: exit %d, stderr %q, stdout %q; want exit %d naming %q", cmd[0], code, stderr, stdout, exitUsage, c.want)
 				}
+			}
+			if _, err := os.Stat(out); !os.IsNotExist(err) {
+				t.Errorf("export of a refused file wrote %s (%v)", out, err)
 			}
 		})
 	}
