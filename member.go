@@ -307,6 +307,12 @@ func (m *Member) loop() {
 			return
 		}
 		wait := tick
+		if at, ok := m.raw.JudgeDueAt(); ok {
+			// Wake when a verdict falls due, not up to a tick later.
+			if d := at - m.now(); d > 0 && d < wait {
+				wait = d
+			}
+		}
 		m.mu.Lock()
 		if len(m.owned) > 0 {
 			if d := m.deadline - m.now(); d > 0 && d < wait {

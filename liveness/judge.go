@@ -249,6 +249,37 @@ func (j *Judge) OwnFailure(now time.Duration) {
 	j.failed = true
 }
 
+// DueAt returns the reading at which a verdict becomes due if nothing
+// changes meanwhile (no heartbeat of the victim, no failure of the judge's
+// own): just past the count's start + Expiry. ok is false while no count
+// runs. A driver that checks [Judge.Due] on a timer wakes then too, so that
+// the verdict goes at the expiry rather than up to one timer period later.
+func (j *Judge) DueAt() (at time.Duration, ok bool) {
+	if !j.v.watching {
+		return 0, false
+	}
+	if j.cfg.Rule == RuleIgnoreOwnGaps {
+		start := j.v.watchAt
+		if j.v.seen {
+			start = j.v.seenAt
+		}
+		return start + j.cfg.Expiry + 1, true
+	}
+	if !j.inRun {
+		return 0, false
+	}
+	start := j.runStart
+	switch {
+	case j.v.seen:
+		start = max(start, j.v.seenAt)
+	case j.v.inherited:
+		start = max(start, j.v.inheritStart)
+	default:
+		return 0, false
+	}
+	return start + j.cfg.Expiry + 1, true
+}
+
 // Due reports, at reading now, whether a verdict against the victim is due,
 // how long the count has run (span; zero while it has not started), and the
 // fence for the verdict: the subject's last sequence the judge saw, whatever

@@ -89,7 +89,7 @@ func TestRemovalCarriesTheVerdictsJudgeAndSpan(t *testing.T) {
 	m := New(Config{Nonce: "nx", Timings: liveness.Test()})
 	m.granted, m.id, m.inc = true, "a", 1
 	v := &events.ExpiryVerdict{Member: "b", Incarnation: 3, Judge: "c", JudgeInc: 2, SpanMillis: 3100}
-	m.appendRemoval(key("b", 3), 42, v)
+	m.appendRemoval(key("b", 3), 42, v, true)
 	acts := m.Actions()
 	if len(acts) != 1 || len(acts[0].Events) != 1 {
 		t.Fatalf("actions %+v", acts)

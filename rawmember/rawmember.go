@@ -229,6 +229,7 @@ type forcedWait struct {
 	at      time.Duration // the reading from which the expiry is measured
 	seq     uint64        // the verdict's sequence
 	v       *events.ExpiryVerdict
+	own     bool // this member appended the verdict
 }
 
 // readKind says whose heartbeat subject an outstanding read is of.
@@ -288,7 +289,14 @@ type Member struct {
 	// forced holds forced verdicts that landed or were seen, by victim key:
 	// the removal is appended once the expiry, measured on this member's
 	// clock from when it saw the verdict, has passed.
-	forced     map[string]forcedWait
+	forced map[string]forcedWait
+	// follow holds verdicts of other judges (by victim key) whose removal
+	// this member appends only if the fold still shows the victim a
+	// member followDelay after it saw the verdict: the verdict's judge
+	// appends it, and a second judge of the same victim (a restart's
+	// waiting claim and the ring judge) appending it too made two removals
+	// for one expiry.
+	follow     map[string]forcedWait
 	verdictOut uint64
 	verdictFor string
 	verdict    *events.ExpiryVerdict // the verdict in flight
@@ -371,6 +379,7 @@ func New(cfg Config) *Member {
 		retry:       map[string][]events.Event{},
 		removals:    map[string]bool{},
 		forced:      map[string]forcedWait{},
+		follow:      map[string]forcedWait{},
 	}
 }
 
@@ -911,10 +920,10 @@ func (m *Member) victimResolved(last liveness.LastMessage, ok bool) {
 	{
 		if last.VerdictForced != 0 {
 			v := &events.ExpiryVerdict{Member: m.watching, Incarnation: m.watchInc, Forced: last.VerdictForced}
-			m.waitForced(k, last.Seq, v, 0, false)
+			m.waitForced(k, last.Seq, v, 0, false, false)
 			return
 		}
-		m.appendRemoval(k, last.Seq, nil)
+		m.appendRemoval(k, last.Seq, nil, false)
 	}
 }
 
@@ -925,7 +934,38 @@ func (m *Member) victimResolved(last liveness.LastMessage, ok bool) {
 // records, other processes' heartbeats. The driver logs and counts them.
 func (m *Member) JunkSeen() uint64 { return m.junk }
 
+// JudgeDueAt returns the reading at which the verdict against the watched
+// victim becomes due if nothing changes (see [liveness.Judge.DueAt]); ok is
+// false when none is counting. A driver stepping on a timer wakes then too:
+// stepping only on its timer made an expiry up to one timer period late.
+func (m *Member) JudgeDueAt() (at time.Duration, ok bool) {
+	if m.stopped != NotStopped || m.watching == "" || m.verdictOut != 0 {
+		return 0, false
+	}
+	return m.judge.DueAt()
+}
+
+// followStep appends the removal for another judge's verdict once
+// followDelay has passed since this member saw it and the fold still shows
+// the victim (the member still watches it); a removal that was folded meanwhile
+// moved the watch on, and the entry is dropped.
+func (m *Member) followStep(now time.Duration) {
+	for _, k := range sortedKeys(m.follow) {
+		w := m.follow[k]
+		switch {
+		case m.removals[k] || m.watching == "" || k != key(m.watching, m.watchInc):
+			delete(m.follow, k)
+		case !w.started:
+			w.at, w.started = now, true
+			m.follow[k] = w
+		case now-w.at > followDelay(m.cfg.Timings):
+			m.appendRemoval(k, w.seq, w.v, true)
+		}
+	}
+}
+
 func (m *Member) judgeStep(now time.Duration) {
+	m.followStep(now)
 	if m.watching == "" || m.verdictOut != 0 || m.readOut == readVictim || m.victimReadWanted {
 		return
 	}
@@ -940,11 +980,15 @@ func (m *Member) judgeStep(now time.Duration) {
 			m.forced[k] = w
 		}
 		if now-w.at > m.cfg.Timings.Expiry {
-			m.appendRemoval(k, w.seq, w.v)
+			m.appendRemoval(k, w.seq, w.v, w.own)
 		}
 		return
 	}
-	if m.verdictFor == k {
+	if _, seen := m.follow[k]; seen || m.verdictFor == k || m.removals[k] {
+		// Another judge's verdict against the victim is on its subject
+		// (a restart's waiting claim and the ring judge both judge it):
+		// a second verdict, fenced on the first one's sequence, would be
+		// accepted, and each would be followed by its own removal.
 		return
 	}
 	due, span, fence := m.judge.Due(now)
@@ -988,28 +1032,48 @@ func (m *Member) VerdictDone(id, seq uint64, err error) {
 		return
 	}
 	if m.verdict != nil && m.verdict.Forced != 0 {
-		m.waitForced(v, seq, m.verdict, 0, false)
+		m.waitForced(v, seq, m.verdict, 0, false, true)
 		return
 	}
-	m.appendRemoval(v, seq, m.verdict)
+	m.appendRemoval(v, seq, m.verdict, true)
 }
 
 // waitForced starts the wait that follows a forced verdict at seq against
 // victim k, measured from reading at (or from the next Step when !started),
-// unless one is already running.
-func (m *Member) waitForced(k string, seq uint64, v *events.ExpiryVerdict, at time.Duration, started bool) {
-	if _, ok := m.forced[k]; ok || m.removals[k] {
+// unless one is already running; own says this member appended the verdict.
+func (m *Member) waitForced(k string, seq uint64, v *events.ExpiryVerdict, at time.Duration, started, own bool) {
+	if w, ok := m.forced[k]; ok || m.removals[k] {
+		if ok && own && !w.own {
+			w.own = true
+			m.forced[k] = w
+		}
 		return
 	}
-	m.forced[k] = forcedWait{started: started, at: at, seq: seq, v: v}
+	m.forced[k] = forcedWait{started: started, at: at, seq: seq, v: v, own: own}
 }
 
+// followDelay is how long a judge that saw another judge's verdict waits,
+// on its own clock, for that judge's removal to be folded before it appends
+// the removal itself (the verdict's judge may have crashed after its
+// verdict): a heartbeat interval plus the ack budget, the time an append and
+// its fold take on a healthy connection.
+func followDelay(t liveness.Timings) time.Duration { return t.Heartbeat + t.AckBudget }
+
 // appendRemoval appends the removal that follows the verdict at verdictSeq,
-// naming the verdict's judge and the span it measured.
-func (m *Member) appendRemoval(k string, verdictSeq uint64, v *events.ExpiryVerdict) {
+// naming the verdict's judge and the span it measured: at once for a verdict
+// this member appended (own), and only after followDelay, if the fold still
+// shows the victim then, for another judge's (see followStep).
+func (m *Member) appendRemoval(k string, verdictSeq uint64, v *events.ExpiryVerdict, own bool) {
 	if m.removals[k] || m.stopped != NotStopped {
 		return
 	}
+	if !own {
+		if _, ok := m.follow[k]; !ok {
+			m.follow[k] = forcedWait{seq: verdictSeq, v: v}
+		}
+		return
+	}
+	delete(m.follow, k)
 	m.removals[k] = true
 	id, incs, _ := cut(k)
 	inc, _ := strconv.ParseUint(incs, 10, 64)
@@ -1161,10 +1225,10 @@ func (m *Member) VictimRecord(member string, inc uint64, msg liveness.LastMessag
 		if verdict.Forced != 0 {
 			// An operator's force-expire: the victim may still be acting
 			// until its lease runs out; count the expiry from now.
-			m.waitForced(key(member, inc), msg.Seq, verdict, now, true)
+			m.waitForced(key(member, inc), msg.Seq, verdict, now, true, false)
 			return false
 		}
-		m.appendRemoval(key(member, inc), msg.Seq, verdict)
+		m.appendRemoval(key(member, inc), msg.Seq, verdict, false)
 		return false
 	case verdict == nil && !msg.Garbage && !msg.IsVerdict && msg.Fenced && m.watchNonce != "" && msg.Nonce == m.watchNonce:
 		m.judge.ObserveVictim(msg.Seq, m.dateVictim(now, st))

@@ -51,8 +51,10 @@ func ExampleExport() {
 	b.Heartbeat("worker-0")
 	replay.Export(os.Stdout, rec.Records)
 	// Output:
+	// {"parti_export":1,"group":"orders"}
 	// {"seq":1,"time":"2026-03-01T10:00:00Z","subject":"parti.orders.log","body":{"v":1,"t":2,"e":{"id":"worker-0","nonce":"n0001-worker-0","max_protocol":1}}}
 	// {"seq":2,"time":"2026-03-01T10:00:00.25Z","subject":"parti.orders.hb.worker-0.1","headers":{"Nats-Expected-Last-Subject-Sequence":["0"],"Nats-TTL":["5m"]},"body":{"v":1,"t":100,"e":{"n":"n0001-worker-0","a":1}}}
+	// {"parti_export_end":1,"group":"orders","records":2}
 }
 
 // Which records the fold ignores are violations (a correct member never

@@ -40,9 +40,11 @@ var ErrFormat = errors.New("replay: malformed export")
 // Writer writes records in the export format. It buffers: call Flush at the
 // end. A Writer is not safe for concurrent use.
 type Writer struct {
-	w   *bufio.Writer
-	buf []byte
-	n   int
+	w     *bufio.Writer
+	buf   []byte
+	n     int
+	began bool   // Begin wrote the header
+	group string // the header's group
 }
 
 // NewWriter returns a Writer on w.
@@ -69,20 +71,30 @@ func (w *Writer) Count() int { return w.n }
 // Flush writes any buffered data to the underlying writer.
 func (w *Writer) Flush() error { return w.w.Flush() }
 
-// Export writes records in the export format.
+// Export writes records in the export format, sealed with the header and
+// trailer of the group of the first record's subject. Records whose group
+// cannot be told from their first subject (or none) are written unsealed.
 func Export(w io.Writer, records []events.Record) error {
 	ew := NewWriter(w)
+	if len(records) > 0 {
+		if subj, ok := inferSubjects(records[0].Subject); ok {
+			if err := ew.Begin(subj.Group); err != nil {
+				return err
+			}
+		}
+	}
 	for i := range records {
 		if err := ew.Write(&records[i]); err != nil {
 			return err
 		}
 	}
-	return ew.Flush()
+	return ew.End()
 }
 
 // Import reads an export file whole and returns its records, each decoded
 // with events.NewRecord exactly as the fold receives a stream message.
-// Import never publishes anything anywhere.
+// Import never publishes anything anywhere. A cut or spliced file is an
+// error (see [ErrCut], [ErrForeignRecord]).
 func Import(r io.Reader) ([]events.Record, error) {
 	var out []events.Record
 	err := scanReader(r, func(rec *events.Record) error {

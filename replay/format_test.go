@@ -77,11 +77,13 @@ func TestExportImportExportIsByteIdentical(t *testing.T) {
 
 func TestExportFormat(t *testing.T) {
 	got := string(export(t, oddRecords()[:5]))
-	want := `{"seq":1,"time":"2026-01-02T03:04:05.121Z","subject":"parti.g.log","body":{"v":1,"t":2,"e":{"nonce":"a","max_protocol":1}}}
+	want := `{"parti_export":1,"group":"g"}
+{"seq":1,"time":"2026-01-02T03:04:05.121Z","subject":"parti.g.log","body":{"v":1,"t":2,"e":{"nonce":"a","max_protocol":1}}}
 {"seq":2,"time":"2026-01-02T03:04:05.122Z","subject":"parti.g.log","headers":{"Empty":[],"Nats-Expected-Last-Subject-Sequence":["1"],"X-Odd":["a\"b","\u003c\u0026\u003e",""]},"body":{"v":1,"t":9,"e":{}}}
 {"seq":3,"time":"2026-01-02T03:04:05.123Z","subject":"parti.g.log","body_b64":""}
 {"seq":4,"time":"2026-01-02T03:04:05.124Z","subject":"parti.g.log","body_b64":"bm90IGpzb24gYXQgYWxs"}
 {"seq":5,"time":"2026-01-02T03:04:05.125Z","subject":"parti.g.log","body_b64":"eyJhIjoKMX0="}
+{"parti_export_end":1,"group":"g","records":5}
 `
 	if got != want {
 		t.Fatalf("export:\n%s", cmp.Diff(want, got))

@@ -136,11 +136,19 @@ func (m *MemorySource) Scan(ctx context.Context, opts ScanOptions, fn func(*even
 type FileSource struct {
 	path     string
 	subjects events.Subjects
+	sealed   bool
 }
 
-// OpenFile checks that path is readable and starts with an export record,
-// and returns a source over it. With group "" the group is taken from the
-// first record's subject.
+// Sealed reports whether the file starts with an export header. A sealed
+// file is checked whole at every Scan: a cut or spliced file is an error. A
+// file without the header (written before exports were sealed) is read as
+// it is: a cut at its end goes unnoticed, so a command should warn.
+func (f *FileSource) Sealed() bool { return f.sealed }
+
+// OpenFile checks that path is readable and starts with an export header or
+// record, and returns a source over it. With group "" the group is taken
+// from the header, or, in a file without one, from the first record's
+// subject. The rest of the file is checked at each Scan (see [ErrCut]).
 func OpenFile(path, group string) (*FileSource, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -169,6 +177,21 @@ func OpenFile(path, group string) (*FileSource, error) {
 		line = bytes.TrimSpace(line)
 		if len(line) == 0 {
 			continue
+		}
+		if m, ok, err := parseSeal(line); ok {
+			switch {
+			case err != nil:
+				return nil, fmt.Errorf("%w: %s:%d: %v", ErrFormat, path, lineNo, err)
+			case m.end:
+				return nil, fmt.Errorf("%w: %w: %s:%d: the file starts with an export trailer: it is cut at its start", ErrFormat, ErrCut, path, lineNo)
+			case group != "" && m.group != group:
+				return nil, fmt.Errorf("replay: %s holds group %s, not %s", path, m.group, group)
+			}
+			subj, err := events.NewSubjects(m.group)
+			if err != nil {
+				return nil, fmt.Errorf("replay: %s: %w", path, err)
+			}
+			return &FileSource{path: path, subjects: subj, sealed: true}, nil
 		}
 		first, err = newLineParser(true).parse(line)
 		if err != nil {
@@ -201,12 +224,12 @@ func (f *FileSource) Scan(ctx context.Context, opts ScanOptions, fn func(*events
 		return fmt.Errorf("replay: %w", err)
 	}
 	defer file.Close()
-	return scanLines(ctx, file, f.path, f.subjects.Log(), opts, fn)
+	return scanLines(ctx, file, f.path, f.subjects.Group, f.subjects.Log(), opts, fn)
 }
 
 // scanReader reads an export stream sequentially (Import).
 func scanReader(r io.Reader, fn func(*events.Record) error) error {
-	return scanLines(context.Background(), r, "input", "", ScanOptions{}, fn)
+	return scanLines(context.Background(), r, "input", "", "", ScanOptions{}, fn)
 }
 
 // chunk is a batch of input — a run of whole lines of a file, or messages
@@ -218,6 +241,16 @@ type chunk struct {
 	recs []events.Record
 	err  error
 	done chan struct{}
+
+	// Files only: the export's header and trailer lines, the number of
+	// record lines (filtered or not), the group of the first record line
+	// and the first record line of another group than that.
+	seals       []sealLine
+	nrec        int
+	group       string
+	groupLine   int
+	foreign     string
+	foreignLine int
 }
 
 const chunkBytes = 512 << 10
@@ -227,6 +260,7 @@ var chunks = sync.Pool{New: func() any { return &chunk{buf: make([]byte, 0, chun
 func getChunk() *chunk {
 	c := chunks.Get().(*chunk)
 	c.buf, c.raws, c.recs, c.err, c.done = c.buf[:0], c.raws[:0], c.recs[:0], nil, make(chan struct{})
+	c.seals, c.nrec, c.group, c.groupLine, c.foreign, c.foreignLine = c.seals[:0], 0, "", 0, "", 0
 	return c
 }
 
@@ -242,8 +276,11 @@ func putChunk(c *chunk) {
 // emit for each chunk (false: stop, the scan is over) and returns its error.
 // Decoding is the expensive part of a replay (encoding/json, a few µs a
 // record): spreading it over every core is what makes a large history fast.
+//
+// check, when not nil, follows a file's header, records and trailer: a cut
+// or spliced file is an error (a stream passes nil).
 func runOrdered(ctx context.Context, produce func(ctx context.Context, emit func(*chunk) bool) error,
-	process func(*lineParser, *chunk), skipHeaders bool, fn func(*events.Record) error) error {
+	process func(*lineParser, *chunk), skipHeaders bool, check *sealCheck, fn func(*events.Record) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	workers := max(1, runtime.GOMAXPROCS(0))
 	work := make(chan *chunk, workers)
@@ -302,6 +339,11 @@ func runOrdered(ctx context.Context, produce func(ctx context.Context, emit func
 		if c.err != nil {
 			return c.err
 		}
+		if check != nil {
+			if err := check.chunk(c); err != nil {
+				return err
+			}
+		}
 		for i := range c.recs {
 			if err := fn(&c.recs[i]); err != nil {
 				if errors.Is(err, ErrStop) {
@@ -312,11 +354,18 @@ func runOrdered(ctx context.Context, produce func(ctx context.Context, emit func
 		}
 		putChunk(c)
 	}
-	return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if check != nil {
+		return check.end()
+	}
+	return nil
 }
 
 // scanLines parses r's lines on worker goroutines and calls fn in order.
-func scanLines(ctx context.Context, r io.Reader, name, logSubject string, opts ScanOptions, fn func(*events.Record) error) error {
+// group, when not "", is the group every record must belong to.
+func scanLines(ctx context.Context, r io.Reader, name, group, logSubject string, opts ScanOptions, fn func(*events.Record) error) error {
 	produce := func(ctx context.Context, emit func(*chunk) bool) error {
 		line := 1
 		var carry []byte
@@ -352,7 +401,7 @@ func scanLines(ctx context.Context, r io.Reader, name, logSubject string, opts S
 		}
 	}
 	process := func(p *lineParser, c *chunk) { parseChunk(p, c, name, logSubject, opts) }
-	return runOrdered(ctx, produce, process, opts.SkipHeaders, fn)
+	return runOrdered(ctx, produce, process, opts.SkipHeaders, &sealCheck{name: name, group: group}, fn)
 }
 
 // parseChunk parses and decodes every line of c.
@@ -374,10 +423,25 @@ func parseChunk(p *lineParser, c *chunk, name, logSubject string, opts ScanOptio
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
+		if m, ok, err := parseSeal(line); ok {
+			if err != nil {
+				c.err = fmt.Errorf("%w: %s:%d: %v", ErrFormat, name, n, err)
+				return
+			}
+			m.line, m.at = n, c.nrec
+			c.seals = append(c.seals, m)
+			continue
+		}
 		raw, err := p.parse(line)
 		if err != nil {
 			c.err = fmt.Errorf("%w: %s:%d: %v", ErrFormat, name, n, err)
 			return
+		}
+		c.nrec++
+		if g := subjectGroup(raw.subject); c.groupLine == 0 {
+			c.group, c.groupLine = g, n
+		} else if g != c.group && c.foreignLine == 0 {
+			c.foreign, c.foreignLine = raw.subject, n
 		}
 		if raw.seq < opts.From || (opts.LogOnly && raw.subject != logSubject) {
 			continue

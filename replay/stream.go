@@ -594,7 +594,7 @@ func (s *StreamSource) Scan(ctx context.Context, opts ScanOptions, fn func(*even
 	produce := func(pctx context.Context, emit func(*chunk) bool) error {
 		return r.run(ctx, pctx, emit)
 	}
-	return runOrdered(ctx, produce, decodeChunk, opts.SkipHeaders, fn)
+	return runOrdered(ctx, produce, decodeChunk, opts.SkipHeaders, nil, fn)
 }
 
 // streamReader is one Scan's read loop: its consumer, and where it is.

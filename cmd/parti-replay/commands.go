@@ -421,6 +421,15 @@ replays exactly like the stream (--file), and exporting it again gives the
 same bytes. import loads a file into a new stream; exporting that stream
 gives the file back (original sequences, times and headers).
 
+The first line names the group and the last one counts the records:
+
+  {"parti_export":1,"group":"orders"}
+  {"parti_export_end":1,"group":"orders","records":N}
+
+so every command reading the file (--file, import) refuses one that was cut
+or spliced. A file without them (an older build's export) is read with a
+warning.
+
 With --out the file appears only once complete.`,
 	examples: []string{
 		"parti-replay export --server nats://localhost:4222 --group orders --out orders.jsonl",
@@ -437,12 +446,15 @@ With --out the file appears only once complete.`,
 			return e.fail(err)
 		}
 		w := replay.NewWriter(out)
-		err = e.src.Scan(ctx, replay.ScanOptions{LogOnly: e.o.logOnly}, func(r *events.Record) error {
-			restoreImported(r) // a stream loaded by import: its original records
-			return w.Write(r)
-		})
+		err = w.Begin(e.src.Subjects().Group)
 		if err == nil {
-			err = w.Flush()
+			err = e.src.Scan(ctx, replay.ScanOptions{LogOnly: e.o.logOnly}, func(r *events.Record) error {
+				restoreImported(r) // a stream loaded by import: its original records
+				return w.Write(r)
+			})
+		}
+		if err == nil {
+			err = w.End()
 		}
 		if err == nil {
 			err = commit()

@@ -76,6 +76,7 @@ import → export gives the same file.`,
 		if err != nil {
 			return e.fail(err)
 		}
+		warnUnsealed(e, src)
 		if e.o.embedded != "" {
 			if e.o.server != "" || e.o.context != "" {
 				return usageError(e.stderr, e.name, errors.New("--embedded writes a new store directory: --server and --context do not apply"))
@@ -125,13 +126,14 @@ import → export gives the same file.`,
 // skipped and counted in skipped.
 func importFile(ctx context.Context, js jetstream.JetStream, src replay.Source, replicas int, timeout time.Duration) (n, skipped int, err error) {
 	subj := src.Subjects()
+	// The whole file is read once before anything is created: a cut or
+	// spliced file (replay.ErrCut) is refused with nothing published.
 	first := uint64(0)
-	err = src.Scan(ctx, replay.ScanOptions{}, func(r *events.Record) error {
-		if r.Seq == 0 {
-			return nil
+	err = src.Scan(ctx, replay.ScanOptions{SkipHeaders: true}, func(r *events.Record) error {
+		if first == 0 && r.Seq != 0 {
+			first = r.Seq
 		}
-		first = r.Seq
-		return replay.ErrStop
+		return nil
 	})
 	if err != nil {
 		return 0, 0, err

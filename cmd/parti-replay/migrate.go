@@ -118,6 +118,7 @@ func previousSource(ctx context.Context, e *env) (replay.Source, int) {
 		if err != nil {
 			return nil, e.fail(err)
 		}
+		warnUnsealed(e, src)
 		return src, exitOK
 	case o.fromGroup != "":
 		if err := events.ValidID(o.fromGroup); err != nil {

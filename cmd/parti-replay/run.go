@@ -294,6 +294,7 @@ func openSource(ctx context.Context, e *env) (replay.Source, *replay.Conn, func(
 		if err != nil {
 			return nil, nil, nop, e.fail(err)
 		}
+		warnUnsealed(e, src)
 		return wrapProgress(e, src), nil, nop, exitOK
 	}
 	if o.group == "" {
@@ -397,5 +398,13 @@ func printFlags(w io.Writer, flags []*flag.Flag) {
 			fmt.Fprintf(w, " (default %s)", f.DefValue)
 		}
 		fmt.Fprintln(w)
+	}
+}
+
+// warnUnsealed warns that src, an export without header and trailer (written
+// by an older build), cannot be checked for a cut at its ends.
+func warnUnsealed(e *env, src *replay.FileSource) {
+	if !src.Sealed() {
+		fmt.Fprintf(e.stderr, "parti-replay %s: warning: %s has no export header and trailer (an older build's export): a cut at its start or end cannot be detected\n", e.name, src)
 	}
 }

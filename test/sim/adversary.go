@@ -26,6 +26,10 @@ type Adversary struct {
 	ReplayRate      float64 // a raw copy of an old heartbeat or verdict
 	ClaimReplayRate float64 // a past incarnation's claim, again, on the log
 	OperatorRate    float64 // an operator action
+	// FocusJunk sends all junk to one subject: the current incarnation's
+	// of the first member in the fold's order (the others' heartbeats,
+	// their judges' among them, go through).
+	FocusJunk bool
 
 	// BrokenDropJunk: the judge's driver drops what is neither a heartbeat
 	// nor a verdict (the old runtime: one junk message kept a dead member
@@ -37,6 +41,16 @@ type Adversary struct {
 	// BrokenUnnamedForce: force-expire names no incarnation, so the fold
 	// removes the member at once, unfenced, while its lease runs.
 	BrokenUnnamedForce bool
+	// BrokenWaitAfterAdopt: after a refused heartbeat's resolution adopted
+	// the subject's last sequence, the next heartbeat waits for the next
+	// interval instead of going at once (the driver holds it until a
+	// heartbeat interval after the refused one was sent).
+	BrokenWaitAfterAdopt bool
+	// BrokenForgetNonces: every fold forgets the nonces of incarnations
+	// that are gone (it remembers those of current members and waiting
+	// claims only), so a past incarnation's claim, replayed, is accepted
+	// and later granted: a ghost.
+	BrokenForgetNonces bool
 }
 
 // DefaultAdversary is the adversary every simulated run has.
@@ -126,6 +140,10 @@ func (w *world) advStore(subject string, m *hbMessage) *hbMessage {
 
 func (w *world) advJunk() {
 	subject, ok := w.advSubject()
+	if w.opt.Adversary.FocusJunk && len(w.auth.Order) > 0 {
+		m := w.auth.Members[w.auth.Order[0]]
+		subject, ok = w.subj.Heartbeat(m.ID, m.Incarnation), true
+	}
 	if !ok {
 		return
 	}
@@ -170,17 +188,10 @@ func (w *world) advReplay() {
 // advClaimReplay appends again the claim of an incarnation that is gone
 // (item 7): the fold must never grant its nonce again.
 func (w *world) advClaimReplay() {
-	var nonces []string
-	for n := range w.auth.Spent {
-		if w.auth.GrantedTo(n) == nil {
-			nonces = append(nonces, n)
-		}
-	}
-	if len(nonces) == 0 {
+	if len(w.retired) == 0 {
 		return
 	}
-	slices.Sort(nonces)
-	n := nonces[w.rng.IntN(len(nonces))]
+	n := w.retired[w.rng.IntN(len(w.retired))]
 	id := ""
 	if p := w.byNonce[n]; p != nil {
 		id = p.id
@@ -230,6 +241,41 @@ func (w *world) advOperator() {
 	w.stats.OperatorActions++
 	w.tracef("ADVERSARY operator %s %s/%d %s", op.Action, op.Member, op.Incarnation, op.Partition)
 	w.advAppend(&op)
+}
+
+// apply folds rec into st, and, for a fold broken on purpose to forget
+// retired nonces, then forgets them.
+func (w *world) apply(st *decider.State, rec events.Record) decider.Outcome {
+	out := decider.Apply(st, rec)
+	if w.opt.Adversary.BrokenForgetNonces && out.Kind != decider.Skipped {
+		for n := range st.Spent {
+			if st.GrantedTo(n) == nil {
+				delete(st.Spent, n)
+			}
+		}
+	}
+	return out
+}
+
+// holdHeartbeat reports whether a driver broken on purpose to wait after an
+// adopt holds heartbeat r (sent later by releaseHeartbeat).
+func (w *world) holdHeartbeat(p *proc, r *request) bool {
+	if !w.opt.Adversary.BrokenWaitAfterAdopt || w.T >= p.hbHoldUntil {
+		return false
+	}
+	p.heldHB = r
+	return true
+}
+
+// releaseHeartbeat sends the heartbeat a broken driver held, once the
+// interval it waited for has passed.
+func (w *world) releaseHeartbeat(p *proc) {
+	if p.heldHB != nil && w.T >= p.hbHoldUntil {
+		r := p.heldHB
+		p.heldHB = nil
+		p.lastHBSent = w.T
+		w.send(p, r)
+	}
 }
 
 // dropForJudge reports whether a driver broken on purpose drops m before

@@ -1,6 +1,6 @@
 package sim
 
-// The old behaviours of issue 12's items 1–3 and 5, injected as drivers
+// The old behaviours of issue 12's items 1–3, 5 and 7, injected as drivers
 // broken on purpose (adversary.go): the adversary must find each within
 // brokenWithin seeds, while the real code passes the same scenario on the
 // same seeds (TestBrokenVariantsAreCaught runs them with the others).
@@ -10,7 +10,7 @@ var adversaryVariants = []variant{
 		// the victim's last heartbeat is refused for ever once junk lands
 		// after it: a crashed member is never expired.
 		name: "judge-drops-junk",
-		want: []Kind{KindLiveness, KindHealthyExpired},
+		want: []Kind{KindLiveness, KindHealthyExpired, KindSlowExpiry},
 		scenario: func(o *Options) {
 			o.Adversary.JunkRate = 3
 		},
@@ -37,6 +37,32 @@ var adversaryVariants = []variant{
 			o.Adversary.OperatorRate, o.FoldStallRate = 2, 0.3
 		},
 		breakIt: func(o *Options) { o.Adversary.BrokenUnnamedForce = true },
+	},
+	{
+		// Item 2: after a refused heartbeat's resolution adopted the
+		// subject's last sequence, the next heartbeat waits for the next
+		// interval: junk landing about as often as heartbeats keeps a live
+		// member's heartbeats refused until its judge expires it.
+		name: "heartbeat-waits-after-adopt",
+		want: []Kind{KindHealthyExpired},
+		scenario: func(o *Options) {
+			// Junk every 100 ms on average on one member's subject
+			// (its judge's heartbeats go through).
+			o.Adversary.JunkRate, o.Adversary.FocusJunk = 10, true
+		},
+		breakIt: func(o *Options) { o.Adversary.BrokenWaitAfterAdopt = true },
+	},
+	{
+		// Item 7: the fold remembers the nonces of current members and
+		// waiting claims only, so a past incarnation's claim, replayed, is
+		// accepted and granted once the ID is free: a ghost owning
+		// partitions with no process behind it.
+		name: "fold-forgets-retired-nonces",
+		want: []Kind{KindGhost},
+		scenario: func(o *Options) {
+			o.Adversary.ClaimReplayRate = 2
+		},
+		breakIt: func(o *Options) { o.Adversary.BrokenForgetNonces = true },
 	},
 }
 

@@ -63,6 +63,16 @@
 //     moves none of the restarting member's partitions;
 //   - no healthy member (never paused, isolated, crashed or fold-stalled,
 //     every heartbeat acknowledged unless the stream was stalled) is expired;
+//   - in a calm phase, every member whose process is gone (crashed) is
+//     removed within k × (expiry + 2 × (heartbeat + ack budget)) of its
+//     death, its grant or the phase's start, whichever is latest, k being
+//     the number of such members (adjacent ones are judged in turn): 5 s
+//     for one with the Test timings;
+//   - after the quiet period, no running process still waits for its claim
+//     unless another running process holds its ID: a same-ID restart is
+//     granted once the old incarnation is gone, never stuck;
+//   - a nonce is granted to one incarnation only, ever (no ghost of a past
+//     incarnation's replayed claim);
 //   - the store rejects no write; beyond the promise (pauses of seconds),
 //     where beliefs do overlap, it accepts no write of a superseded owner once
 //     the current owner wrote.

@@ -157,6 +157,9 @@ const (
 	KindStaleWrite                       // tokens do not increase along the log: a superseded owner's is not lower, or the current owner's write is rejected
 	KindPanic                            // the code under test panicked
 	KindPlacement                        // a partition owned by a member without its required labels
+	KindSlowExpiry                       // a crashed member was not expired within its bound (see checkExpiries)
+	KindStuckClaim                       // a restart's claim was not granted within the quiet bound
+	KindGhost                            // a nonce was granted to a second incarnation
 )
 
 func (k Kind) String() string {
@@ -187,6 +190,12 @@ func (k Kind) String() string {
 		return "panic"
 	case KindPlacement:
 		return "placement"
+	case KindSlowExpiry:
+		return "slow-expiry"
+	case KindStuckClaim:
+		return "stuck-claim"
+	case KindGhost:
+		return "ghost"
 	}
 	return fmt.Sprintf("kind(%d)", int(k))
 }
