@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/parti-io/parti/decider"
 	"github.com/parti-io/parti/events"
+	"github.com/parti-io/parti/internal/testhooks"
 	"github.com/parti-io/parti/replay"
 )
 
@@ -49,7 +50,7 @@ func (r *chaosRig) checkLoop(stop, done chan struct{}) {
 // of members that stop heartbeating without a fault of their own.
 func (r *chaosRig) watchLoop(m *chaosMember) {
 	mem := m.c.Member()
-	d := mem.LeaseDeadline()
+	d := testhooks.LeaseDeadline(mem)
 	if d == 0 || mem.Err() != nil || r.now()-d < r.env.timings.Expiry {
 		return
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/parti-io/parti"
 	"github.com/parti-io/parti/consumer"
 	"github.com/parti-io/parti/internal/clock"
+	"github.com/parti-io/parti/internal/testhooks"
 )
 
 // chaosProducer publishes sequence-numbered messages (1, 2, … per
@@ -131,7 +132,7 @@ func (l *ledger) handler(who string, member func() *parti.Member) consumer.Handl
 		owns, late, stopped := true, time.Duration(0), error(nil)
 		if mem := member(); mem != nil {
 			if owns = mem.Owns(m.Partition, m.Token); !owns {
-				late = start - mem.LeaseDeadline()
+				late = start - testhooks.LeaseDeadline(mem)
 			}
 			stopped = mem.Err()
 		}

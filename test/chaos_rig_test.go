@@ -12,6 +12,7 @@ import (
 	"github.com/parti-io/parti"
 	"github.com/parti-io/parti/consumer"
 	"github.com/parti-io/parti/internal/natstest"
+	"github.com/parti-io/parti/internal/testhooks"
 )
 
 func (r *chaosRig) fatalf(format string, args ...any) {
@@ -58,7 +59,7 @@ func (r *chaosRig) tryJoin(id string, nc *nats.Conn) error {
 	member := func() *parti.Member { mm.Lock(); defer mm.Unlock(); return mem }
 	lease := func() time.Duration {
 		if m := member(); m != nil {
-			return m.LeaseDeadline()
+			return testhooks.LeaseDeadline(m)
 		}
 		return 0
 	}
