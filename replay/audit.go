@@ -282,6 +282,23 @@ type auditor struct {
 // subject (heartbeats and verdicts too) when the source has them.
 func Audit(ctx context.Context, src Source, opts AuditOptions) (*AuditReport, error) {
 	start := time.Now()
+	a := newAuditor(src, opts)
+	err := src.Scan(ctx, ScanOptions{SkipHeaders: true}, a.record)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Previous != nil {
+		if err := a.checkPrevious(ctx, opts.Previous); err != nil {
+			return nil, err
+		}
+	}
+	a.finish()
+	a.rep.Elapsed = time.Since(start)
+	return a.rep, nil
+}
+
+// newAuditor returns an auditor of src's history, before its first record.
+func newAuditor(src Source, opts AuditOptions) *auditor {
 	if opts.MaxListed <= 0 {
 		opts.MaxListed = 1000
 	}
@@ -309,18 +326,7 @@ func Audit(ctx context.Context, src Source, opts AuditOptions) (*AuditReport, er
 	if a.gaps.max = opts.MaxHeartbeatGap; a.gaps.max > 0 {
 		a.rep.MaxHeartbeatGap = opts.MaxHeartbeatGap.String()
 	}
-	err := src.Scan(ctx, ScanOptions{SkipHeaders: true}, a.record)
-	if err != nil {
-		return nil, err
-	}
-	if opts.Previous != nil {
-		if err := a.checkPrevious(ctx, opts.Previous); err != nil {
-			return nil, err
-		}
-	}
-	a.finish()
-	a.rep.Elapsed = time.Since(start)
-	return a.rep, nil
+	return a
 }
 
 func (a *auditor) setEvery() {
