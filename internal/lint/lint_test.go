@@ -182,7 +182,7 @@ func checkPackage(fset *token.FileSet, imp types.Importer, pkgPath string, files
 	info := &types.Info{Types: map[ast.Expr]types.TypeAndValue{}}
 	var typeErrs []error
 	conf := types.Config{Importer: imp, Error: func(err error) { typeErrs = append(typeErrs, err) }}
-	conf.Check(pkgPath, fset, files, info) //nolint:errcheck // errors are collected by Error
+	_, _ = conf.Check(pkgPath, fset, files, info) // the errors are collected by Error
 	out = append(out, checkMapRanges(fset, files, info)...)
 	if len(typeErrs) > 0 {
 		return out, fmt.Errorf("type-checking for the map-range rule: %w", errors.Join(typeErrs...))
