@@ -29,6 +29,12 @@ import (
 // CheckPartition and CheckMembers after each record in between.
 func CheckInvariants(s *State) error {
 	errs := CheckMembers(s)
+	// Members in a deterministic order: join order when the membership
+	// checks passed (Order is then exactly the members), else sorted IDs.
+	ids := s.Order
+	if len(errs) > 0 {
+		ids = slices.Sorted(maps.Keys(s.Members))
+	}
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
 	if len(s.Owners) != len(s.Partitions) {
@@ -56,7 +62,11 @@ func CheckInvariants(s *State) error {
 			targets[t]++
 		}
 	}
-	for _, id := range slices.Sorted(maps.Keys(s.Retired)) {
+	var retired []string
+	if len(s.Retired) > 0 {
+		retired = slices.Sorted(maps.Keys(s.Retired))
+	}
+	for _, id := range retired {
 		o := s.Retired[id]
 		if _, declared := s.index[id]; declared {
 			bad("retired partition %s is declared", id)
@@ -65,7 +75,7 @@ func CheckInvariants(s *State) error {
 			bad("retired partition %s carries %+v", id, o)
 		}
 	}
-	for _, id := range slices.Sorted(maps.Keys(s.Members)) {
+	for _, id := range ids {
 		m := s.Members[id]
 		if m.owns != owns[id] || m.targets != targets[id] {
 			bad("%s counts %d owned and %d incoming, the owners say %d and %d", id, m.owns, m.targets, owns[id], targets[id])
