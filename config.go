@@ -199,9 +199,7 @@ func (c Config) Validate() error {
 			add(fieldErr("Weights", "[%d] must be ≥ 1", i))
 		}
 	}
-	if err := c.validatePlacement(); err != nil {
-		return err
-	}
+	errs = append(errs, c.validatePlacement()...)
 	if _, err := strategy.ByName(c.Strategy); err != nil {
 		add(fieldErr("Strategy", "%q is unknown: %v", c.Strategy, err))
 	}

@@ -801,9 +801,10 @@ func (m *Member) Owns(partition string, token events.Token) bool {
 	return ok && o.a.Token == token
 }
 
-// LeaseDeadline returns the member's lease deadline as a reading of its clock
-// (Config.Clock): it may act until the clock passes it.
-func (m *Member) LeaseDeadline() time.Duration { m.mu.Lock(); defer m.mu.Unlock(); return m.deadline }
+// leaseDeadline returns the member's lease deadline as a reading of its clock
+// (Config.Clock): it may act until the clock passes it. Tests read it
+// through internal/testhooks.
+func (m *Member) leaseDeadline() time.Duration { m.mu.Lock(); defer m.mu.Unlock(); return m.deadline }
 
 // State returns a copy of the member's folded state.
 func (m *Member) State() *decider.State { return m.proj.State() }

@@ -67,32 +67,37 @@ func (c Config) classOf() []uint32 {
 }
 
 // validatePlacement checks Labels, Capacity and Constraints.
-func (c Config) validatePlacement() error {
+func (c Config) validatePlacement() []error {
+	var errs []error
 	if err := events.ValidLabels(events.LabelsOf(c.Labels)); err != nil {
-		return fieldErr("Labels", "are invalid: %v", err)
+		errs = append(errs, fieldErr("Labels", "are invalid: %v", err))
 	}
 	if c.Capacity > events.MaxCapacity {
-		return fieldErr("Capacity", "(%d) must be at most %d", c.Capacity, events.MaxCapacity)
+		errs = append(errs, fieldErr("Capacity", "(%d) must be at most %d", c.Capacity, events.MaxCapacity))
 	}
 	if c.Constraints == nil {
-		return nil
+		return errs
 	}
 	if len(c.Constraints) != len(c.Partitions) {
-		return fieldErr("Constraints", "has %d entries for %d partitions", len(c.Constraints), len(c.Partitions))
+		return append(errs, fieldErr("Constraints", "has %d entries for %d partitions", len(c.Constraints), len(c.Partitions)))
 	}
+	valid := true
 	for i, con := range c.Constraints {
 		cl := con.class()
 		if err := events.ValidLabels(cl.Require); err != nil {
-			return fieldErr("Constraints", "[%d].Require is invalid: %v", i, err)
+			errs, valid = append(errs, fieldErr("Constraints", "[%d].Require is invalid: %v", i, err)), false
 		}
 		if err := events.ValidLabels(cl.Prefer); err != nil {
-			return fieldErr("Constraints", "[%d].Prefer is invalid: %v", i, err)
+			errs, valid = append(errs, fieldErr("Constraints", "[%d].Prefer is invalid: %v", i, err)), false
 		}
 	}
-	if classes, _ := c.placementClasses(); len(classes) > events.MaxClasses {
-		return fieldErr("Constraints", "has %d distinct constraints, at most %d", len(classes), events.MaxClasses)
+	if !valid {
+		return errs
 	}
-	return nil
+	if classes, _ := c.placementClasses(); len(classes) > events.MaxClasses {
+		errs = append(errs, fieldErr("Constraints", "has %d distinct constraints, at most %d", len(classes), events.MaxClasses))
+	}
+	return errs
 }
 
 // SetPlacedPartitions is SetPartitions with constraints (nil or parallel to

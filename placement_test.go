@@ -23,18 +23,36 @@ func TestConfigPlacementValidation(t *testing.T) {
 	if err := base().Validate(); err != nil {
 		t.Fatalf("valid config: %v", err)
 	}
-	for name, mutate := range map[string]func(*Config){
-		"label key":          func(c *Config) { c.Labels["bad key"] = "x" },
-		"label value":        func(c *Config) { c.Labels["zone"] = "a/b" },
-		"capacity":           func(c *Config) { c.Capacity = events.MaxCapacity + 1 },
-		"constraints length": func(c *Config) { c.Constraints = c.Constraints[:2] },
-		"require":            func(c *Config) { c.Constraints[1].Require[""] = "x" },
-		"prefer":             func(c *Config) { c.Constraints[2].Prefer["zone"] = "a b" },
+	for _, tc := range []struct {
+		name   string
+		mutate func(*Config)
+		fields []string // every field named, in order
+	}{
+		{"label key", func(c *Config) { c.Labels["bad key"] = "x" }, []string{"Labels"}},
+		{"label value", func(c *Config) { c.Labels["zone"] = "a/b" }, []string{"Labels"}},
+		{"capacity", func(c *Config) { c.Capacity = events.MaxCapacity + 1 }, []string{"Capacity"}},
+		{"constraints length", func(c *Config) { c.Constraints = c.Constraints[:2] }, []string{"Constraints"}},
+		{"require", func(c *Config) { c.Constraints[1].Require[""] = "x" }, []string{"Constraints"}},
+		{"prefer", func(c *Config) { c.Constraints[2].Prefer["zone"] = "a b" }, []string{"Constraints"}},
+		// Every violation is reported, placement or not: the placement
+		// checks used to return the first of theirs alone.
+		{"all of them", func(c *Config) {
+			c.Replicas = 9
+			c.Labels["zone"] = "a/b"
+			c.Capacity = events.MaxCapacity + 1
+			c.Constraints[1].Require[""] = "x"
+			c.Constraints[2].Prefer["zone"] = "a b"
+		}, []string{"Labels", "Capacity", "Constraints", "Constraints", "Replicas"}},
 	} {
 		c := base()
-		mutate(&c)
-		if err := c.Validate(); !errors.Is(err, ErrInvalidConfig) {
-			t.Errorf("%s: Validate() = %v, want ErrInvalidConfig", name, err)
+		tc.mutate(&c)
+		err := c.Validate()
+		if !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%s: Validate() = %v, want ErrInvalidConfig", tc.name, err)
+			continue
+		}
+		if got := violatedFields(err); !slices.Equal(got, tc.fields) {
+			t.Errorf("%s: Validate() = %v, names the fields %v, want %v", tc.name, err, got, tc.fields)
 		}
 	}
 }

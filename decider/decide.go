@@ -162,6 +162,7 @@ func Decide(s *State, self string, selfInc uint64) (*events.AssignmentDecided, e
 		return nil, nil
 	}
 	keys := make([]key, 0, len(groups))
+	//parti:unordered collects the keys, sorted below
 	for k := range groups {
 		keys = append(keys, k)
 	}

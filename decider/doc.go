@@ -17,7 +17,10 @@
 // protocol, after which a member stops acting). The fold is total: no record
 // can make it fail. CheckInvariants returns every violated invariant of a
 // State (join order, ownership, moves, tokens); the tests and the simulator
-// run it after every record, replay's audit after every record of a log.
+// run it after every record. It is built from CheckPartition (one
+// partition), CheckMember and CheckMembers (the membership), which replay's
+// audit runs after each record on what the record changed, so both report
+// the same invariants with the same messages.
 //
 // # The state
 //

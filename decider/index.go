@@ -53,6 +53,7 @@ func (l *links) each(head int32, f func(p uint32)) {
 
 // reindex derives every member's counts and lists from Owners.
 func (s *State) reindex() {
+	//parti:unordered resets every member
 	for _, m := range s.Members {
 		m.owns, m.targets, m.ownHead, m.tgtHead = 0, 0, 0, 0
 	}

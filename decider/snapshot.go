@@ -43,6 +43,7 @@ func Restore(data []byte, hash string) (*State, error) {
 	if s.LastInc == nil {
 		s.LastInc = map[string]uint64{}
 	}
+	//parti:unordered rejects a null member; which one is named when several are null does not matter
 	for id, m := range s.Members {
 		if m == nil {
 			// Decoded bytes are input: a null member would crash the

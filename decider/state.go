@@ -204,6 +204,7 @@ func New() *State {
 func (s *State) Clone() *State {
 	c := *s
 	c.Members = make(map[string]*Member, len(s.Members))
+	//parti:unordered copies into a map
 	for k, m := range s.Members {
 		mm := *m
 		c.Members[k] = &mm

@@ -56,6 +56,7 @@ func (t Type) String() string {
 
 // TypeByName returns the type whose String is name.
 func TypeByName(name string) (Type, bool) {
+	//parti:unordered names are unique: at most one type matches
 	for t, n := range typeNames {
 		if n == name {
 			return t, true

@@ -91,6 +91,7 @@ func LabelsOf(m map[string]string) []string {
 		return nil
 	}
 	out := make([]string, 0, len(m))
+	//parti:unordered collects the pairs, sorted below
 	for k, v := range m {
 		out = append(out, k+"="+v)
 	}

@@ -192,6 +192,7 @@ func (h *Handoff) Returned(m *Member, c Call) (letGo bool) {
 // sorted by index.
 func (h *Handoff) Held() []Owned {
 	out := make([]Owned, 0, len(h.held))
+	//parti:unordered collects, sorted by index below
 	for _, o := range h.held {
 		out = append(out, o)
 	}

@@ -660,11 +660,13 @@ func (m *Member) observe(s *decider.State, now time.Duration) {
 		delete(m.ready, p)
 		m.view = append(m.view, Owned{Index: p, ID: s.Partitions[i], Token: o.FencingToken()})
 	}
+	//parti:unordered deletes entries
 	for p := range m.ready {
 		if _, ok := m.tokens[p]; !ok {
 			delete(m.ready, p)
 		}
 	}
+	//parti:unordered deletes entries
 	for p, tok := range m.released {
 		if m.tokens[p] != tok {
 			delete(m.released, p)
@@ -707,6 +709,7 @@ func (m *Member) observe(s *decider.State, now time.Duration) {
 			}
 		}
 	}
+	//parti:unordered deletes entries
 	for k := range m.closingSeen {
 		if !live[k] {
 			delete(m.closingSeen, k)
@@ -1312,6 +1315,7 @@ func (m *Member) Done(id, seq uint64, err error, now time.Duration) {
 		}
 		return
 	}
+	//parti:unordered action IDs are unique: at most one purpose matches
 	for purpose, aid := range m.out {
 		if aid != id {
 			continue
@@ -1432,6 +1436,7 @@ func cmpOr(a, b int) int {
 
 func sortedKeys[V any](mp map[string]V) []string {
 	ks := make([]string, 0, len(mp))
+	//parti:unordered collects the keys, sorted below
 	for k := range mp {
 		ks = append(ks, k)
 	}

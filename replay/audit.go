@@ -282,6 +282,23 @@ type auditor struct {
 // subject (heartbeats and verdicts too) when the source has them.
 func Audit(ctx context.Context, src Source, opts AuditOptions) (*AuditReport, error) {
 	start := time.Now()
+	a := newAuditor(src, opts)
+	err := src.Scan(ctx, ScanOptions{SkipHeaders: true}, a.record)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Previous != nil {
+		if err := a.checkPrevious(ctx, opts.Previous); err != nil {
+			return nil, err
+		}
+	}
+	a.finish()
+	a.rep.Elapsed = time.Since(start)
+	return a.rep, nil
+}
+
+// newAuditor returns an auditor of src's history, before its first record.
+func newAuditor(src Source, opts AuditOptions) *auditor {
 	if opts.MaxListed <= 0 {
 		opts.MaxListed = 1000
 	}
@@ -309,18 +326,7 @@ func Audit(ctx context.Context, src Source, opts AuditOptions) (*AuditReport, er
 	if a.gaps.max = opts.MaxHeartbeatGap; a.gaps.max > 0 {
 		a.rep.MaxHeartbeatGap = opts.MaxHeartbeatGap.String()
 	}
-	err := src.Scan(ctx, ScanOptions{SkipHeaders: true}, a.record)
-	if err != nil {
-		return nil, err
-	}
-	if opts.Previous != nil {
-		if err := a.checkPrevious(ctx, opts.Previous); err != nil {
-			return nil, err
-		}
-	}
-	a.finish()
-	a.rep.Elapsed = time.Since(start)
-	return a.rep, nil
+	return a
 }
 
 func (a *auditor) setEvery() {
@@ -816,76 +822,19 @@ func listRemove(l *[]uint32, pos []int32, p uint32) {
 	pos[p] = -1
 }
 
-// checkOwnership checks the invariants of one partition (those of
-// decider.CheckInvariants that a record changing it can break).
+// checkOwnership runs decider.CheckPartition on partition p, the invariants
+// a record changing it can break.
 func (a *auditor) checkOwnership(p uint32, r *events.Record) {
-	s := a.f.s
-	o := &s.Owners[p]
-	if o.Owner == "" {
-		if o.Inc != 0 || o.Token != 0 || o.Target != "" {
-			a.invariant(r, fmt.Sprintf("unowned partition %d carries %+v", p, *o))
-		}
-		return
-	}
-	if s.Incarnation(o.Owner, o.Inc) == nil {
-		a.invariant(r, fmt.Sprintf("partition %d is owned by %s/%d, not a member", p, o.Owner, o.Inc))
-	}
-	if o.Token == 0 || o.Token > s.LastSeq {
-		a.invariant(r, fmt.Sprintf("partition %d has token %d outside (0, %d]", p, o.Token, s.LastSeq))
-	}
-	if o.Target != "" {
-		t := s.Incarnation(o.Target, o.TargetInc)
-		switch {
-		case t == nil:
-			a.invariant(r, fmt.Sprintf("partition %d moves to %s/%d, not a member", p, o.Target, o.TargetInc))
-		case !t.Live():
-			a.invariant(r, fmt.Sprintf("partition %d moves to %s, which is not live", p, o.Target))
-		case t.ID == o.Owner:
-			a.invariant(r, fmt.Sprintf("partition %d moves to its own owner", p))
-		}
+	for _, err := range decider.CheckPartition(a.f.s, int(p)) {
+		a.invariant(r, err.Error())
 	}
 }
 
-// checkMembers checks the membership invariants of decider.CheckInvariants
-// after a record that changed the membership: O(members).
+// checkMembers runs decider.CheckMembers after a record that changed the
+// membership: O(members).
 func (a *auditor) checkMembers(r *events.Record) {
-	s := a.f.s
-	if len(s.Order) != len(s.Members) {
-		a.invariant(r, fmt.Sprintf("order has %d IDs for %d members", len(s.Order), len(s.Members)))
-	}
-	var prevJoin uint64
-	for i, id := range s.Order {
-		m := s.Members[id]
-		if m == nil {
-			a.invariant(r, fmt.Sprintf("order[%d]=%s is not a member", i, id))
-			continue
-		}
-		if m.ID != id {
-			a.invariant(r, fmt.Sprintf("member under %s has ID %s", id, m.ID))
-		}
-		if i > 0 && m.JoinSeq <= prevJoin {
-			a.invariant(r, fmt.Sprintf("order is not join order at %s", id))
-		}
-		prevJoin = m.JoinSeq
-		if m.Incarnation != s.LastInc[id] {
-			a.invariant(r, fmt.Sprintf("%s has incarnation %d but the last granted is %d", id, m.Incarnation, s.LastInc[id]))
-		}
-		if m.Leaving && m.Closing {
-			a.invariant(r, fmt.Sprintf("%s is both leaving and closing", id))
-		}
-		if m.JoinSeq > s.LastSeq {
-			a.invariant(r, fmt.Sprintf("%s joined at %d after the last sequence %d", id, m.JoinSeq, s.LastSeq))
-		}
-		if m.Leaving {
-			if pl := a.byID[id]; pl == nil || len(pl.owned) == 0 {
-				a.invariant(r, fmt.Sprintf("%s is leaving but owns nothing (it should be gone)", id))
-			}
-		}
-	}
-	for _, c := range s.Pending {
-		if m := s.Members[c.ID]; m == nil || m.Closing {
-			a.invariant(r, fmt.Sprintf("claim %s for %s waits although the ID is free", c.Nonce, c.ID))
-		}
+	for _, err := range decider.CheckMembers(a.f.s) {
+		a.invariant(r, err.Error())
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/parti-io/parti/internal/clock"
 	"github.com/parti-io/parti/internal/faultproxy"
 	"github.com/parti-io/parti/internal/natstest"
+	"github.com/parti-io/parti/internal/testhooks"
 	"github.com/parti-io/parti/replay"
 )
 
@@ -406,8 +407,8 @@ func TestClockSkewWithinPromise(t *testing.T) {
 		t.Fatalf("the cut-off member still acts on %d partitions after they were handed on", n)
 	}
 	takeover := takeoverAt(f.rec, st, mine)
-	deadline := vclk.ToBoot(v.LeaseDeadline()) // final: nothing reaches it any more
-	lastSend := vclk.ToBoot(v.LeaseDeadline() - tm.Lease)
+	deadline := vclk.ToBoot(testhooks.LeaseDeadline(v)) // final: nothing reaches it any more
+	lastSend := vclk.ToBoot(testhooks.LeaseDeadline(v) - tm.Lease)
 	t.Logf("cut at 0; victim's lease ended at %v (its last acked heartbeat was sent at %v); first new owner at %v; expiry %v, lease %v",
 		deadline-cutAt, lastSend-cutAt, takeover-cutAt, tm.Expiry, tm.Lease)
 	if bound := cutAt + time.Duration(float64(tm.Lease)/slow); deadline > bound {

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/parti-io/parti"
 	"github.com/parti-io/parti/internal/clock"
+	"github.com/parti-io/parti/internal/testhooks"
 	"github.com/parti-io/parti/liveness"
 )
 
@@ -192,7 +193,7 @@ func (f *fleet) tryJoin(ctx context.Context, id string) (*parti.Member, error) {
 		if m == nil {
 			return 0
 		}
-		return m.LeaseDeadline()
+		return testhooks.LeaseDeadline(m)
 	}
 	cfg := f.base
 	cfg.ID = id

@@ -10,6 +10,7 @@ import (
 	"github.com/parti-io/parti/decider"
 	"github.com/parti-io/parti/events"
 	"github.com/parti-io/parti/internal/natstest"
+	"github.com/parti-io/parti/internal/testhooks"
 	"github.com/parti-io/parti/projection"
 )
 
@@ -211,7 +212,7 @@ func TestForceExpireOfALiveMemberWaitsForItsLease(t *testing.T) {
 		}
 	}
 	id, inc := victim.ID(), victim.Incarnation()
-	lease := victim.LeaseDeadline()
+	lease := testhooks.LeaseDeadline(victim)
 	if lease <= f.rec.clk.Now() {
 		t.Fatalf("%s holds no valid lease before the force-expire", id)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/parti-io/parti/internal/natstest"
+	"github.com/parti-io/parti/internal/testhooks"
 	"github.com/parti-io/parti/liveness"
 	"github.com/parti-io/parti/projection"
 )
@@ -219,7 +220,7 @@ func measureLeaderPause(t *testing.T, bin string, tm liveness.Timings, rounds in
 				if _, ok := resumed[m.ID()]; ok {
 					continue
 				}
-				if d := m.LeaseDeadline(); d > kill+tm.Lease {
+				if d := testhooks.LeaseDeadline(m); d > kill+tm.Lease {
 					resumed[m.ID()] = d - tm.Lease - kill
 				}
 			}

@@ -11,6 +11,7 @@ import (
 	"github.com/parti-io/parti/events"
 	"github.com/parti-io/parti/internal/clock"
 	"github.com/parti-io/parti/internal/natstest"
+	"github.com/parti-io/parti/internal/testhooks"
 )
 
 // groupLog reads every record of the group's stream (the log and the
@@ -108,7 +109,7 @@ func TestJoinContextBoundsJoiningOnly(t *testing.T) {
 			t.Fatalf("the member stopped when Join's context ended: %v", m.Err())
 		default:
 		}
-		return m.LeaseDeadline() > at+tm.Expiry+tm.Lease
+		return testhooks.LeaseDeadline(m) > at+tm.Expiry+tm.Lease
 	})
 	if got := len(m.Assigned()); got != 8 {
 		t.Fatalf("the member acts on %d partitions after Join's context ended, want 8", got)
@@ -166,7 +167,7 @@ func TestCloseWaitsForRevokedAndIsBoundedByItsContext(t *testing.T) {
 	// entered) and no close is appended.
 	at := clock.Boot().Now()
 	waitFor(t, 10*f.base.Timings.Expiry, "a heartbeat acked while Revoked blocks", func() bool {
-		return m.LeaseDeadline() > at+f.base.Timings.Lease
+		return testhooks.LeaseDeadline(m) > at+f.base.Timings.Lease
 	})
 	if sum := summarize(groupLog(t, js, "closewait"), "w0"); sum.closing != 0 {
 		t.Fatalf("the close was appended while a Revoked call had not returned: %+v", sum)

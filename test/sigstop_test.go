@@ -23,6 +23,7 @@ import (
 	"github.com/parti-io/parti/events"
 	"github.com/parti-io/parti/internal/clock"
 	"github.com/parti-io/parti/internal/natstest"
+	"github.com/parti-io/parti/internal/testhooks"
 )
 
 // Issue 7, item 1, with a real paused process: a member runs in a child
@@ -123,7 +124,7 @@ func TestSigstopChild(t *testing.T) {
 		ev := childEvent{Kind: kind, Part: a.Partition, Tok: a.Token, At: boot.Now()}
 		if m := mp.Load(); m != nil {
 			inc := m.Incarnation()
-			d := m.LeaseDeadline()
+			d := testhooks.LeaseDeadline(m)
 			if m.Incarnation() == inc {
 				ev.Inc, ev.Deadline = inc, d
 			}
@@ -163,7 +164,7 @@ func TestSigstopChild(t *testing.T) {
 		for _, a := range m.Assigned() {
 			owned[a.Partition] = a.Token
 		}
-		report(childEvent{Kind: "status", At: boot.Now(), Inc: m.Incarnation(), Deadline: m.LeaseDeadline(), Owned: owned})
+		report(childEvent{Kind: "status", At: boot.Now(), Inc: m.Incarnation(), Deadline: testhooks.LeaseDeadline(m), Owned: owned})
 	}
 }
 

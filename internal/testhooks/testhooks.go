@@ -1,0 +1,13 @@
+// Package testhooks reaches into a parti.Member for the module's own tests
+// (the integration tests of package test) without widening parti's API: what
+// only a test needs to read is not an exported method. Package parti sets
+// the hooks in its init, so they are set in any program that imports parti;
+// being internal, they cannot be reached from outside the module.
+package testhooks
+
+import "time"
+
+// LeaseDeadline returns member m's lease deadline as a reading of its clock
+// (Config.Clock): it may act until the clock passes it. m must be a
+// *parti.Member.
+var LeaseDeadline func(m any) time.Duration

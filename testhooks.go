@@ -1,0 +1,11 @@
+package parti
+
+import (
+	"time"
+
+	"github.com/parti-io/parti/internal/testhooks"
+)
+
+func init() {
+	testhooks.LeaseDeadline = func(m any) time.Duration { return m.(*Member).leaseDeadline() }
+}
