@@ -216,7 +216,13 @@ func Join(ctx context.Context, js jetstream.JetStream, cfg Config) (*Member, err
 	joining := context.AfterFunc(ctx, cancel)
 	var stream jetstream.Stream
 	var proj *projection.Projection
-	err := jsretry.Do(ctx, cfg.Logger, joinRetryFor, nil, func() error {
+	// Not found right after Provision found or created the stream: a
+	// replicated stream just created, which a server of the cluster does
+	// not know yet. It passes like the other transient errors.
+	retry := func(err error) bool {
+		return jsretry.Transient(err) || errors.Is(err, jetstream.ErrStreamNotFound)
+	}
+	err := jsretry.Do(ctx, cfg.Logger, joinRetryFor, retry, func() error {
 		var err error
 		stream, err = projection.Provision(ctx, js, projection.StreamConfig{Group: cfg.Group, Replicas: cfg.Replicas, Storage: cfg.Storage})
 		if err != nil {
