@@ -70,6 +70,9 @@ type Stats struct {
 	// records the fold did not apply, and it applied none between two
 	// checks) and rebuilt the session.
 	Stalls uint64
+	// Directs counts the records folded one by one, by message gets, while
+	// the tail was stuck and no session delivered.
+	Directs uint64
 	// Lag is the number of log records the server had not yet delivered
 	// when the last folded record was delivered (its NumPending).
 	Lag uint64
@@ -119,13 +122,18 @@ type Projection struct {
 	refolds     atomic.Uint64
 	lag         atomic.Uint64
 	stalls      atomic.Uint64
+	directs     atomic.Uint64 // records folded by directCatchUp
 	cursor      atomic.Uint64 // the fold's position: LastApplied, or the refold's during one
 	refolding   atomic.Bool
 
 	tmu        sync.Mutex // guards the last CheckTail's reading
 	tailNewest uint64
 	tailCursor uint64
+	tailGen    uint64
 	tailSeen   bool
+	sessGen    atomic.Uint64  // sessions started so far (CheckTail: a new one is not stuck)
+	tailTarget atomic.Uint64  // the newest log sequence CheckTail read
+	deletes    sync.WaitGroup // consumer deletions in flight (run waits for them)
 
 	rebuild chan struct{} // CheckTail asks the fold goroutine for a new session
 
@@ -317,6 +325,7 @@ func (p *Projection) Stats() Stats {
 		Refolds:     p.refolds.Load(),
 		Refolding:   p.refolding.Load(),
 		Stalls:      p.stalls.Load(),
+		Directs:     p.directs.Load(),
 		Lag:         p.lag.Load(),
 		LastApplied: p.lastApplied.Load(),
 	}
@@ -344,13 +353,21 @@ func (p *Projection) Newest(ctx context.Context) (uint64, error) {
 // healthy connection.
 func (p *Projection) CheckTail(ctx context.Context) (newest uint64, stalled bool, err error) {
 	cur := p.cursor.Load() // before the read: newest is at least as new
+	gen := p.sessGen.Load()
 	newest, err = p.Newest(ctx)
 	if err != nil {
 		return 0, false, err
 	}
 	p.tmu.Lock()
-	stalled = p.tailSeen && p.tailNewest > p.tailCursor && cur == p.tailCursor
-	p.tailSeen, p.tailNewest, p.tailCursor = true, newest, cur
+	// Stuck: the same session (or none since) for a whole interval, with
+	// records to fold and none folded. A session started since the last
+	// reading gets an interval of its own: rebuilding it again while it is
+	// still being set up would keep the tail from ever resuming.
+	stalled = p.tailSeen && p.tailNewest > p.tailCursor && cur == p.tailCursor && gen == p.tailGen
+	p.tailSeen, p.tailNewest, p.tailCursor, p.tailGen = true, newest, cur, gen
+	if newest > p.tailTarget.Load() {
+		p.tailTarget.Store(newest)
+	}
 	p.tmu.Unlock()
 	if stalled {
 		p.stalls.Add(1)
@@ -445,11 +462,18 @@ func (s *session) onErr(_ jetstream.ConsumeContext, err error) {
 func (p *Projection) connect(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, defaultTimeout)
 	defer cancel()
-	if err := p.checkLog(ctx); err != nil {
+	lctx, lcancel := context.WithTimeout(ctx, directGetTimeout)
+	defer lcancel()
+	if err := p.checkLog(lctx); err != nil {
 		return err
 	}
 	start := p.cursor.Load() + 1
-	cons, err := p.js.OrderedConsumer(ctx, StreamName(p.subjects.Group), jetstream.OrderedConsumerConfig{
+	// Creating a consumer on a cluster needs the meta leader, which a
+	// lost server may have been: a short bound keeps the fold goroutine
+	// free for the direct catch-up (directCatchUp) while it is elected.
+	cctx, ccancel := context.WithTimeout(ctx, consumerCreateTimeout)
+	defer ccancel()
+	cons, err := p.js.OrderedConsumer(cctx, StreamName(p.subjects.Group), jetstream.OrderedConsumerConfig{
 		FilterSubjects:    []string{p.subjects.Log()},
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:       start,
@@ -475,6 +499,7 @@ func (p *Projection) connect(ctx context.Context) error {
 	}
 	s.cc = cc
 	p.sess = s
+	p.sessGen.Add(1)
 	p.log.Debug("parti: projection: tailing the log", "from", start, "session", s.id)
 	return nil
 }
@@ -498,9 +523,71 @@ func (p *Projection) deleteConsumer(cons jetstream.Consumer) {
 	if info == nil || !p.nc.IsConnected() {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	_ = p.js.DeleteConsumer(ctx, info.Stream, info.Name)
+	// In the background: deleting needs the meta leader, and the fold
+	// goroutine must not wait for one being elected.
+	p.deletes.Add(1)
+	go func() {
+		defer p.deletes.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = p.js.DeleteConsumer(ctx, info.Stream, info.Name)
+	}()
+}
+
+// Bounds of the tail's recovery on a cluster.
+const (
+	consumerCreateTimeout = time.Second
+	directGetTimeout      = time.Second
+	maxDirectCatchUp      = 1024 // records per call: more is a session's job
+)
+
+// directCatchUp folds the log records after the fold's position, up to the
+// newest sequence CheckTail read, one request each (a message get, which
+// the stream's leader answers: no consumer, so no meta leader, is needed).
+// It is the tail's fallback while no session delivers: after a server that
+// led both the stream and the meta layer is lost, the stream answers again
+// seconds before a consumer can be created, and a member whose fold stays
+// behind for longer than the expiry stops heartbeating. Fold goroutine only.
+func (p *Projection) directCatchUp(ctx context.Context) {
+	target := p.tailTarget.Load()
+	if p.cursor.Load() >= target || !p.nc.IsConnected() {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, directGetTimeout)
+	err := p.checkLog(cctx) // the log must not have gone backwards under the fold
+	cancel()
+	if err != nil {
+		p.log.Debug("parti: projection: direct catch-up: checking the log failed", "err", err)
+		return
+	}
+	folded := 0
+	for ; folded < maxDirectCatchUp && len(p.statusCh) == 0; folded++ {
+		cur := p.cursor.Load()
+		if cur >= target {
+			break
+		}
+		gctx, cancel := context.WithTimeout(ctx, directGetTimeout)
+		m, err := p.stream.GetMsg(gctx, cur+1, jetstream.WithGetMsgSubject(p.subjects.Log()))
+		cancel()
+		if err != nil {
+			p.log.Debug("parti: projection: direct catch-up: get failed", "after", cur, "err", err)
+			break
+		}
+		rec := rawRecord(m)
+		var pending uint64
+		if target > rec.Seq {
+			pending = 1 // at least one more: the member keeps learning
+		}
+		if err := p.fold(delivered{rec: rec, pending: pending}); err != nil {
+			break
+		}
+	}
+	if folded > 0 {
+		p.directs.Add(uint64(folded))
+		p.log.Info("parti: projection: folded records read one by one while no tail delivers",
+			"records", folded, "last_applied", p.cursor.Load())
+		p.broadcast()
+	}
 }
 
 // checkLog makes sure the log did not go backwards under the fold (the
@@ -619,6 +706,7 @@ func (p *Projection) run(ctx context.Context) {
 		retry.Stop()
 		p.endSession()
 		p.nc.RemoveStatusListener(p.statusCh)
+		p.deletes.Wait()
 		close(p.done)
 	}()
 	schedule := func(d time.Duration) { retry.Reset(d) }
@@ -715,10 +803,19 @@ func (p *Projection) run(ctx context.Context) {
 				resume()
 			}
 		case <-p.rebuild:
-			if p.sess != nil { // otherwise a resume is on its way
-				p.endSession()
-				resume()
+			// The tail is stuck: what it missed is read directly; a stuck
+			// session is replaced, and with none the resume waiting for its
+			// backoff (up to maxBackoff after a consumer's server shut
+			// down, which on a cluster need not be the connection's
+			// server, so no reconnect comes to hurry it) is tried now.
+			if !drainStatus() {
+				return
 			}
+			if p.sess != nil {
+				p.endSession()
+			}
+			p.directCatchUp(ctx)
+			resume()
 		case m := <-msgs:
 			s := p.sess
 			if !drainStatus() {

@@ -120,14 +120,46 @@ func TestStalledTailIsRebuiltAndStopsHeartbeats(t *testing.T) {
 		t.Fatalf("after a stall healed in time the member holds %d partitions, want %d", len(m.Assigned()), len(f.parts))
 	}
 
+	// 1b. No tail can be built at all (every consumer creation and pull
+	// request lost, as while a cluster elects the meta leader a lost server
+	// held) but the stream still answers: the member folds what it learns
+	// by message gets, so its fold never stays behind for the expiry, and
+	// its lease holds while records keep coming for longer than that.
+	var noTails atomic.Bool
+	noTails.Store(true)
+	create := "$JS.API.CONSUMER.CREATE." + projection.StreamName(group)
+	next := "$JS.API.CONSUMER.MSG.NEXT." + projection.StreamName(group) + "."
+	proxy.SetDropPublish(func(subject string) bool {
+		return noTails.Load() && (strings.HasPrefix(subject, create) || strings.HasPrefix(subject, next))
+	})
+	pauseLogConsumers(t, ctx, direct, group)
+	until := time.Now().Add(f.base.Timings.Expiry + time.Second)
+	for time.Now().Before(until) {
+		seq := junk()
+		waitFor(t, f.base.Timings.Expiry, "the fold to apply a record while no tail delivers", func() bool {
+			return m.LastApplied() >= seq
+		})
+		if got := len(m.Assigned()); got != len(f.parts) {
+			t.Fatalf("while no tail could be built the member held %d partitions, want %d: its fold fell behind", got, len(f.parts))
+		}
+	}
+	if !logs.has(slog.LevelInfo, "parti: projection: folded records read one by one") {
+		t.Error("the records were not folded by the direct catch-up")
+	}
+	noTails.Store(false)
+
 	// 2. Every tail stalls (the current one paused, the pull requests of
-	// new ones lost): the fold stays behind; after the expiry the member
-	// stops heartbeating and its lease lapses.
+	// new ones lost, and the direct catch-up's message gets by next
+	// subject lost too, while reads of a subject's last message pass): the
+	// fold stays behind; after the expiry the member stops heartbeating and
+	// its lease lapses.
 	var dropping atomic.Bool
 	dropping.Store(true)
 	pull := "$JS.API.CONSUMER.MSG.NEXT." + projection.StreamName(group) + "."
-	proxy.SetDropPublish(func(subject string) bool {
-		return dropping.Load() && strings.HasPrefix(subject, pull)
+	get := "$JS.API.STREAM.MSG.GET." + projection.StreamName(group)
+	proxy.SetDropMessage(func(subject string, payload []byte) bool {
+		return dropping.Load() && (strings.HasPrefix(subject, pull) ||
+			subject == get && strings.Contains(string(payload), "next_by_subj"))
 	})
 	pauseLogConsumers(t, ctx, direct, group)
 	seq2 := junk()

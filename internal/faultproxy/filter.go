@@ -14,6 +14,17 @@ import (
 // server while the connection stays healthy. drop runs on the proxy's
 // goroutines, one call per published message; nil forwards everything.
 func (p *Proxy) SetDropPublish(drop func(subject string) bool) {
+	if drop == nil {
+		p.SetDropMessage(nil)
+		return
+	}
+	p.SetDropMessage(func(subject string, _ []byte) bool { return drop(subject) })
+}
+
+// SetDropMessage is SetDropPublish with the message's payload (for HPUB,
+// its headers and body as sent) given to drop too, to tell requests to the
+// same API subject apart.
+func (p *Proxy) SetDropMessage(drop func(subject string, payload []byte) bool) {
 	p.mu.Lock()
 	p.drop = drop
 	p.mu.Unlock()
@@ -62,7 +73,7 @@ func (p *Proxy) pipeClient(dst, src net.Conn) {
 // filterOps splits buf into complete protocol operations and returns the
 // bytes to forward (every complete operation but the dropped publishes) and
 // the incomplete tail to keep for the next read.
-func filterOps(buf []byte, drop func(string) bool) (out, rest []byte) {
+func filterOps(buf []byte, drop func(string, []byte) bool) (out, rest []byte) {
 	if drop == nil {
 		return buf, nil
 	}
@@ -87,7 +98,7 @@ func filterOps(buf []byte, drop func(string) bool) (out, rest []byte) {
 		if len(buf) < total {
 			return out, buf
 		}
-		if size == 0 || !drop(string(fields[1])) {
+		if size == 0 || !drop(string(fields[1]), buf[eol+2:total-2]) {
 			out = append(out, buf[:total]...)
 		}
 		buf = buf[total:]

@@ -29,7 +29,7 @@ type Proxy struct {
 	mode  Mode
 	delay time.Duration
 	conns map[net.Conn]struct{}
-	drop  func(subject string) bool // see SetDropPublish
+	drop  func(subject string, payload []byte) bool // see SetDropMessage
 	done  chan struct{}
 	wg    sync.WaitGroup
 }
