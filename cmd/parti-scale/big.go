@@ -193,7 +193,69 @@ func profileConfig(profile string) parti.Config {
 	return parti.Fast("x")
 }
 
-var errStep = errors.New("step deadline")
+var (
+	errStep   = errors.New("step deadline")
+	errMemory = errors.New("out of memory for this size")
+)
+
+// perMemberEstimate is the largest per-member RSS measured at P partitions
+// or, failing that, at the largest smaller count, scaled by the ratio.
+func (d *driver) perMemberEstimate(P int) (float64, bool) {
+	if v, ok := d.memberRSS[P]; ok {
+		return v, true
+	}
+	best := 0
+	for p := range d.memberRSS {
+		if p < P && p > best {
+			best = p
+		}
+	}
+	if best == 0 {
+		return 0, false
+	}
+	return d.memberRSS[best] * float64(P) / float64(best), true
+}
+
+// memoryWatchdog returns a context that ends, with errMemory as its cause,
+// once the machine's MemAvailable falls below --min-free.
+func (d *driver) memoryWatchdog(ctx context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if avail := memAvailableMB(); avail >= 0 && avail < float64(d.o.minFreeMB) {
+					cancel(fmt.Errorf("%w: MemAvailable fell to %.0f MB (--min-free %d MB)", errMemory, avail, d.o.minFreeMB))
+					return
+				}
+			}
+		}
+	}()
+	return ctx, func() { close(done); cancel(nil) }
+}
+
+// memAvailableMB reads MemAvailable from /proc/meminfo (-1 where unknown).
+func memAvailableMB() float64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemAvailable:" {
+			kb, err := strconv.ParseFloat(f[1], 64)
+			if err != nil {
+				return -1
+			}
+			return kb / 1024
+		}
+	}
+	return -1
+}
 
 // bigSweep runs bigGroup for every profile, partition count and member
 // count; once a size stops, the larger member counts of that profile and
@@ -236,6 +298,19 @@ func (d *driver) bigGroup(ctx context.Context, profile string, P, M int) (err er
 		}
 		d.fig(prefix+"_loadavg", loadAvg(), "load")
 	}()
+	// The machine is shared: never let the members run it out of memory.
+	// A size whose estimate (the per-member RSS measured at a smaller size
+	// of the same partition count) does not fit is not started, and a
+	// watchdog stops the size once MemAvailable falls below --min-free.
+	if per, ok := d.perMemberEstimate(P); ok {
+		need, avail := per*float64(M)*1.2, memAvailableMB()
+		if avail >= 0 && need > avail-float64(d.o.minFreeMB) {
+			return fmt.Errorf("%w: about %.0f MB for %d members (%.1f MB each, measured or scaled, at %d partitions), %.0f MB available, %d MB kept free",
+				errMemory, need, M, per, P, avail, d.o.minFreeMB)
+		}
+	}
+	ctx, stopWatch := d.memoryWatchdog(ctx)
+	defer stopWatch()
 
 	t0 := time.Now()
 	if _, err := projection.Provision(ctx, d.js, projection.StreamConfig{Group: group, Replicas: 3}); err != nil {
@@ -437,6 +512,7 @@ func (d *driver) steadyWindow(ctx context.Context, prefix string, f *bigFleet, M
 	d.fig(prefix+"_steady_servers_in_bytes_per_s", float64(b1-b0)/secs, "B/s")
 	d.fig(prefix+"_steady_members_rss_mb", float64(rss)/1024, "MB")
 	d.fig(prefix+"_steady_member_rss_mb", float64(rss)/1024/float64(M), "MB/member")
+	d.memberRSS[f.parts] = max(d.memberRSS[f.parts], float64(rss)/1024/float64(M))
 	return nil
 }
 

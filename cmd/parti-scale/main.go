@@ -64,6 +64,7 @@ type options struct {
 	groupPartitions             int
 	groupProfile                string
 	serverLog                   string
+	minFreeMB                   int
 }
 
 var errFlag = errors.New("bad flag")
@@ -101,6 +102,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.rssPartitions, "rss-partitions", 100_000, "partitions of the one-member RSS process")
 	fs.IntVar(&o.groupPartitions, "group-partitions", 16, "partitions of each idle group")
 	fs.StringVar(&o.groupProfile, "group-profile", "production", "profile of the idle groups")
+	fs.IntVar(&o.minFreeMB, "min-free", 4096, "MB of MemAvailable to keep: a size that would leave less is not started, and one that gets there is stopped")
 	fs.StringVar(&o.serverLog, "server-log", "", "append the servers' warnings and errors to this file (default: discarded)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -137,6 +139,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("%w: --step-timeout and --roll-timeout must be > 0", errFlag)
 	case o.steady < 0 || o.idle <= 0:
 		return o, fmt.Errorf("%w: --steady must be ≥ 0 and --idle > 0", errFlag)
+	case o.minFreeMB < 0:
+		return o, fmt.Errorf("%w: --min-free must be ≥ 0, got %d", errFlag, o.minFreeMB)
 	case o.rssPartitions < 1 || o.groupPartitions < 3:
 		return o, fmt.Errorf("%w: --rss-partitions must be ≥ 1 and --group-partitions ≥ 3", errFlag)
 	}
@@ -152,6 +156,8 @@ type driver struct {
 	stderr io.Writer
 	cl     *cluster
 	js     jetstream.JetStream
+
+	memberRSS map[int]float64 // partitions → the largest per-member RSS measured (MB)
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -188,7 +194,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	d := &driver{o: o, out: stdout, stderr: stderr, cl: cl, js: js}
+	d := &driver{o: o, out: stdout, stderr: stderr, cl: cl, js: js, memberRSS: map[int]float64{}}
 	fmt.Fprintf(stdout, "# parti-scale: three embedded servers (R3), %d worker processes, GOMAXPROCS %d, %d CPUs\n", o.procs, runtime.GOMAXPROCS(0), runtime.NumCPU())
 	d.fig("loadavg_start", loadAvg(), "load")
 	d.fig("cluster_start_ms", ms(time.Since(t0)), "ms")
