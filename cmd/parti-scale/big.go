@@ -62,15 +62,18 @@ type fleetStatus struct {
 	lastAssign time.Time
 	leader     string
 	settled    bool
+	leaseLost  int // revocations for a lapsed lease, so far
+	expired    int // members removed that were neither crashed nor closed
 }
 
 func (f *bigFleet) status(ctx context.Context, n int, settle bool) (fleetStatus, error) {
 	var st fleetStatus
 	type one struct {
-		owned   int
-		last    int64
-		leader  string
-		settled string
+		owned         int
+		last          int64
+		leader        string
+		settled       string
+		lost, expired int
 	}
 	res := make([]one, len(f.procs))
 	s := "0"
@@ -82,12 +85,14 @@ func (f *bigFleet) status(ctx context.Context, n int, settle bool) (fleetStatus,
 		if err != nil {
 			return err
 		}
-		if len(r) != 4 {
+		if len(r) != 6 {
 			return fmt.Errorf("%w: status reply %q", errWorker, r)
 		}
 		o, _ := strconv.Atoi(r[0])
 		l, _ := strconv.ParseInt(r[1], 10, 64)
-		res[i] = one{o, l, r[2], r[3]}
+		lost, _ := strconv.Atoi(r[4])
+		exp, _ := strconv.Atoi(r[5])
+		res[i] = one{o, l, r[2], r[3], lost, exp}
 		return nil
 	})
 	if err != nil {
@@ -96,6 +101,8 @@ func (f *bigFleet) status(ctx context.Context, n int, settle bool) (fleetStatus,
 	var last int64
 	for _, r := range res {
 		st.owned += r.owned
+		st.leaseLost += r.lost
+		st.expired += r.expired
 		last = max(last, r.last)
 		if r.leader != "-" {
 			st.leader = r.leader
@@ -111,10 +118,11 @@ func (f *bigFleet) status(ctx context.Context, n int, settle bool) (fleetStatus,
 func (f *bigFleet) waitOwned(ctx context.Context, since time.Time) (time.Time, error) {
 	var st fleetStatus
 	for {
-		var err error
-		if st, err = f.status(ctx, 0, false); err != nil {
-			return time.Time{}, err
+		cur, err := f.status(ctx, 0, false)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("%d of %d partitions acted on at the last status: %w", st.owned, f.parts, err)
 		}
+		st = cur
 		if st.owned == f.parts && st.lastAssign.After(since) {
 			return st.lastAssign, nil
 		}
@@ -129,10 +137,11 @@ func (f *bigFleet) waitOwned(ctx context.Context, since time.Time) (time.Time, e
 func (f *bigFleet) waitSettled(ctx context.Context, n int) error {
 	var st fleetStatus
 	for {
-		var err error
-		if st, err = f.status(ctx, n, true); err != nil {
-			return err
+		cur, err := f.status(ctx, n, true)
+		if err != nil {
+			return fmt.Errorf("not settled (%d of %d partitions acted on, leader %q at the last status): %w", st.owned, f.parts, st.leader, err)
 		}
+		st = cur
 		if st.owned == f.parts && st.settled {
 			return nil
 		}
@@ -325,6 +334,16 @@ func (d *driver) bigGroup(ctx context.Context, profile string, P, M int) (err er
 	defer stopProcs(procs)
 	f := &bigFleet{procs: procs, group: group, parts: P, where: map[string]int{}}
 	names := partitionNames(P)
+	defer func() {
+		// Whatever happened: how many leases lapsed, and whether a member
+		// nobody crashed or closed was expired (a false expiry).
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if st, err := f.status(sctx, 0, false); err == nil {
+			d.fig(prefix+"_lease_lost_revocations", float64(st.leaseLost), "revocations")
+			d.fig(prefix+"_false_expiries", float64(st.expired), "members")
+		}
+	}()
 
 	// Cold start: every member joins at once; until every partition is
 	// acted on, then until the leader's fold shows the group settled.

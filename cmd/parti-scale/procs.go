@@ -20,6 +20,9 @@ type proc struct {
 	in  io.WriteCloser
 	out *bufio.Reader
 	mu  sync.Mutex
+	// killed: a command ran past its context and the worker was killed;
+	// every later command fails at once.
+	killed bool
 }
 
 // startProcs starts n workers: this binary again, with PARTI_SCALE_ROLE.
@@ -93,6 +96,9 @@ func (p *proc) dump(ctx context.Context, group string, into []string) error {
 func (p *proc) exchange(ctx context.Context, line string, multi bool) ([]string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.killed {
+		return nil, fmt.Errorf("%w: %q: the worker was killed after an earlier command ran past its deadline", errWorker, line)
+	}
 	type result struct {
 		lines []string
 		err   error
@@ -131,6 +137,8 @@ func (p *proc) exchange(ctx context.Context, line string, multi bool) ([]string,
 		return r.lines, r.err
 	case <-ctx.Done():
 		_ = p.cmd.Process.Kill()
+		p.killed = true
+		<-done // the read ends once the killed worker's stdout closes
 		return nil, fmt.Errorf("%q: %w", line, context.Cause(ctx))
 	}
 }

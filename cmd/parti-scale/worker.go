@@ -31,10 +31,12 @@ import (
 //	join PARTS EXPECTED GROUP/ID...  join members concurrently (the reply waits for every Join)
 //	crash GROUP/ID                   Stop the member (no leave, no close): "ok T0" (unix ns before Stop)
 //	close GROUP/ID                   Close the member for a restart
-//	status GROUP N SETTLE            "ok OWNED LASTASSIGN LEADER SETTLED": partitions held by this
-//	                                 process's members per their handlers, the latest Assigned call
-//	                                 (unix ns), the leader among them ("-"), and, when SETTLE is 1,
-//	                                 that leader's GroupSettled(N) (1/0, "-" without a leader here)
+//	status GROUP N SETTLE            "ok OWNED LASTASSIGN LEADER SETTLED LEASELOST EXPIRED": partitions
+//	                                 held by this process's members per their handlers, the latest
+//	                                 Assigned call (unix ns), the leader among them ("-"), when SETTLE
+//	                                 is 1 that leader's GroupSettled(N) (1/0, "-" without a leader
+//	                                 here), revocations for a lapsed lease, and members removed
+//	                                 although the driver neither crashed nor closed them
 //	statusall                        "ok OWNED LASTASSIGN" summed over every group
 //	dump GROUP                       "INDEX ID" per held partition, then "end"
 //	gc                               GC, return memory to the OS: "ok RSS_KB HWM_KB HEAP_INUSE_B"
@@ -45,13 +47,20 @@ type wmember struct {
 	m     *parti.Member
 	group string
 	id    string
-	dead  bool // crashed or closed: late handler calls are ignored
+	inc0  uint64 // the incarnation Join was granted
+	dead  bool   // crashed or closed: late handler calls are ignored
+	// ending: the driver is closing it (its stop is no false expiry).
+	ending bool
 }
 
 type wgroup struct {
 	holder     []string // per partition index: the member ID acting on it ("" none)
 	owned      int
 	lastAssign int64
+	// leaseLost counts revocations because a lease lapsed; stopped counts
+	// members that stopped without being crashed or closed by the driver
+	// (removed: a false expiry, or refused).
+	leaseLost, stopped int
 }
 
 type worker struct {
@@ -248,6 +257,17 @@ func (w *worker) join(ctx context.Context, parts, expected int, specs []string) 
 				return
 			}
 			rec.m = m
+			rec.inc0 = m.Incarnation()
+			go func() {
+				<-m.Done()
+				w.mu.Lock()
+				defer w.mu.Unlock()
+				if !rec.dead && !rec.ending {
+					g.stopped++
+					fmt.Fprintf(os.Stderr, "parti-scale worker: %s stopped on its own: %v\n", spec, m.Err())
+					w.forget(rec)
+				}
+			}()
 		}()
 	}
 	wg.Wait()
@@ -271,9 +291,12 @@ func (w *worker) handler(g *wgroup, rec *wmember) parti.Handler {
 			g.holder[a.Index] = rec.id
 			g.lastAssign = max(g.lastAssign, now)
 		},
-		OnRevoked: func(a parti.Assignment, _ parti.RevokeReason) {
+		OnRevoked: func(a parti.Assignment, why parti.RevokeReason) {
 			w.mu.Lock()
 			defer w.mu.Unlock()
+			if why == parti.RevokeLeaseLost {
+				g.leaseLost++
+			}
 			if int(a.Index) < len(g.holder) && g.holder[a.Index] == rec.id {
 				g.holder[a.Index] = ""
 				g.owned--
@@ -329,6 +352,9 @@ func (w *worker) close(ctx context.Context, spec string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
+	w.mu.Lock()
+	rec.ending = true
+	w.mu.Unlock()
 	err = rec.m.Close(ctx)
 	w.mu.Lock()
 	w.forget(rec)
@@ -339,9 +365,9 @@ func (w *worker) close(ctx context.Context, spec string) error {
 func (w *worker) status(group string, n int, settle bool) string {
 	w.mu.Lock()
 	g := w.groups[group]
-	owned, last := 0, int64(0)
+	owned, last, leaseLost, stopped := 0, int64(0), 0, 0
 	if g != nil {
-		owned, last = g.owned, g.lastAssign
+		owned, last, leaseLost, stopped = g.owned, g.lastAssign, g.leaseLost, g.stopped
 	}
 	var ms []*wmember
 	for _, r := range w.members {
@@ -352,6 +378,12 @@ func (w *worker) status(group string, n int, settle bool) string {
 	w.mu.Unlock()
 	slices.SortFunc(ms, func(a, b *wmember) int { return strings.Compare(a.id, b.id) })
 	leader, settled := "-", "-"
+	rejoined := 0
+	for _, r := range ms {
+		if r.m.Incarnation() != r.inc0 {
+			rejoined++ // removed while running, and joined again as a new incarnation
+		}
+	}
 	for _, r := range ms {
 		if r.m.IsLeader() {
 			leader = r.id
@@ -364,7 +396,7 @@ func (w *worker) status(group string, n int, settle bool) string {
 			break
 		}
 	}
-	return fmt.Sprintf("ok %d %d %s %s", owned, last, leader, settled)
+	return fmt.Sprintf("ok %d %d %s %s %d %d", owned, last, leader, settled, leaseLost, stopped+rejoined)
 }
 
 func (w *worker) stopAll() {
