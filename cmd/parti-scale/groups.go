@@ -114,6 +114,38 @@ func (d *driver) manyGroups(ctx context.Context, G int) (err error) {
 		}
 	}
 	t1 := time.Now()
+	owned := func() (int, error) {
+		n := 0
+		err := each(procs, func(i int, p *proc) error {
+			r, err := p.call(ctx, "statusall")
+			if err != nil {
+				return err
+			}
+			v, _ := strconv.Atoi(r[0])
+			mu.Lock()
+			n += v
+			mu.Unlock()
+			return nil
+		})
+		return n, err
+	}
+	defer func() {
+		if err != nil && cur != "idle" {
+			// How far it got: the partitions acted on when it stopped.
+			octx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			ctx = octx
+			// A worker killed after its join ran past the deadline does
+			// not answer: its partitions are not counted.
+			n, oerr := owned()
+			unit := "partitions"
+			if oerr != nil {
+				unit = "partitions(not_every_worker_answered)"
+			}
+			d.fig(prefix+"_partitions_owned_at_stop", float64(n), unit)
+			d.fig(prefix+"_partitions_wanted", float64(G*d.o.groupPartitions), "partitions")
+		}
+	}()
 	if err := each(procs, func(i int, p *proc) error {
 		if len(by[i]) == 0 {
 			return nil
@@ -127,25 +159,15 @@ func (d *driver) manyGroups(ctx context.Context, G int) (err error) {
 	want := G * d.o.groupPartitions
 	cur = "owned"
 	for {
-		owned := 0
-		if err := each(procs, func(i int, p *proc) error {
-			r, err := p.call(ctx, "statusall")
-			if err != nil {
-				return err
-			}
-			n, _ := strconv.Atoi(r[0])
-			mu.Lock()
-			owned += n
-			mu.Unlock()
-			return nil
-		}); err != nil {
+		n, err := owned()
+		if err != nil {
 			return err
 		}
-		if owned == want {
+		if n == want {
 			break
 		}
 		if err := pause(ctx, 100*time.Millisecond); err != nil {
-			return fmt.Errorf("%d of %d partitions acted on: %w", owned, want, err)
+			return fmt.Errorf("%d of %d partitions acted on: %w", n, want, err)
 		}
 	}
 	d.fig(prefix+"_all_owned_ms", ms(time.Since(t1)), "ms")

@@ -273,7 +273,12 @@ func (w *worker) join(ctx context.Context, parts, expected int, specs []string) 
 	wg.Wait()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return errors.Join(errs...)
+	if len(errs) == 0 {
+		return nil
+	}
+	// The reply is one line: how many failed, and the first few.
+	first := errs[:min(3, len(errs))]
+	return fmt.Errorf("%d of %d joins failed, first: %w", len(errs), len(specs), errors.Join(first...))
 }
 
 func (w *worker) handler(g *wgroup, rec *wmember) parti.Handler {
@@ -404,6 +409,7 @@ func (w *worker) stopAll() {
 	var ms []*parti.Member
 	for _, r := range w.members {
 		if r.m != nil && !r.dead {
+			r.ending = true
 			ms = append(ms, r.m)
 		}
 	}
