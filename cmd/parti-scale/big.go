@@ -524,6 +524,12 @@ func (d *driver) steadyWindow(ctx context.Context, prefix string, f *bigFleet, M
 		rss += r
 	}
 	m1, b1 := d.cl.inMsgs()
+	if st, err := d.js.Stream(ctx, projection.StreamName(f.group)); err == nil {
+		if info, err := st.Info(ctx); err == nil {
+			d.fig(prefix+"_steady_stream_consumers", float64(info.State.Consumers), "consumers")
+			d.fig(prefix+"_steady_stream_consumers_per_member", float64(info.State.Consumers)/float64(M), "consumers/member")
+		}
+	}
 	d.fig(prefix+"_steady_servers_cpu_pct", 100*(cpu1-cpu0).Seconds()/secs, "%cpu")
 	d.fig(prefix+"_steady_members_cpu_pct", 100*(w1-w0).Seconds()/secs, "%cpu")
 	d.fig(prefix+"_steady_member_cpu_ms_per_s", 1000*(w1-w0).Seconds()/secs/float64(M), "ms/s/member")

@@ -31,7 +31,11 @@ func freePort() (int, error) {
 // startCluster starts the three servers storing under dir and waits for a
 // JetStream meta leader that sees all three. Server warnings and errors go
 // to logw.
-func startCluster(dir string, logw io.Writer) (*cluster, error) {
+//
+// maxConsumers is the servers' default_max_consumers (consumers per stream
+// when neither the stream nor the account sets a limit): 0 keeps the
+// server's default (1,000 in nats-server 2.15), -1 lifts it.
+func startCluster(dir string, logw io.Writer, maxConsumers int) (*cluster, error) {
 	var ports []int
 	for range 3 {
 		p, err := freePort()
@@ -58,6 +62,7 @@ func startCluster(dir string, logw io.Writer) (*cluster, error) {
 			StoreDir:   filepath.Join(dir, fmt.Sprintf("s%d", i)),
 			Routes:     server.RoutesFromStr(strings.Join(routes, ",")),
 		}
+		o.JetStreamLimits.DefaultMaxConsumers = maxConsumers
 		o.Cluster.Name = "parti-scale"
 		o.Cluster.Host = "127.0.0.1"
 		o.Cluster.Port = ports[i]

@@ -65,6 +65,7 @@ type options struct {
 	groupProfile                string
 	serverLog                   string
 	minFreeMB                   int
+	maxConsumers                int
 }
 
 var errFlag = errors.New("bad flag")
@@ -103,6 +104,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.groupPartitions, "group-partitions", 16, "partitions of each idle group")
 	fs.StringVar(&o.groupProfile, "group-profile", "production", "profile of the idle groups")
 	fs.IntVar(&o.minFreeMB, "min-free", 4096, "MB of MemAvailable to keep: a size that would leave less is not started, and one that gets there is stopped")
+	fs.IntVar(&o.maxConsumers, "max-consumers", 0, "the servers' default_max_consumers per stream: 0 keeps nats-server's default (1,000), -1 lifts it")
 	fs.StringVar(&o.serverLog, "server-log", "", "append the servers' warnings and errors to this file (default: discarded)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -139,6 +141,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("%w: --step-timeout and --roll-timeout must be > 0", errFlag)
 	case o.steady < 0 || o.idle <= 0:
 		return o, fmt.Errorf("%w: --steady must be ≥ 0 and --idle > 0", errFlag)
+	case o.maxConsumers < -1:
+		return o, fmt.Errorf("%w: --max-consumers must be ≥ -1, got %d", errFlag, o.maxConsumers)
 	case o.minFreeMB < 0:
 		return o, fmt.Errorf("%w: --min-free must be ≥ 0, got %d", errFlag, o.minFreeMB)
 	case o.rssPartitions < 1 || o.groupPartitions < 3:
@@ -180,7 +184,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		logw = f
 	}
 	t0 := time.Now()
-	cl, err := startCluster(dir, logw)
+	cl, err := startCluster(dir, logw, o.maxConsumers)
 	if err != nil {
 		return err
 	}
@@ -195,7 +199,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	d := &driver{o: o, out: stdout, stderr: stderr, cl: cl, js: js, memberRSS: map[int]float64{}}
-	fmt.Fprintf(stdout, "# parti-scale: three embedded servers (R3), %d worker processes, GOMAXPROCS %d, %d CPUs\n", o.procs, runtime.GOMAXPROCS(0), runtime.NumCPU())
+	fmt.Fprintf(stdout, "# parti-scale: three embedded servers (R3, default_max_consumers %d), %d worker processes, GOMAXPROCS %d, %d CPUs\n", o.maxConsumers, o.procs, runtime.GOMAXPROCS(0), runtime.NumCPU())
 	d.fig("loadavg_start", loadAvg(), "load")
 	d.fig("cluster_start_ms", ms(time.Since(t0)), "ms")
 	for _, part := range o.parts {
