@@ -7,7 +7,7 @@ FUZZTIME ?= 10s
 has_go = [ -n "$$(find $(1) -name '*.go' 2>/dev/null | head -n 1)" ]
 
 .DEFAULT_GOAL := test
-.PHONY: test test-integration lint bench fuzz sim demo bench-e2e chaos soak bench-report bench-consumer test-large
+.PHONY: test test-integration lint bench fuzz sim demo bench-e2e chaos soak bench-report bench-consumer test-large bench-scale
 
 # vet; every package but the pure core and the simulator with -race; the
 # pure core (PURE: no goroutine, no I/O, so the race detector has nothing to
@@ -139,3 +139,18 @@ soak:
 REPORT_HISTORY ?=
 bench-report:
 	$(GO) test -count=1 -timeout 30m -run 'TestReportAtScale' ./cmd/parti-replay -report-large $(if $(REPORT_HISTORY),-report-history $(REPORT_HISTORY))
+
+# Scale (issue 17): a three-server embedded cluster (R3), one big group
+# stepped through 50-500 members over 10,000 and 100,000 partitions (fast and
+# production), a one-member process holding 100,000 partitions (RSS), and
+# 10/100/1,000 idle three-member groups. Built once; the binary re-executes
+# itself as the worker processes. Long: hours on an idle machine. One figure a
+# line, with the load average; SCALE_ARGS narrows it, e.g.
+# SCALE_ARGS='--parts big --members 50 --partitions 10000 --profiles fast'.
+# The servers' 1,000-consumers-per-stream default is lifted (a group holds
+# about two per member); SCALE_ARGS='--max-consumers 0' keeps it.
+SCALE_ARGS ?=
+bench-scale:
+	@bin="$$(mktemp -d)/parti-scale"; \
+	$(GO) build -o "$$bin" ./cmd/parti-scale && "$$bin" --max-consumers -1 $(SCALE_ARGS); \
+	rc=$$?; rm -rf "$$(dirname "$$bin")"; exit $$rc

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/parti-io/parti/internal/embedded"
+)
+
+// cluster is three embedded JetStream servers on loopback, routed to each
+// other, in the driver's process (so the driver's RSS and CPU are the
+// servers').
+type cluster struct {
+	servers []*server.Server
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// startCluster starts the three servers storing under dir and waits for a
+// JetStream meta leader that sees all three. Server warnings and errors go
+// to logw.
+//
+// maxConsumers is the servers' default_max_consumers (consumers per stream
+// when neither the stream nor the account sets a limit): 0 keeps the
+// server's default (1,000 in nats-server 2.15), -1 lifts it.
+func startCluster(dir string, logw io.Writer, maxConsumers int) (*cluster, error) {
+	var ports []int
+	for range 3 {
+		p, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		ports = append(ports, p)
+	}
+	c := &cluster{}
+	for i := range 3 {
+		var routes []string
+		for j, p := range ports {
+			if j != i {
+				routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
+			}
+		}
+		o := &server.Options{
+			ServerName: fmt.Sprintf("s%d", i),
+			Host:       "127.0.0.1",
+			Port:       -1,
+			NoLog:      true,
+			NoSigs:     true,
+			JetStream:  true,
+			StoreDir:   filepath.Join(dir, fmt.Sprintf("s%d", i)),
+			Routes:     server.RoutesFromStr(strings.Join(routes, ",")),
+		}
+		o.JetStreamLimits.DefaultMaxConsumers = maxConsumers
+		o.Cluster.Name = "parti-scale"
+		o.Cluster.Host = "127.0.0.1"
+		o.Cluster.Port = ports[i]
+		s, err := server.NewServer(o)
+		if err != nil {
+			c.shutdown()
+			return nil, fmt.Errorf("cluster: server %d: %w", i, err)
+		}
+		s.SetLoggerV2(embedded.Logger(logw), false, false, false)
+		go s.Start()
+		c.servers = append(c.servers, s)
+	}
+	for _, s := range c.servers {
+		if !s.ReadyForConnections(30 * time.Second) {
+			c.shutdown()
+			return nil, fmt.Errorf("cluster: server %s not ready after 30s", s.Name())
+		}
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, s := range c.servers {
+			if s.JetStreamIsLeader() && len(s.JetStreamClusterPeers()) >= 3 {
+				return c, nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.shutdown()
+	return nil, fmt.Errorf("cluster: no JetStream meta leader seeing three servers after 60s")
+}
+
+// urls returns the three client URLs, comma-separated.
+func (c *cluster) urls() string {
+	var u []string
+	for _, s := range c.servers {
+		u = append(u, s.ClientURL())
+	}
+	return strings.Join(u, ",")
+}
+
+// inMsgs returns messages and bytes received, summed over the servers
+// (from clients and from routes).
+func (c *cluster) inMsgs() (msgs, bytes int64) {
+	for _, s := range c.servers {
+		v, err := s.Varz(nil)
+		if err != nil {
+			continue
+		}
+		msgs += v.InMsgs
+		bytes += v.InBytes
+	}
+	return msgs, bytes
+}
+
+func (c *cluster) shutdown() {
+	for _, s := range c.servers {
+		s.Shutdown()
+	}
+	for _, s := range c.servers {
+		s.WaitForShutdown()
+	}
+}
