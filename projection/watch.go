@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -63,7 +64,23 @@ func WatchSubject(ctx context.Context, js jetstream.JetStream, stream, subject s
 	if err != nil {
 		return nil, fmt.Errorf("parti: projection: watch %s: %w", subject, err)
 	}
-	stop = sync.OnceFunc(cc.Stop)
+	stop = sync.OnceFunc(func() {
+		cc.Stop()
+		// Stopping leaves the consumer on the server until it has been
+		// inactive for consumerInactive; a judge rewatches at every ring
+		// change, and a stream holds a limited number of consumers (1,000
+		// by default), so a rolling restart of a large group hit it.
+		// Delete it, in the background: the caller may be a member's loop.
+		info := cons.CachedInfo()
+		if info == nil || !js.Conn().IsConnected() {
+			return
+		}
+		go func() {
+			dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = js.DeleteConsumer(dctx, stream, info.Name)
+		}()
+	})
 	if ctx.Done() != nil {
 		go func() {
 			select {
