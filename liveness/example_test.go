@@ -79,9 +79,14 @@ func ExampleTimings_Validate() {
 	err := t.Validate()
 	fmt.Println(errors.Is(err, liveness.ErrInvalidTimings))
 	fmt.Println(err)
+	var te *liveness.TimingsError
+	if errors.As(err, &te) {
+		fmt.Println(te.Field, te.Rule == liveness.TimingsLeaseBelowExpiry)
+	}
 	// Output:
 	// true
 	// liveness: Lease (5s) must be < Expiry − Margin (4s)
+	// Lease true
 }
 
 // A member stops heartbeating when its fold has not applied, within the

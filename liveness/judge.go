@@ -61,13 +61,13 @@ type JudgeConfig struct {
 // error that wraps [ErrInvalidTimings] and names the field.
 func (c JudgeConfig) Validate() error {
 	if c.Expiry <= 0 {
-		return &TimingsError{Field: "Expiry", msg: fmt.Sprintf("Expiry (%v) must be > 0", c.Expiry)}
+		return &TimingsError{Field: "Expiry", Rule: TimingsPositive, msg: fmt.Sprintf("Expiry (%v) must be > 0", c.Expiry)}
 	}
 	if c.MaxGap <= 0 {
-		return &TimingsError{Field: "MaxGap", msg: fmt.Sprintf("MaxGap (%v) must be > 0", c.MaxGap)}
+		return &TimingsError{Field: "MaxGap", Rule: TimingsPositive, msg: fmt.Sprintf("MaxGap (%v) must be > 0", c.MaxGap)}
 	}
 	if c.Rule > RuleIgnoreOwnGaps {
-		return &TimingsError{Field: "Rule", msg: fmt.Sprintf("Rule (%v) is unknown", c.Rule)}
+		return &TimingsError{Field: "Rule", Rule: TimingsKnownJudgeRule, msg: fmt.Sprintf("Rule (%v) is unknown", c.Rule)}
 	}
 	return nil
 }

@@ -16,8 +16,29 @@ var ErrInvalidTimings = errors.New("liveness: invalid timings")
 type TimingsError struct {
 	// Field is the name of the offending field, e.g. "Lease".
 	Field string
-	msg   string
+	// Rule is the violated constraint: one of the TimingsRule constants
+	// (a field can break several, as Lease can).
+	Rule TimingsRule
+	msg  string
 }
+
+// TimingsRule names a constraint of [Timings.Validate].
+type TimingsRule string
+
+// The constraints [Timings.Validate] checks.
+const (
+	// TimingsPositive: every field > 0.
+	TimingsPositive TimingsRule = "positive"
+	// TimingsLeaseBelowExpiry: Lease < Expiry − Margin, strictly.
+	TimingsLeaseBelowExpiry TimingsRule = "lease-below-expiry-margin"
+	// TimingsLeaseAboveHeartbeat: Lease > Heartbeat + AckBudget.
+	TimingsLeaseAboveHeartbeat TimingsRule = "lease-above-heartbeat-ack"
+	// TimingsReconnectBeforeExpiry: ReconnectWait + Heartbeat < Expiry.
+	TimingsReconnectBeforeExpiry TimingsRule = "reconnect-before-expiry"
+	// TimingsKnownJudgeRule: a [JudgeConfig]'s Rule is one of the
+	// JudgeRule constants.
+	TimingsKnownJudgeRule TimingsRule = "known-judge-rule"
+)
 
 // Error returns "liveness: " followed by the violated constraint.
 func (e *TimingsError) Error() string { return "liveness: " + e.msg }
@@ -116,7 +137,7 @@ func (t Timings) Validate() error {
 	var errs []error
 	positive := func(name string, d time.Duration) {
 		if d <= 0 {
-			errs = append(errs, &TimingsError{Field: name, msg: fmt.Sprintf("%s (%v) must be > 0", name, d)})
+			errs = append(errs, &TimingsError{Field: name, Rule: TimingsPositive, msg: fmt.Sprintf("%s (%v) must be > 0", name, d)})
 		}
 	}
 	positive("Heartbeat", t.Heartbeat)
@@ -129,15 +150,15 @@ func (t Timings) Validate() error {
 		return joinErrs(errs)
 	}
 	if !(t.Lease < t.Expiry-t.Margin) {
-		errs = append(errs, &TimingsError{Field: "Lease", msg: fmt.Sprintf(
+		errs = append(errs, &TimingsError{Field: "Lease", Rule: TimingsLeaseBelowExpiry, msg: fmt.Sprintf(
 			"Lease (%v) must be < Expiry − Margin (%v)", t.Lease, t.Expiry-t.Margin)})
 	}
 	if !(t.Lease > t.Heartbeat+t.AckBudget) {
-		errs = append(errs, &TimingsError{Field: "Lease", msg: fmt.Sprintf(
+		errs = append(errs, &TimingsError{Field: "Lease", Rule: TimingsLeaseAboveHeartbeat, msg: fmt.Sprintf(
 			"Lease (%v) must be > Heartbeat + AckBudget (%v)", t.Lease, t.Heartbeat+t.AckBudget)})
 	}
 	if !(t.ReconnectWait+t.Heartbeat < t.Expiry) {
-		errs = append(errs, &TimingsError{Field: "ReconnectWait", msg: fmt.Sprintf(
+		errs = append(errs, &TimingsError{Field: "ReconnectWait", Rule: TimingsReconnectBeforeExpiry, msg: fmt.Sprintf(
 			"ReconnectWait + Heartbeat (%v) must be < Expiry (%v)", t.ReconnectWait+t.Heartbeat, t.Expiry)})
 	}
 	return joinErrs(errs)
