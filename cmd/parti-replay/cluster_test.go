@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/parti-io/parti/events"
 	"github.com/parti-io/parti/internal/natstest"
@@ -266,10 +267,17 @@ func TestTailFollowsThroughServerRestarts(t *testing.T) {
 	// Append numbered records (garbage to the fold, shown by tail),
 	// retrying through elections; restart a server, the stream's leader
 	// first, three times meanwhile.
+	// Each attempt has its own timeout: a request lost with a dying leader
+	// would otherwise wait for the whole test's context. A message ID makes
+	// a retry of a publish that was stored after all acknowledge the first
+	// copy's sequence instead of storing a second one.
 	var acked []uint64
 	publish := func() {
 		for {
-			a, err := js.Publish(ctx, subj.Log(), []byte(fmt.Sprintf("record %d", len(acked))))
+			n := len(acked)
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			a, err := js.Publish(pctx, subj.Log(), []byte(fmt.Sprintf("record %d", n)), jetstream.WithMsgID(fmt.Sprintf("record-%d", n)))
+			cancel()
 			if err == nil {
 				acked = append(acked, a.Sequence)
 				return
