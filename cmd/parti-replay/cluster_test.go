@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand"
-	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -64,13 +63,7 @@ func TestReadersOnAClusterNeverHang(t *testing.T) {
 	defer cancel()
 
 	c := natstest.NewCluster(t)
-	var urls []string
-	for i, s := range c.Servers {
-		// Restarts keep the client port, so one URL list reaches them all.
-		c.Opts[i].Port = s.Addr().(*net.TCPAddr).Port
-		urls = append(urls, s.ClientURL())
-	}
-	servers := strings.Join(urls, ",")
+	servers := c.AllURLs() // restarts keep the client ports
 	_, js := natstest.Connect(t, servers)
 	if _, err := projection.Provision(ctx, js, projection.StreamConfig{Group: "orders", Replicas: 3}); err != nil {
 		t.Fatal(err)
@@ -238,12 +231,7 @@ func TestTailFollowsThroughServerRestarts(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	c := natstest.NewCluster(t)
-	var urls []string
-	for i, s := range c.Servers {
-		c.Opts[i].Port = s.Addr().(*net.TCPAddr).Port
-		urls = append(urls, s.ClientURL())
-	}
-	servers := strings.Join(urls, ",")
+	servers := c.AllURLs() // restarts keep the client ports
 	_, js := natstest.Connect(t, servers)
 	if _, err := projection.Provision(ctx, js, projection.StreamConfig{Group: "orders", Replicas: 3}); err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,7 +103,7 @@ func NewCluster(t testing.TB) *Cluster {
 				routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
 			}
 		}
-		o.Routes = server.RoutesFromStr(joinComma(routes))
+		o.Routes = server.RoutesFromStr(strings.Join(routes, ","))
 		c.Opts = append(c.Opts, o)
 	}
 	for _, o := range c.Opts {
@@ -114,24 +115,26 @@ func NewCluster(t testing.TB) *Cluster {
 		c.Servers = append(c.Servers, s)
 	}
 	t.Cleanup(c.Shutdown)
-	for _, s := range c.Servers {
+	for i, s := range c.Servers {
 		if !s.ReadyForConnections(15 * time.Second) {
 			t.Fatalf("natstest: cluster server %s not ready", s.Name())
 		}
+		// Restart keeps the client port: one URL list (AllURLs) reaches
+		// every server across restarts, and proxies forward to it.
+		c.Opts[i].Port = s.Addr().(*net.TCPAddr).Port
 	}
 	c.WaitMetaLeader(30 * time.Second)
 	return c
 }
 
-func joinComma(s []string) string {
-	out := ""
-	for i, x := range s {
-		if i > 0 {
-			out += ","
-		}
-		out += x
+// AllURLs returns the client URLs of every server, running or stopped,
+// comma-separated: a client given it reconnects to a restarted server.
+func (c *Cluster) AllURLs() string {
+	urls := make([]string, len(c.Opts))
+	for i, o := range c.Opts {
+		urls[i] = fmt.Sprintf("nats://127.0.0.1:%d", o.Port)
 	}
-	return out
+	return strings.Join(urls, ",")
 }
 
 // WaitMetaLeader waits until some running server is the JetStream meta
@@ -165,7 +168,7 @@ func (c *Cluster) URLs() string {
 			urls = append(urls, s.ClientURL())
 		}
 	}
-	return joinComma(urls)
+	return strings.Join(urls, ",")
 }
 
 // Stop shuts server i down.
