@@ -68,12 +68,21 @@ func freeRun(t *testing.T, n int) int {
 
 func waitOutput(t *testing.T, b *syncBuffer, what string, cond func(string) bool) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	waitFor(t, 60*time.Second, func() bool { return cond(b.String()) }, func() string {
+		return fmt.Sprintf("no %s within 60s; output:\n%s", what, b.String())
+	})
+}
+
+// waitFor polls cond until it holds, or fails the test with why() at the
+// deadline.
+func waitFor(t *testing.T, timeout time.Duration, cond func() bool, why func() string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	for !cond(b.String()) {
+	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("no %s within 60s; output:\n%s", what, b.String())
+			t.Fatal(why())
 		}
 		<-tick.C
 	}

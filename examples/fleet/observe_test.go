@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -82,32 +83,20 @@ func TestWorkerServesMetricsAndProbes(t *testing.T) {
 	line := out.await(t, "serving /metrics", 30*time.Second)
 	base := line[strings.Index(line, "http://"):]
 
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		code, _ := get(t, base+"/readyz")
-		if code == http.StatusOK {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz still %d after 30s", code)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	var code int
+	waitFor(t, 30*time.Second, func() bool {
+		code, _ = get(t, base+"/readyz")
+		return code == http.StatusOK
+	}, func() string { return fmt.Sprintf("/readyz still %d after 30s", code) })
 	if code, _ := get(t, base+"/livez"); code != http.StatusOK {
 		t.Fatalf("/livez = %d; want 200", code)
 	}
-	deadline = time.Now().Add(30 * time.Second)
-	for {
-		_, body := get(t, base+"/metrics")
-		if strings.Contains(body, `parti_owned_partitions{group="fleet",member="worker-1"} 8`) &&
-			strings.Contains(body, "parti_heartbeats_total") && strings.Contains(body, "go_goroutines") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/metrics lacks the member's series after 30s:\n%s", body)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	var body string
+	waitFor(t, 30*time.Second, func() bool {
+		_, body = get(t, base+"/metrics")
+		return strings.Contains(body, `parti_owned_partitions{group="fleet",member="worker-1"} 8`) &&
+			strings.Contains(body, "parti_heartbeats_total") && strings.Contains(body, "go_goroutines")
+	}, func() string { return "/metrics lacks the member's series after 30s:\n" + body })
 	cancel()
 	select {
 	case err := <-done:
