@@ -132,7 +132,6 @@ type Projection struct {
 	tailGen    uint64
 	tailSeen   bool
 	sessGen    atomic.Uint64  // sessions started so far (CheckTail: a new one is not stuck)
-	tailTarget atomic.Uint64  // the newest log sequence CheckTail read
 	deletes    sync.WaitGroup // consumer deletions in flight (run waits for them)
 
 	rebuild chan struct{} // CheckTail asks the fold goroutine for a new session
@@ -365,9 +364,6 @@ func (p *Projection) CheckTail(ctx context.Context) (newest uint64, stalled bool
 	// still being set up would keep the tail from ever resuming.
 	stalled = p.tailSeen && p.tailNewest > p.tailCursor && cur == p.tailCursor && gen == p.tailGen
 	p.tailSeen, p.tailNewest, p.tailCursor, p.tailGen = true, newest, cur, gen
-	if newest > p.tailTarget.Load() {
-		p.tailTarget.Store(newest)
-	}
 	p.tmu.Unlock()
 	if stalled {
 		p.stalls.Add(1)
@@ -519,18 +515,29 @@ func (p *Projection) endSession() {
 // deleteConsumer removes an abandoned consumer from the server, best effort;
 // the server drops it by itself after consumerInactive anyway.
 func (p *Projection) deleteConsumer(cons jetstream.Consumer) {
-	info := cons.CachedInfo()
-	if info == nil || !p.nc.IsConnected() {
-		return
-	}
 	// In the background: deleting needs the meta leader, and the fold
 	// goroutine must not wait for one being elected.
-	p.deletes.Add(1)
+	deleteInBackground(p.js, cons, &p.deletes)
+}
+
+// deleteInBackground deletes cons from the server, best effort, without
+// waiting (the server drops it after consumerInactive anyway); wg, if not
+// nil, counts the deletion in flight.
+func deleteInBackground(js jetstream.JetStream, cons jetstream.Consumer, wg *sync.WaitGroup) {
+	info := cons.CachedInfo()
+	if info == nil || !js.Conn().IsConnected() {
+		return
+	}
+	if wg != nil {
+		wg.Add(1)
+	}
 	go func() {
-		defer p.deletes.Done()
+		if wg != nil {
+			defer wg.Done()
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		_ = p.js.DeleteConsumer(ctx, info.Stream, info.Name)
+		_ = js.DeleteConsumer(ctx, info.Stream, info.Name)
 	}()
 }
 
@@ -549,7 +556,9 @@ const (
 // seconds before a consumer can be created, and a member whose fold stays
 // behind for longer than the expiry stops heartbeating. Fold goroutine only.
 func (p *Projection) directCatchUp(ctx context.Context) {
-	target := p.tailTarget.Load()
+	p.tmu.Lock()
+	target := p.tailNewest // the log's end at the last CheckTail
+	p.tmu.Unlock()
 	if p.cursor.Load() >= target || !p.nc.IsConnected() {
 		return
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -71,15 +70,7 @@ func WatchSubject(ctx context.Context, js jetstream.JetStream, stream, subject s
 		// change, and a stream holds a limited number of consumers (1,000
 		// by default), so a rolling restart of a large group hit it.
 		// Delete it, in the background: the caller may be a member's loop.
-		info := cons.CachedInfo()
-		if info == nil || !js.Conn().IsConnected() {
-			return
-		}
-		go func() {
-			dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			_ = js.DeleteConsumer(dctx, stream, info.Name)
-		}()
+		deleteInBackground(js, cons, nil)
 	})
 	if ctx.Done() != nil {
 		go func() {
