@@ -52,7 +52,7 @@ func (m *Member) observeHealth(now time.Duration, st projection.Stats) {
 	// Behind as the raw member counts it: the oldest known log sequence
 	// not applied (from deliveries, own appends and the tail checks), and
 	// since when it is known.
-	behindSeq, since, behind := m.raw.Behind()
+	behindSeq, since, behind := m.raw().Behind()
 	exp := m.cfg.Timings.Expiry
 	h := &m.health
 	h.mu.Lock()
@@ -76,7 +76,7 @@ func (m *Member) observeHealth(now time.Duration, st projection.Stats) {
 	valid := granted && now < deadline
 	// A member that closes or leaves stops heartbeating on purpose: its
 	// lease ending then is no lapse.
-	quitting := m.closeWanted || m.leaveWanted
+	quitting := m.drv.Ending()
 	lost := h.hadLease && !valid && !quitting
 	back := valid && h.lapsed
 	var lapsedFor time.Duration

@@ -157,23 +157,19 @@ type Member struct {
 	lease *leaseGuard // the context of the current lease
 
 	// loop goroutine only
-	raw         *rawmember.Member
-	watchMu     sync.Mutex    // serialises watch changes (rewatch)
-	watchGen    atomic.Uint64 // the latest watch change asked for
-	watchStop   func()        // guarded by watchMu
-	junk        junkCounter   // junk met on heartbeat subjects (hbjunk.go)
-	closeWanted bool
-	closeSent   bool // the close was handed to the raw member (after every Revoked returned)
-	leaveWanted bool
-	ho          *rawmember.Handoff // the handler contract: which calls, in which order
-	lastSnap    uint64
-	lastSnapAt  time.Duration // when this member last wrote a snapshot (its clock)
-	snapBusy    bool
-	tailBusy    bool          // a CheckTail is in flight
-	tailAt      time.Duration // when the last one started (its clock)
-	tailNewest  uint64        // the log's last sequence it read
-	refolds     uint64        // the projection's refolds the raw member was told of
-	health      health        // what the loop tells Live and Ready (health.go)
+	drv        *rawmember.Driver // the incarnations and the handler contract
+	watchMu    sync.Mutex        // serialises watch changes (rewatch)
+	watchGen   atomic.Uint64     // the latest watch change asked for
+	watchStop  func()            // guarded by watchMu
+	junk       junkCounter       // junk met on heartbeat subjects (hbjunk.go)
+	lastSnap   uint64
+	lastSnapAt time.Duration // when this member last wrote a snapshot (its clock)
+	snapBusy   bool
+	tailBusy   bool          // a CheckTail is in flight
+	tailAt     time.Duration // when the last one started (its clock)
+	tailNewest uint64        // the log's last sequence it read
+	refolds    uint64        // the projection's refolds the raw member was told of
+	health     health        // what the loop tells Live and Ready (health.go)
 
 	appendMu   sync.Mutex
 	appendOK   bool  // an append was acknowledged (or refused by a fence: the stream answered)
@@ -242,14 +238,13 @@ func Join(ctx context.Context, js jetstream.JetStream, cfg Config) (*Member, err
 		inbox: make(chan func(), 1024), ctx: mctx, stop: cancel, done: make(chan struct{}),
 		disp:  newDispatcher(cfg.Handler),
 		lease: newLeaseGuard(mctx, cfg.Clock),
-		ho:    rawmember.NewHandoff(),
 		owned: map[string]*owned{}, granted: make(chan struct{}),
 	}
 	if err := refuseNewerGroup(ctx, proj, m.app, subj); err != nil {
 		cancel()
 		return nil, err
 	}
-	m.raw = m.newRaw(cfg.ID)
+	m.drv = rawmember.NewDriver(m.rawConfig(cfg.ID))
 	go m.disp.run()
 	go m.loop()
 	select {
@@ -276,17 +271,18 @@ func Join(ctx context.Context, js jetstream.JetStream, cfg Config) (*Member, err
 // no peers placed yet) when the caller's context has no earlier deadline.
 const joinRetryFor = 30 * time.Second
 
-func (m *Member) newRaw(id string) *rawmember.Member {
-	r := rawmember.New(rawmember.Config{
+// raw returns the current incarnation's state machine.
+func (m *Member) raw() *rawmember.Member { return m.drv.Member() }
+
+func (m *Member) rawConfig(id string) rawmember.Config {
+	return rawmember.Config{
 		ID: id, Nonce: newNonce(), Timings: m.cfg.Timings, Window: m.cfg.Window,
 		ExpectedMembers: m.cfg.ExpectedMembers, Grace: m.cfg.Grace,
 		Declare: m.cfg.Partitions != nil, Partitions: m.cfg.Partitions, Weights: m.cfg.Weights,
 		Strategy: m.cfg.Strategy,
 		Labels:   events.LabelsOf(m.cfg.Labels), Capacity: m.cfg.Capacity, // placement (placement.go)
 		Classes: m.cfg.classes(), ClassOf: m.cfg.classOf(),
-	})
-	r.Start()
-	return r
+	}
 }
 
 func (m *Member) now() time.Duration { return m.cfg.Clock.Now() }
@@ -313,7 +309,7 @@ func (m *Member) loop() {
 			return
 		}
 		wait := tick
-		if at, ok := m.raw.JudgeDueAt(); ok {
+		if at, ok := m.raw().JudgeDueAt(); ok {
 			// Wake when a verdict falls due, not up to a tick later.
 			if d := at - m.now(); d > 0 && d < wait {
 				wait = d
@@ -357,7 +353,7 @@ func (m *Member) loop() {
 // release is appended by the next step, which follows at once).
 func (m *Member) collectReturned() {
 	for _, c := range m.disp.takeReturned() {
-		m.ho.Returned(m.raw, c)
+		m.drv.Returned(c)
 	}
 }
 
@@ -378,19 +374,18 @@ func (m *Member) fail(err error) {
 	m.mu.Unlock()
 }
 
-// finished reports whether the loop should end, handling a stop of the raw
-// member: an expired or removed incarnation rejoins as a new one.
+// finished reports whether the loop should end, carrying out the driver's
+// decision when the incarnation stopped: rejoin as a new one, or end.
 func (m *Member) finished() bool {
-	r := m.raw.Stopped()
+	r, rejoin := m.drv.Stopped()
 	if r == rawmember.NotStopped {
 		return false
 	}
-	if rawmember.Rejoin(r, m.leaveWanted || m.closeWanted) {
-		id, inc, _ := m.raw.Identity()
+	if rejoin {
+		id, inc, _ := m.raw().Identity()
 		m.log.Warn("incarnation ended: rejoining as a new one", "member", id, "inc", inc, "reason", r.String())
-		m.apply(m.ho.RevokeAll(rawmember.ReasonStopped))
+		m.apply(m.drv.Rejoin(newNonce()))
 		m.unwatch()
-		m.raw = m.newRaw(id)
 		return false
 	}
 	m.setEnded(r)
@@ -405,16 +400,17 @@ func (m *Member) finished() bool {
 
 func (m *Member) step() {
 	now := m.now()
+	raw := m.raw()
 	st := m.proj.Stats()
 	if st.Refolds != m.refolds && !st.Refolding {
 		// A refold replaced the state: the log went backwards.
 		m.refolds, m.tailNewest = st.Refolds, 0
-		m.raw.LogRewound()
+		raw.LogRewound()
 	}
 	if st.Lag > 0 {
 		// The server holds log records the fold has not applied yet: the
 		// member stops heartbeating if that lasts longer than the expiry.
-		m.raw.Learned(st.LastApplied+1, now)
+		raw.Learned(st.LastApplied+1, now)
 	}
 	m.checkTail(now)
 	m.cfg.Metrics.Records(st.Applied, st.Skipped)
@@ -425,62 +421,39 @@ func (m *Member) step() {
 	m.cfg.Metrics.FoldLag(lag)
 	var phase string
 	var members int
-	var closing bool
-	var rd rawmember.Ready
-	m.lease.set(m.raw.LeaseDeadline())
+	var out rawmember.Output
+	m.lease.set(raw.LeaseDeadline())
 	if m.lease.takeLapsed() {
 		// The lease contexts ended (the assignments' too), perhaps just
 		// before a renewal: what was handed out on them is over.
-		m.apply(m.ho.RevokeAll(rawmember.ReasonLeaseLost))
+		m.apply(m.drv.LeaseLapsed())
 	}
 	m.proj.View(func(s *decider.State) {
-		m.raw.Step(s, now)
-		rd = m.ho.Step(m.raw, s, now)
+		out = m.drv.Step(s, now)
 		phase = s.Phase().String()
 		members = len(s.LiveMembers())
 		m.reportUnplaceable(s) // placement.go
-		if id, inc, ok := m.raw.Identity(); ok && m.closeWanted {
-			closing = rawmember.CloseLanded(s, id, inc)
-		}
 	})
 	m.syncWriteVersion()
 	m.cfg.Metrics.Phase(phase)
 	m.cfg.Metrics.Members(members)
-	m.lease.set(m.raw.LeaseDeadline())
-	if id, inc, ok := m.raw.Identity(); ok {
+	m.lease.set(raw.LeaseDeadline())
+	if id, inc, ok := raw.Identity(); ok {
 		m.mu.Lock()
 		m.id, m.inc = id, inc
-		m.leader = m.raw.IsLeader()
-		m.deadline = m.raw.LeaseDeadline()
+		m.leader = raw.IsLeader()
+		m.deadline = raw.LeaseDeadline()
 		if !m.gotGrant {
 			m.gotGrant = true
 			close(m.granted)
 		}
 		m.mu.Unlock()
 	}
-	for _, a := range m.raw.Actions() {
-		m.execute(a)
+	for _, a := range out.Actions {
+		m.execute(out.Member, a)
 	}
-	m.apply(rd)
-	if rd.LetGo {
-		// Releases are appended by the raw member's next step: take it now
-		// rather than at the next tick, so a hand-off does not wait for it.
-		m.proj.View(func(s *decider.State) { m.raw.Step(s, now) })
-		for _, a := range m.raw.Actions() {
-			m.execute(a)
-		}
-	}
-	if m.closeWanted && !m.closeSent && m.ho.Quiet() {
-		// Every Revoked call returned: only now may a new process with
-		// this ID be granted the partitions.
-		m.closeSent = true
-		m.proj.View(func(s *decider.State) { m.raw.Step(s, now) })
-		m.raw.Close()
-		for _, a := range m.raw.Actions() {
-			m.execute(a)
-		}
-	}
-	if closing && m.closeSent {
+	m.apply(out.Ready)
+	if out.Closed {
 		m.setEnded(rawmember.StopClosed)
 		m.fail(ErrStopped)
 		m.stop()
@@ -529,7 +502,7 @@ func (m *Member) apply(rd rawmember.Ready) {
 
 func (m *Member) shutdown() {
 	m.lease.stop()
-	m.apply(m.ho.Stop(rawmember.ReasonStopped))
+	m.apply(m.drv.Stop())
 	m.unwatch()
 	m.stop()
 	m.proj.Stop()
@@ -550,8 +523,9 @@ func (m *Member) hbCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(m.ctx, max(m.cfg.Timings.AckBudget, m.cfg.Timings.Heartbeat))
 }
 
-func (m *Member) execute(a rawmember.Action) {
-	raw := m.raw // results go to the incarnation that asked
+// execute carries out one action of incarnation raw; its result goes back
+// to raw.
+func (m *Member) execute(raw *rawmember.Member, a rawmember.Action) {
 	switch a.Kind {
 	case rawmember.ActAppend:
 		go func() {
@@ -738,13 +712,13 @@ func (m *Member) checkTail(now time.Duration) {
 			// Learned when the read began: if anything, sooner than the
 			// record was there, so the member stops heartbeating no later
 			// than the bound.
-			m.raw.Learned(newest, now)
+			m.raw().Learned(newest, now)
 		})
 	}()
 }
 
 func (m *Member) maybeSnapshot() {
-	if m.snapBusy || !m.raw.IsLeader() {
+	if m.snapBusy || !m.raw().IsLeader() {
 		return
 	}
 	policy := rawmember.SnapshotPolicy{Every: m.cfg.SnapshotEvery, TTL: m.cfg.SnapshotTTL}
@@ -892,11 +866,7 @@ func (m *Member) Leave(ctx context.Context) error {
 	if err := m.canEnd(ctx, "leave"); err != nil {
 		return err
 	}
-	m.post(func() {
-		m.leaveWanted = true
-		m.raw.Leave()
-		m.apply(m.ho.Stop(rawmember.ReasonStopped))
-	})
+	m.post(func() { m.apply(m.drv.Leave()) })
 	return m.waitEnd(ctx, rawmember.StopLeft, "leave")
 }
 
@@ -924,10 +894,7 @@ func (m *Member) Close(ctx context.Context) error {
 	if err := m.canEnd(ctx, "close"); err != nil {
 		return err
 	}
-	m.post(func() {
-		m.closeWanted = true
-		m.apply(m.ho.Stop(rawmember.ReasonStopped))
-	})
+	m.post(func() { m.apply(m.drv.Close()) })
 	return m.waitEnd(ctx, rawmember.StopClosed, "close")
 }
 
@@ -988,7 +955,7 @@ func (m *Member) SetPartitions(ids []string, weights []uint32) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	m.post(func() { m.raw.SetPartitions(ids, weights, "") })
+	m.post(func() { m.raw().SetPartitions(ids, weights, "") })
 	return nil
 }
 

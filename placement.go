@@ -112,8 +112,8 @@ func (m *Member) SetPlacedPartitions(ids []string, weights []uint32, constraints
 	}
 	classes, classOf := c.placementClasses()
 	m.post(func() {
-		m.raw.SetPartitions(ids, weights, "")
-		m.raw.SetPlacement(classes, classOf)
+		m.raw().SetPartitions(ids, weights, "")
+		m.raw().SetPlacement(classes, classOf)
 	})
 	return nil
 }

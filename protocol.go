@@ -41,10 +41,10 @@ func refuseNewerGroup(ctx context.Context, proj *projection.Projection, app *pro
 // the group's folded protocol version (DESIGN rule 8): a build that speaks a
 // newer version writes at the old one until the leader raised the group's.
 func (m *Member) syncWriteVersion() {
-	if m.raw.Stopped() != rawmember.NotStopped {
+	if m.raw().Stopped() != rawmember.NotStopped {
 		return
 	}
-	if v := m.raw.WriteVersion(); v != m.app.Version() {
+	if v := m.raw().WriteVersion(); v != m.app.Version() {
 		m.log.Info("writing at the group's protocol version", "version", v)
 		m.app.SetVersion(v)
 	}

@@ -160,15 +160,15 @@ func (g *Group) Join(id string, h parti.Handler) *Member {
 		}
 	}
 	g.nonces++
-	raw := rawmember.New(rawmember.Config{
+	drv := rawmember.NewDriver(rawmember.Config{
 		ID: id, Nonce: fmt.Sprintf("partitest-%d", g.nonces), Timings: g.opt.Timings,
 		Window: g.opt.Window, ExpectedMembers: g.opt.ExpectedMembers, Grace: g.opt.Grace,
 		Declare: g.opt.Partitions != nil, Partitions: g.opt.Partitions, Weights: g.opt.Weights,
 		Strategy: g.opt.Strategy,
 	})
-	raw.Start()
+	raw := drv.Member()
 	ctx, cancel := context.WithCancel(g.ctx)
-	m := &Member{g: g, raw: raw, h: h, ctx: ctx, cancel: cancel, owned: map[string]*owned{}, ho: rawmember.NewHandoff()}
+	m := &Member{g: g, drv: drv, h: h, ctx: ctx, cancel: cancel, owned: map[string]*owned{}}
 	g.members = append(g.members, m)
 	g.runUntil(fmt.Sprintf("Join(%q): the claim was not granted", id), func() bool {
 		if r := raw.Stopped(); r != rawmember.NotStopped {
@@ -302,7 +302,7 @@ func (g *Group) apply(recs []events.Record) {
 func (g *Group) heartbeatAppended(subject string, seq uint64, v *events.ExpiryVerdict) {
 	for _, m := range g.members {
 		if m.watch == subject {
-			m.raw.VictimMessage(m.watchMember, m.watchInc, seq, v, g.now)
+			m.raw().VictimMessage(m.watchMember, m.watchInc, seq, v, g.now)
 		}
 	}
 }

@@ -14,17 +14,15 @@ import (
 // parti.Member (package rawmember), driven synchronously by the kit.
 type Member struct {
 	g      *Group
-	raw    *rawmember.Member
+	drv    *rawmember.Driver // the incarnation and the handler contract, as parti.Member drives them
 	h      parti.Handler
 	ctx    context.Context
 	cancel context.CancelFunc
 	id     string
 	inc    uint64
 
-	owned   map[string]*owned  // what the Handler holds, by partition ID
-	ho      *rawmember.Handoff // the handler contract, as parti.Member drives it
-	closing bool               // Close was called
-	stopped string             // why the process ended ("" while it runs)
+	owned   map[string]*owned // what the Handler holds, by partition ID
+	stopped string            // why the process ended ("" while it runs)
 
 	watch       string // the heartbeat subject watched
 	watchMember string
@@ -36,6 +34,9 @@ type owned struct {
 	cancel context.CancelFunc
 }
 
+// raw returns the member's state machine.
+func (m *Member) raw() *rawmember.Member { return m.drv.Member() }
+
 // ID returns the member's granted ID.
 func (m *Member) ID() string { return m.id }
 
@@ -44,7 +45,7 @@ func (m *Member) ID() string { return m.id }
 func (m *Member) Incarnation() uint64 { return m.inc }
 
 // IsLeader reports whether the member leads the group.
-func (m *Member) IsLeader() bool { return m.stopped == "" && m.raw.IsLeader() }
+func (m *Member) IsLeader() bool { return m.stopped == "" && m.raw().IsLeader() }
 
 // Assigned returns what the member's Handler holds now, sorted by index:
 // assigned and not revoked since. Empty once the member stopped.
@@ -68,8 +69,7 @@ func (m *Member) Leave() {
 	g.tb.Helper()
 	defer g.enter("Leave")()
 	m.mustRun("Leave")
-	m.raw.Leave()
-	m.apply(m.ho.Stop(rawmember.ReasonStopped))
+	m.apply(m.drv.Leave())
 	g.runUntil(fmt.Sprintf("Leave of %s/%d did not complete", m.id, m.inc), func() bool { return m.stopped != "" })
 }
 
@@ -82,9 +82,7 @@ func (m *Member) Close() {
 	g.tb.Helper()
 	defer g.enter("Close")()
 	m.mustRun("Close")
-	m.closing = true
-	m.apply(m.ho.Stop(rawmember.ReasonStopped))
-	m.raw.Close()
+	m.apply(m.drv.Close())
 	g.pump()
 	if m.stopped == "" {
 		g.fatalf("Close of %s/%d: the close did not land\n%s", m.id, m.inc, g.dump())
@@ -128,18 +126,18 @@ func (m *Member) step() bool {
 	g.tb.Helper()
 	now := g.now
 	seq := g.st.seq
-	m.raw.Step(g.state, now)
-	rd := m.ho.Step(m.raw, g.state, now)
+	out := m.drv.Step(g.state, now)
 	acted := false
-	for acts := m.raw.Actions(); len(acts) > 0; acts = m.raw.Actions() {
+	// The in-memory stream answers at once: results emit more actions.
+	for acts := out.Actions; len(acts) > 0; acts = m.raw().Actions() {
 		acted = true
 		for _, a := range acts {
 			m.execute(a)
 		}
 	}
-	changed := m.apply(rd)
-	switch r := m.raw.Stopped(); {
-	case m.closing && (r != rawmember.NotStopped || m.closeLanded()):
+	changed := m.apply(out.Ready)
+	switch r, _ := m.drv.Stopped(); {
+	case m.drv.Closing() && (r != rawmember.NotStopped || out.Closed):
 		m.end("closed")
 	case r == rawmember.StopLeft:
 		m.end("left")
@@ -148,10 +146,6 @@ func (m *Member) step() bool {
 	}
 	return acted || changed || g.st.seq != seq
 }
-
-// closeLanded reports whether the fold shows the member's close: the
-// process then ends, as parti.Member does.
-func (m *Member) closeLanded() bool { return rawmember.CloseLanded(m.g.state, m.id, m.inc) }
 
 // execute carries out one action against the in-memory stream and reports
 // the outcome to the state machine at once.
@@ -163,37 +157,37 @@ func (m *Member) execute(a rawmember.Action) {
 	case rawmember.ActAppend:
 		recs := g.st.appendLog(a.Events, a.Fenced, a.Fence, now)
 		if recs == nil {
-			m.raw.Done(a.ID, 0, rawmember.ErrConflict, now)
+			m.raw().Done(a.ID, 0, rawmember.ErrConflict, now)
 			return
 		}
 		g.apply(recs)
-		m.raw.Done(a.ID, recs[len(recs)-1].Seq, nil, now)
+		m.raw().Done(a.ID, recs[len(recs)-1].Seq, nil, now)
 	case rawmember.ActHeartbeat:
 		subject := g.st.subj.Heartbeat(a.Member, a.Inc)
 		seq, ok := g.st.appendHB(subject, hbMessage{hb: a.Heartbeat}, a.Fenced, a.Fence)
 		if !ok {
-			m.raw.HeartbeatFailed(a.ID, now, true)
+			m.raw().HeartbeatFailed(a.ID, now, true)
 			return
 		}
-		m.raw.HeartbeatAcked(a.ID, seq, now)
+		m.raw().HeartbeatAcked(a.ID, seq, now)
 		g.heartbeatAppended(subject, seq, nil)
 	case rawmember.ActVerdict:
 		subject := g.st.subj.Heartbeat(a.Member, a.Inc)
 		seq, ok := g.st.appendHB(subject, hbMessage{verdict: a.Verdict}, a.Fenced, a.Fence)
 		if !ok {
-			m.raw.VerdictDone(a.ID, 0, rawmember.ErrConflict)
+			m.raw().VerdictDone(a.ID, 0, rawmember.ErrConflict)
 			return
 		}
-		m.raw.VerdictDone(a.ID, seq, nil)
+		m.raw().VerdictDone(a.ID, seq, nil)
 		g.heartbeatAppended(subject, seq, a.Verdict)
 	case rawmember.ActReadLast:
-		m.raw.HeartbeatResolved(g.st.lastMessage(g.st.subj.Heartbeat(a.Member, a.Inc)), true)
+		m.raw().HeartbeatResolved(g.st.lastMessage(g.st.subj.Heartbeat(a.Member, a.Inc)), true)
 	case rawmember.ActWatch:
 		// A watch starts with the subject's last message, as a
 		// DeliverLastPerSubject consumer does.
 		m.watch, m.watchMember, m.watchInc = g.st.subj.Heartbeat(a.Member, a.Inc), a.Member, a.Inc
 		if last, ok := g.st.hb[m.watch]; ok {
-			m.raw.VictimMessage(a.Member, a.Inc, last.seq, last.verdict, now)
+			m.raw().VictimMessage(a.Member, a.Inc, last.seq, last.verdict, now)
 		}
 	case rawmember.ActUnwatch:
 		m.watch, m.watchMember, m.watchInc = "", "", 0
@@ -226,7 +220,7 @@ func (m *Member) apply(rd rawmember.Ready) bool {
 			if m.h != nil {
 				m.h.Revoked(a, parti.RevokeReason(c.Why))
 			}
-			m.ho.Returned(m.raw, c)
+			m.drv.Returned(c)
 			continue
 		}
 		if other := g.holder(c.Owned.ID, m); other != nil {
@@ -247,7 +241,7 @@ func (m *Member) apply(rd rawmember.Ready) bool {
 // log gives it, or "".
 func (m *Member) unsettled() string {
 	s := m.g.state
-	if !m.raw.LeaseValid(m.g.now) {
+	if !m.raw().LeaseValid(m.g.now) {
 		return fmt.Sprintf("%s/%d has no valid lease", m.id, m.inc)
 	}
 	mine := s.Owned(m.id, m.inc)
@@ -270,5 +264,5 @@ func (m *Member) unsettled() string {
 func (m *Member) SetPartitions(ids []string, weights []uint32) {
 	m.g.tb.Helper()
 	m.mustRun("SetPartitions")
-	m.raw.SetPartitions(ids, weights, "")
+	m.raw().SetPartitions(ids, weights, "")
 }

@@ -196,7 +196,8 @@ func (w *world) inject(dt time.Duration) {
 	if w.perStep(o.CloseRate, dt) {
 		if p := w.pick(w.granted()); p != nil {
 			p.closing, p.closeAt = true, w.T
-			p.m.Close()
+			// The close is appended once every Revoked call returned.
+			p.calls = append(p.calls, p.d.Close().Calls...)
 			w.stats.Closes++
 			at := w.T + w.dur(200*time.Millisecond, 3500*time.Millisecond)
 			if w.chance(0.25) {
@@ -210,7 +211,7 @@ func (w *world) inject(dt time.Duration) {
 	if w.perStep(o.LeaveRate, dt) {
 		if p := w.pick(w.granted()); p != nil {
 			p.leaving = true
-			p.m.Leave()
+			p.calls = append(p.calls, p.d.Leave().Calls...)
 			w.stats.Leaves++
 			w.tracef("leave %s", p.name())
 			if w.chance(0.5) {
@@ -273,7 +274,6 @@ func (w *world) start(id string) {
 		off:      w.dur(0, 1000*time.Second),
 		rate:     1 + (w.rng.Float64()*2-1)*w.opt.RateSpread,
 		acting:   make([]act, len(universe)),
-		ho:       rawmember.NewHandoff(),
 		healthy:  true,
 		started:  w.T,
 		nextInfo: w.T + w.dur(0, time.Second),
@@ -300,10 +300,10 @@ func (w *world) start(id string) {
 		Broken:     rawmember.Broken{JudgeClock: w.opt.Broken.JudgeClock},
 	}
 	w.placeConfig(&cfg) // placement mode (placement.go)
-	p.m = rawmember.New(cfg)
+	p.d = rawmember.NewDriver(cfg)
+	p.m = p.d.Member()
 	w.procs = append(w.procs, p)
 	w.byNonce[p.nonce] = p
-	p.m.Start()
 	w.tracef("start %s (nonce %s, rate %.4f, from seq %d)", p.name(), p.nonce, p.rate, p.st.LastSeq)
 	w.flush(p)
 }

@@ -40,12 +40,18 @@ func (w *world) procStep(p *proc, dt time.Duration) {
 	}
 
 	w.releaseHeartbeat(p)
-	p.m.Step(p.st, now)
-	w.flush(p)
+	var view func(*rawmember.Member) []rawmember.Owned
+	if w.opt.Broken.AssignBeforeRelease {
+		view = func(m *rawmember.Member) []rawmember.Owned {
+			return append(m.Owned(now), w.targetOf(p, now)...)
+		}
+	}
+	out := p.d.StepView(p.st, now, view)
+	w.flushActs(p, out.Actions)
 	if p.dead {
 		return
 	}
-	w.app(p, now)
+	w.app(p, now, out.Ready)
 
 	switch r := p.m.Stopped(); r {
 	case rawmember.NotStopped:
@@ -171,9 +177,12 @@ func (w *world) fold(p *proc) {
 	}
 }
 
-// flush carries out the member's actions.
-func (w *world) flush(p *proc) {
-	for _, a := range p.m.Actions() {
+// flush carries out the member's pending actions.
+func (w *world) flush(p *proc) { w.flushActs(p, p.m.Actions()) }
+
+// flushActs carries out actions of p's member.
+func (w *world) flushActs(p *proc, acts []rawmember.Action) {
+	for _, a := range acts {
 		switch a.Kind {
 		case rawmember.ActAppend:
 			r := &request{kind: reqAppend, actID: a.ID, subject: w.subj.Log(), evs: a.Events, fenced: a.Fenced, fence: a.Fence}
@@ -242,21 +251,14 @@ func (w *world) send(p *proc, r *request) {
 }
 
 // app is the simulated application, driven by the handler contract
-// (rawmember.Handoff) as parti.Member's dispatcher drives a Handler: the
+// (rawmember.Driver's Ready) as parti.Member's dispatcher drives a Handler: the
 // calls are made one at a time, in order. Assigned starts acting at once; a
 // Revoked call finishes the partition for a short while before it returns
 // (at once when the lease is gone or the member closes), and the calls after
 // it wait, as they wait for a blocking Revoked.
-func (w *world) app(p *proc, now time.Duration) {
-	p.belief = p.m.Owned(now)
+func (w *world) app(p *proc, now time.Duration, rd rawmember.Ready) {
+	p.belief = p.d.Held()
 	valid := p.m.LeaseValid(now) && !p.closing
-	var rd rawmember.Ready
-	if w.opt.Broken.AssignBeforeRelease {
-		p.belief = append(p.belief, w.targetOf(p, now)...)
-		rd = p.ho.StepView(p.m, p.st, p.belief)
-	} else {
-		rd = p.ho.Step(p.m, p.st, now)
-	}
 	p.calls = append(p.calls, rd.Calls...)
 	for _, o := range rd.Reindexed {
 		if pid, ok := universeIndex[o.ID]; ok && p.acting[pid].on {
@@ -288,7 +290,7 @@ func (w *world) app(p *proc, now time.Duration) {
 			}
 		}
 		p.calls = p.calls[1:]
-		if p.ho.Returned(p.m, c) {
+		if p.d.Returned(c) {
 			w.tracef("app of %s lets go of %s", p.name(), c.Owned.ID)
 		}
 	}

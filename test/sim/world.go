@@ -104,7 +104,8 @@ type proc struct {
 	n     int
 	id    string // the configured ID
 	nonce string
-	m     *rawmember.Member
+	d     *rawmember.Driver // the member and the handler contract, as parti.Member drives them
+	m     *rawmember.Member // d's member (a process never rejoins in place: a restart is a new proc)
 	st    *decider.State
 
 	cursor  int           // next log index to fold
@@ -120,8 +121,7 @@ type proc struct {
 	inbox       []*item
 
 	belief  []rawmember.Owned
-	acting  []act // by pid
-	ho      *rawmember.Handoff
+	acting  []act            // by pid
 	calls   []rawmember.Call // handler calls handed to the application, not made yet
 	healthy bool
 
