@@ -285,6 +285,7 @@ func (m *Member) finished() bool {
 
 func (m *Member) step() {
 	now := m.now()
+
 	raw := m.raw()
 	st := m.proj.Stats()
 	if st.Refolds != m.refolds && !st.Refolding {
@@ -356,6 +357,7 @@ func (m *Member) apply(rd rawmember.Ready) {
 		return
 	}
 	calls := make([]call, 0, len(rd.Calls))
+	var lease context.Context // one for the whole batch: reading the lease clock per call costs a syscall each
 	m.mu.Lock()
 	for _, o := range rd.Reindexed {
 		if w := m.owned[o.ID]; w != nil {
@@ -374,7 +376,10 @@ func (m *Member) apply(rd rawmember.Ready) {
 			calls = append(calls, call{a: a, c: c})
 			continue
 		}
-		ctx, cancel := context.WithCancel(m.lease.context())
+		if lease == nil {
+			lease = m.lease.context()
+		}
+		ctx, cancel := context.WithCancel(lease)
 		o := &owned{a: Assignment{Partition: c.Owned.ID, Index: c.Owned.Index, Token: c.Owned.Token, Context: ctx}, cancel: cancel}
 		m.owned[c.Owned.ID] = o
 		calls = append(calls, call{a: o.a, c: c})

@@ -68,13 +68,12 @@ func (d *Driver) Step(s *decider.State, now time.Duration) Output {
 func (d *Driver) StepView(s *decider.State, now time.Duration, view func(*Member) []Owned) Output {
 	m := d.m
 	m.Step(s, now)
-	var believed []Owned
+	out := Output{Member: m}
 	if view != nil {
-		believed = view(m)
+		out.Ready = d.ho.StepView(m, s, view(m))
 	} else {
-		believed = m.Owned(now)
+		out.Ready = d.ho.Step(m, s, now)
 	}
-	out := Output{Member: m, Ready: d.ho.StepView(m, s, believed)}
 	out.Actions = m.Actions()
 	if out.Ready.LetGo {
 		m.Step(s, now)

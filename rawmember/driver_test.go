@@ -2,6 +2,7 @@ package rawmember
 
 import (
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -164,5 +165,30 @@ func TestDriverRejoinPolicy(t *testing.T) {
 	d2.Step(l.s, time.Millisecond)
 	if r, rejoin := d2.Stopped(); r == NotStopped || rejoin {
 		t.Fatalf("removed while leaving: stopped %v, rejoin %v; want stopped, no rejoin", r, rejoin)
+	}
+}
+
+// A steady step of a member holding many partitions: nothing changed, so
+// the contract has nothing to say and the leader nothing to declare.
+func BenchmarkDriverSteadyStep(b *testing.B) {
+	t := &testing.T{}
+	parts := make([]string, 100_000)
+	for i := range parts {
+		parts[i] = "p-" + strconv.Itoa(i)
+	}
+	l := &logT{t: t, s: decider.New()}
+	l.group([]string{"a"}, parts)
+	d := NewDriver(Config{Nonce: "na", Timings: liveness.Test(), Declare: true, Partitions: parts})
+	out := driverUp(t, d, l.s, 0)
+	if len(out.Ready.Calls) != len(parts) {
+		b.Fatalf("assigned %d, want %d", len(out.Ready.Calls), len(parts))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		out = d.Step(l.s, time.Millisecond)
+		if len(out.Ready.Calls) != 0 {
+			b.Fatalf("a steady step made %d calls", len(out.Ready.Calls))
+		}
 	}
 }

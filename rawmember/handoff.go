@@ -74,6 +74,16 @@ type Handoff struct {
 	moving   map[string]uint32 // partitions to hand off at the last step: their index
 	stopping bool              // Stop was called: nothing is assigned any more
 	stopWhy  Reason
+
+	// What the last full Step compared: the member's view generation, and
+	// whether that view was acted on. While neither changed, nothing was
+	// revoked or returned since (dirty) and nothing is to be handed off,
+	// a step has nothing to say and costs nothing, however many
+	// partitions the application holds.
+	seenGen   uint64
+	seenValid bool
+	seen      bool
+	dirty     bool
 }
 
 // NewHandoff returns a Handoff holding nothing.
@@ -90,13 +100,21 @@ func NewHandoff() *Handoff {
 // partition to hand off that is neither held nor awaiting a Revoked return.
 // Call it after m.Step(s, now), with the same s and now.
 func (h *Handoff) Step(m *Member, s *decider.State, now time.Duration) Ready {
-	return h.StepView(m, s, m.Owned(now))
+	valid := m.LeaseValid(now) && !m.closing && !m.leaving
+	if h.seen && !h.dirty && !h.stopping && h.seenGen == m.viewGen && h.seenValid == valid &&
+		len(h.moving) == 0 && len(m.revoking) == 0 {
+		return Ready{}
+	}
+	rd := h.StepView(m, s, m.Owned(now))
+	h.seen, h.seenGen, h.seenValid, h.dirty = true, m.viewGen, valid, false
+	return rd
 }
 
 // StepView is Step with the view given: what the application should act on
 // now (m.Owned(now) for Step). A simulator passes a deliberately wrong view
 // to check that it catches the overlap.
 func (h *Handoff) StepView(m *Member, s *decider.State, believed []Owned) Ready {
+	h.seen = false // a view given: the next Step compares in full
 	if h.stopping {
 		believed = nil
 	}
@@ -161,6 +179,7 @@ func (h *Handoff) Stop(why Reason) Ready {
 // again (the rejoin of a new incarnation). The partitions to hand off are
 // forgotten: they were the old incarnation's.
 func (h *Handoff) RevokeAll(why Reason) Ready {
+	h.dirty = true
 	clear(h.moving)
 	var rd Ready
 	for _, p := range sortedKeys(h.held) {
@@ -174,6 +193,7 @@ func (h *Handoff) RevokeAll(why Reason) Ready {
 // partition is to be handed off and nothing holds it any more, m lets go of
 // it; the result says so (a release is due).
 func (h *Handoff) Returned(m *Member, c Call) (letGo bool) {
+	h.dirty = true
 	p := c.Owned.ID
 	if h.revoking[p]--; h.revoking[p] <= 0 {
 		delete(h.revoking, p)

@@ -330,6 +330,11 @@ type Member struct {
 	declVersion uint64
 	lastSeq     uint64
 	view        []Owned
+	viewNext    []Owned   // the other buffer of view (observe builds into it)
+	viewGen     uint64    // changes whenever view does
+	declGen     uint64    // changes whenever SetPartitions or SetPlacement does
+	declSame    [2]uint64 // {DeclVersion, declGen} at which the fold was last found to declare what the config does
+	undecided   uint64    // the fold's LastSeq at which Decide last found nothing to decide (0: none)
 	revoking    []uint32
 	tokens      map[uint32]uint64
 	ready       map[uint32]bool
@@ -468,6 +473,7 @@ func (m *Member) SetPartitions(ids []string, weights []uint32, strategy string) 
 	m.cfg.Declare = ids != nil
 	m.cfg.Partitions, m.cfg.Weights = slices.Clone(ids), slices.Clone(weights)
 	m.cfg.Classes, m.cfg.ClassOf = nil, nil // they were parallel to the old set
+	m.declGen++
 	if strategy != "" {
 		m.cfg.Strategy = strategy
 	}
@@ -478,6 +484,7 @@ func (m *Member) SetPartitions(ids []string, weights []uint32, strategy string) 
 // SetPartitions, which clears them.
 func (m *Member) SetPlacement(classes []events.Class, classOf []uint32) {
 	m.cfg.Classes, m.cfg.ClassOf = slices.Clone(classes), slices.Clone(classOf)
+	m.declGen++
 }
 
 // Leave starts a graceful leave: the partitions are handed off, then the
@@ -509,6 +516,7 @@ func (m *Member) stop(r StopReason) {
 	m.stopped = r
 	m.lease.Revoke()
 	m.view = nil
+	m.viewGen++
 	if m.watching != "" {
 		m.watching = ""
 		m.emit(Action{Kind: ActUnwatch})
@@ -533,7 +541,9 @@ func (m *Member) Behind() (seq uint64, since time.Duration, ok bool) { return m.
 // that no longer exist (and would keep it from heartbeating until the log
 // grows past them), and its record of what was applied may be above the
 // new fold. Both are forgotten; the next Step records the fold's position.
-func (m *Member) LogRewound() { m.catchUp = liveness.CatchUp{} }
+func (m *Member) LogRewound() {
+	m.catchUp, m.undecided, m.declSame = liveness.CatchUp{}, 0, [2]uint64{}
+}
 
 // Step gives the member the state its fold reached and the reading of its
 // clock, and lets it act: heartbeat, judge, release, lead. Call it after the
@@ -619,7 +629,7 @@ func (m *Member) observe(s *decider.State, now time.Duration) {
 		m.declVersion = s.DeclVersion
 		clear(m.ready)
 	}
-	m.view = m.view[:0]
+	next := m.viewNext[:0]
 	m.revoking = m.revoking[:0]
 	clear(m.tokens)
 	// A leaving member releases a partition once the leader named its next
@@ -658,7 +668,13 @@ func (m *Member) observe(s *decider.State, now time.Duration) {
 		// appended): the application acts on it again and must let go of
 		// it again before a later move may release it.
 		delete(m.ready, p)
-		m.view = append(m.view, Owned{Index: p, ID: s.Partitions[i], Token: o.FencingToken()})
+		next = append(next, Owned{Index: p, ID: s.Partitions[i], Token: o.FencingToken()})
+	}
+	if slices.Equal(next, m.view) {
+		m.viewNext = next
+	} else {
+		m.view, m.viewNext = next, m.view
+		m.viewGen++
 	}
 	//parti:unordered deletes entries
 	for p := range m.ready {
@@ -1353,7 +1369,10 @@ func (m *Member) lead(s *decider.State, now time.Duration) {
 	fence := func(evs ...events.Event) {
 		m.leaderOut = m.emit(Action{Kind: ActAppend, Events: evs, Fenced: true, Fence: s.LastSeq})
 	}
-	if m.cfg.Declare {
+	// Checking the declaration validates every partition ID: skip it while
+	// neither the folded declaration nor the config changed since it was
+	// found equal.
+	if m.cfg.Declare && (s.DeclVersion == 0 || m.declSame != [2]uint64{s.DeclVersion, m.declGen}) {
 		ds, err := decider.DeclarePlaced(s, m.id, m.inc, m.cfg.Partitions, m.cfg.Weights, m.cfg.Classes, m.cfg.ClassOf, m.cfg.Strategy, m.cfg.MaxIDsPerPart)
 		if err == nil && ds != nil {
 			evs := make([]events.Event, len(ds))
@@ -1362,6 +1381,9 @@ func (m *Member) lead(s *decider.State, now time.Duration) {
 			}
 			fence(evs...)
 			return
+		}
+		if err == nil && s.DeclVersion > 0 {
+			m.declSame = [2]uint64{s.DeclVersion, m.declGen}
 		}
 	}
 	if v, ok := m.raiseTo(s); ok {
@@ -1392,8 +1414,14 @@ func (m *Member) lead(s *decider.State, now time.Duration) {
 			return
 		}
 	}
+	if m.undecided != 0 && m.undecided == s.LastSeq {
+		return // Decide depends on the fold alone, which has not moved
+	}
 	d, err := decider.Decide(s, m.id, m.inc)
 	if err != nil || d == nil {
+		if err == nil {
+			m.undecided = s.LastSeq
+		}
 		return
 	}
 	parts := decider.SplitDecision(d, cmpOr(m.cfg.MaxRangesPerPart, DefaultMaxRangesPerPart))
