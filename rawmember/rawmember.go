@@ -115,10 +115,8 @@ type Action struct {
 	// message (junk stored on top of a verdict must not hide it).
 	Fenced bool
 	Fence  uint64
-	// Heartbeat to append (ActHeartbeat), with SentAt the reading it was
-	// sent at.
+	// Heartbeat to append (ActHeartbeat).
 	Heartbeat *events.Heartbeat
-	SentAt    time.Duration
 	// Verdict to append (ActVerdict).
 	Verdict *events.ExpiryVerdict
 	// Member and Inc name the subject's incarnation (ActWatch, ActVerdict,
@@ -652,7 +650,7 @@ func (m *Member) heartbeat(now time.Duration) {
 	m.hbOut = m.emit(Action{
 		Kind: ActHeartbeat, Member: m.id, Inc: m.inc,
 		Heartbeat: &events.Heartbeat{Nonce: m.cfg.Nonce, Applied: m.lastSeq},
-		Fenced:    true, Fence: m.hb.Prev(), SentAt: now,
+		Fenced:    true, Fence: m.hb.Prev(),
 	})
 }
 
@@ -1087,7 +1085,7 @@ func (m *Member) claimHeartbeat(now time.Duration) {
 	m.hbOut = m.emit(Action{
 		Kind: ActHeartbeat, Member: m.claimID, Inc: m.claimInc,
 		Heartbeat: &events.Heartbeat{Nonce: m.cfg.Nonce, Applied: m.lastSeq},
-		Fenced:    true, Fence: m.claimPrev, SentAt: now,
+		Fenced:    true, Fence: m.claimPrev,
 	})
 }
 

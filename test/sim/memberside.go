@@ -192,7 +192,7 @@ func (w *world) flush(p *proc) {
 				return
 			}
 		case rawmember.ActHeartbeat:
-			r := &request{kind: reqHeartbeat, actID: a.ID, subject: w.subj.Heartbeat(a.Member, a.Inc), hb: a.Heartbeat, hbSent: a.SentAt, fenced: a.Fenced && !w.opt.Broken.UnfencedHeartbeats, fence: a.Fence}
+			r := &request{kind: reqHeartbeat, actID: a.ID, subject: w.subj.Heartbeat(a.Member, a.Inc), hb: a.Heartbeat, hbSent: p.now(w.T), fenced: a.Fenced && !w.opt.Broken.UnfencedHeartbeats, fence: a.Fence}
 			if !w.holdHeartbeat(p, r) {
 				p.lastHBSent = w.T
 				w.send(p, r)
