@@ -168,7 +168,7 @@ func (m *Member) rewatch(gen uint64, raw *rawmember.Member, member string, inc u
 		// on the subject's last sequence whatever that message holds.
 		msg, v := heartbeatMessage(r)
 		m.post(func() {
-			if raw.VictimRecord(member, inc, msg, v, m.now(), rawmember.Stamps{}) {
+			if raw.VictimRecord(member, inc, msg, v, m.now()) {
 				m.noteJunk(subject, msg, junkReason(msg))
 				m.cfg.Metrics.Junk("heartbeat-subject")
 			}

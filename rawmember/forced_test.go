@@ -79,7 +79,7 @@ func TestForcedVerdictSeenOnTheWatchWaits(t *testing.T) {
 	b := ms["b"]
 	b.VictimMessage("a", 1, 5, nil, r.now)
 	v := &events.ExpiryVerdict{Member: "a", Incarnation: 1, Judge: "x", JudgeInc: 1, LastSeen: 5, Forced: 3}
-	if junk := b.VictimRecord("a", 1, liveness.LastMessage{Seq: 6, IsVerdict: true, VerdictMember: "a", VerdictIncarnation: 1, VerdictForced: 3}, v, r.now, Stamps{}); junk {
+	if junk := b.VictimRecord("a", 1, liveness.LastMessage{Seq: 6, IsVerdict: true, VerdictMember: "a", VerdictIncarnation: 1, VerdictForced: 3}, v, r.now); junk {
 		t.Fatal("a forced verdict naming the victim counted as junk")
 	}
 	expiry := liveness.Test().Expiry

@@ -69,78 +69,6 @@ type Config struct {
 	PinProtocol uint16
 	// JudgeRule is the expiry rule; only tests set anything but the default.
 	JudgeRule liveness.JudgeRule
-	// Broken selects deliberately broken behaviour for the simulator's
-	// tests of its own teeth. Never set it elsewhere.
-	Broken Broken
-}
-
-// Broken lists deliberately wrong behaviours of the judge a simulator must
-// catch. (The simulator injects the others, around the member, itself.)
-type Broken struct {
-	// JudgeClock makes the judge date the victim's heartbeats by a clock
-	// other than its own (DESIGN rule 2 says: its own reading when it saw
-	// them). See [JudgeClock].
-	JudgeClock JudgeClock
-}
-
-// JudgeClock is the clock a judge dates its victim's heartbeats by. Only
-// [JudgeOwnClock], the zero value, is correct; the others are DELIBERATELY
-// BROKEN and exist so that a simulator can show it catches a verdict judged
-// on the server's or on the victim's clock.
-//
-// A broken judge maps the foreign clock onto its own with the offset it
-// measured at the first heartbeat of the victim it saw (its own reading then,
-// minus the foreign time), and counts the victim's silence from the foreign
-// time of the victim's last heartbeat so mapped; the no-gap condition on its
-// own heartbeats still holds. Such a judge agrees with the correct one as long
-// as the foreign clock keeps in step with the judge's. It goes wrong when the
-// server's clock steps (a step back makes a heartbeating victim look silent:
-// a healthy member is expired; a step forward expires a dead one late) or
-// when the victim's clock runs slower than the judge's (its heartbeats look
-// older and older until a healthy member is expired).
-//
-// The foreign times come from [Stamps], which only the simulator supplies
-// (a heartbeat's body carries no send time, and the runtime reports no
-// stamps): without them a broken judge dates by its own clock.
-type JudgeClock uint8
-
-const (
-	// JudgeOwnClock dates each heartbeat by the judge's own reading when it
-	// saw it: the only correct choice.
-	JudgeOwnClock JudgeClock = iota
-	// JudgeServerClock (broken, tests only) dates each heartbeat by the
-	// server's timestamp of it (Stamps.Server).
-	JudgeServerClock
-	// JudgeVictimClock (broken, tests only) dates each heartbeat by the
-	// victim's own reading when it sent it (Stamps.Sent).
-	JudgeVictimClock
-)
-
-// String returns the clock's name.
-func (c JudgeClock) String() string {
-	switch c {
-	case JudgeOwnClock:
-		return "judge's own clock"
-	case JudgeServerClock:
-		return "server's clock (broken, tests only)"
-	case JudgeVictimClock:
-		return "victim's clock (broken, tests only)"
-	}
-	return "JudgeClock(" + strconv.Itoa(int(c)) + ")"
-}
-
-// Stamps are what other clocks say of a message on the watched heartbeat
-// subject. The correct judge ignores them: it dates a heartbeat by its own
-// reading when it saw it. Only the broken [JudgeClock] variants read them.
-type Stamps struct {
-	// Server is the server's timestamp of the message (from its metadata).
-	// The zero time means unknown.
-	Server time.Time
-	// Sent is the sender's reading of its own clock when it sent the
-	// heartbeat (Action.SentAt), if HasSent. No heartbeat body carries it:
-	// a simulator models it as a header a broken implementation would add.
-	Sent    time.Duration
-	HasSent bool
 }
 
 // DefaultMaxRangesPerPart keeps one decision part well under 1 MiB.
@@ -187,10 +115,8 @@ type Action struct {
 	// message (junk stored on top of a verdict must not hide it).
 	Fenced bool
 	Fence  uint64
-	// Heartbeat to append (ActHeartbeat), with SentAt the reading it was
-	// sent at.
+	// Heartbeat to append (ActHeartbeat).
 	Heartbeat *events.Heartbeat
-	SentAt    time.Duration
 	// Verdict to append (ActVerdict).
 	Verdict *events.ExpiryVerdict
 	// Member and Inc name the subject's incarnation (ActWatch, ActVerdict,
@@ -316,14 +242,6 @@ type Member struct {
 	// the lease.
 	hbNow bool
 	junk  uint64 // junk seen on the own and the watched subject
-
-	// The broken judge clocks' mapping of a foreign clock onto the judge's
-	// (see JudgeClock), measured at the first heartbeat of the victim seen
-	// since Watch: the judge's reading then and the foreign time then.
-	mapSet    bool
-	mapNow    time.Duration
-	mapServer time.Time
-	mapSent   time.Duration
 
 	// fold view (refreshed by Step)
 	protocol    uint16 // the group's folded protocol version (0: version 1)
@@ -697,7 +615,6 @@ func (m *Member) observe(s *decider.State, now time.Duration) {
 			clear(m.forced)
 			m.watching, m.watchInc, m.watchNonce = v.ID, v.Incarnation, v.Nonce
 			m.judge.Watch(v.ID, v.Incarnation, now)
-			m.mapSet = false
 			m.emit(Action{Kind: ActWatch, Member: v.ID, Inc: v.Incarnation})
 		}
 	} else if m.watching != "" {
@@ -749,7 +666,7 @@ func (m *Member) heartbeat(now time.Duration) {
 	m.hbOut = m.emit(Action{
 		Kind: ActHeartbeat, Member: m.id, Inc: m.inc,
 		Heartbeat: &events.Heartbeat{Nonce: m.cfg.Nonce, Applied: m.lastSeq},
-		Fenced:    true, Fence: m.hb.Prev(), SentAt: now,
+		Fenced:    true, Fence: m.hb.Prev(),
 	})
 }
 
@@ -1161,7 +1078,6 @@ func (m *Member) watchHolder(s *decider.State, now time.Duration) {
 		clear(m.forced)
 		m.watching, m.watchInc, m.watchNonce = holder.ID, holder.Incarnation, holder.Nonce
 		m.judge.Watch(holder.ID, holder.Incarnation, now)
-		m.mapSet = false
 		m.emit(Action{Kind: ActWatch, Member: holder.ID, Inc: holder.Incarnation})
 	}
 }
@@ -1185,7 +1101,7 @@ func (m *Member) claimHeartbeat(now time.Duration) {
 	m.hbOut = m.emit(Action{
 		Kind: ActHeartbeat, Member: m.claimID, Inc: m.claimInc,
 		Heartbeat: &events.Heartbeat{Nonce: m.cfg.Nonce, Applied: m.lastSeq},
-		Fenced:    true, Fence: m.claimPrev, SentAt: now,
+		Fenced:    true, Fence: m.claimPrev,
 	})
 }
 
@@ -1203,18 +1119,11 @@ func cut(k string) (string, string, bool) {
 // reading now. It is [Member.VictimRecord] for a driver that has already
 // classified the message; one that has not uses VictimRecord.
 func (m *Member) VictimMessage(member string, inc, seq uint64, verdict *events.ExpiryVerdict, now time.Duration) {
-	m.VictimMessageStamped(member, inc, seq, verdict, now, Stamps{})
-}
-
-// VictimMessageStamped is [Member.VictimMessage] with what other clocks say
-// of the message. Only a judge broken on purpose (Broken.JudgeClock) reads
-// the stamps; for every other member it is VictimMessage.
-func (m *Member) VictimMessageStamped(member string, inc, seq uint64, verdict *events.ExpiryVerdict, now time.Duration, st Stamps) {
 	msg := liveness.LastMessage{Seq: seq, Nonce: m.watchNonce, Fenced: true}
 	if verdict != nil {
 		msg = liveness.LastMessage{Seq: seq}
 	}
-	m.VictimRecord(member, inc, msg, verdict, now, st)
+	m.VictimRecord(member, inc, msg, verdict, now)
 }
 
 // VictimRecord reports a message the watch of incarnation inc of member's
@@ -1224,17 +1133,16 @@ func (m *Member) VictimMessageStamped(member string, inc, seq uint64, verdict *e
 // log and count.
 //
 //   - A heartbeat carrying the victim's nonce, stored with its fence header
-//     (msg.Fenced), restarts the judge's count and moves its fence.
+//     (msg.Fenced), restarts the judge's count from now and moves its
+//     fence. now must be the member's own reading when its driver received
+//     the message (DESIGN rule 2), never a time the message carries.
 //   - A verdict naming the victim moves the fence, and the removal follows.
 //   - Anything else — garbage, a record of another type or version, a raw
 //     copy of an old heartbeat, another process's heartbeat, a verdict naming
 //     another incarnation — is junk: it moves the verdict's fence (a verdict
 //     is fenced on the subject's last sequence, whatever that holds) and
 //     leaves the count alone.
-//
-// st are what other clocks say of the message; only a judge broken on
-// purpose reads them.
-func (m *Member) VictimRecord(member string, inc uint64, msg liveness.LastMessage, verdict *events.ExpiryVerdict, now time.Duration, st Stamps) (junk bool) {
+func (m *Member) VictimRecord(member string, inc uint64, msg liveness.LastMessage, verdict *events.ExpiryVerdict, now time.Duration) (junk bool) {
 	if m.stopped != NotStopped || member != m.watching || inc != m.watchInc || msg.Empty || msg.Seq == 0 {
 		return false
 	}
@@ -1250,37 +1158,12 @@ func (m *Member) VictimRecord(member string, inc uint64, msg liveness.LastMessag
 		m.appendRemoval(key(member, inc), msg.Seq, verdict, false)
 		return false
 	case verdict == nil && !msg.Garbage && !msg.IsVerdict && msg.Fenced && m.watchNonce != "" && msg.Nonce == m.watchNonce:
-		m.judge.ObserveVictim(msg.Seq, m.dateVictim(now, st))
+		m.judge.ObserveVictim(msg.Seq, now)
 		return false
 	}
 	m.judge.ObserveOther(msg.Seq)
 	m.junk++
 	return true
-}
-
-// dateVictim returns the reading at which the judge counts a heartbeat of its
-// victim as seen: now, its own reading when it saw it, unless the judge is
-// broken on purpose to date it by a foreign clock (see [JudgeClock]).
-func (m *Member) dateVictim(now time.Duration, st Stamps) time.Duration {
-	switch m.cfg.Broken.JudgeClock {
-	case JudgeServerClock:
-		if st.Server.IsZero() {
-			return now
-		}
-		if !m.mapSet {
-			m.mapSet, m.mapNow, m.mapServer = true, now, st.Server
-		}
-		return m.mapNow + st.Server.Sub(m.mapServer)
-	case JudgeVictimClock:
-		if !st.HasSent {
-			return now
-		}
-		if !m.mapSet {
-			m.mapSet, m.mapNow, m.mapSent = true, now, st.Sent
-		}
-		return m.mapNow + (st.Sent - m.mapSent)
-	}
-	return now
 }
 
 func (m *Member) release() {

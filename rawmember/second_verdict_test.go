@@ -31,7 +31,7 @@ func TestSeenVerdictIsNotJudgedAgain(t *testing.T) {
 		b := ms["b"]
 		b.VictimMessage("a", 1, 5, nil, r.now)
 		v := &events.ExpiryVerdict{Member: "a", Incarnation: 1, Judge: "a", JudgeInc: 0, LastSeen: 5}
-		if junk := b.VictimRecord("a", 1, liveness.LastMessage{Seq: 6, IsVerdict: true, VerdictMember: "a", VerdictIncarnation: 1}, v, r.now, Stamps{}); junk {
+		if junk := b.VictimRecord("a", 1, liveness.LastMessage{Seq: 6, IsVerdict: true, VerdictMember: "a", VerdictIncarnation: 1}, v, r.now); junk {
 			t.Fatal("a verdict naming the victim counted as junk")
 		}
 		delay := followDelay(liveness.Test())

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/parti-io/parti/liveness"
-	"github.com/parti-io/parti/rawmember"
 )
 
 // brokenWithin is how many seeds each deliberately broken variant may take
@@ -89,7 +88,7 @@ var variants = []variant{
 		scenario: func(o *Options) {
 			o.SkewRate, o.MaxSkewStep = 0.2, 5*time.Second
 		},
-		breakIt: func(o *Options) { o.Broken.JudgeClock = rawmember.JudgeServerClock },
+		breakIt: func(o *Options) { o.Broken.JudgeClock = JudgeServerClock },
 	},
 	{
 		// (f) Verdicts judged on the victim's clock: the judge dates the
@@ -110,7 +109,7 @@ var variants = []variant{
 		scenario: func(o *Options) {
 			o.RateSpread, o.MaxPause = 0.1, time.Second
 		},
-		breakIt: func(o *Options) { o.Broken.JudgeClock = rawmember.JudgeVictimClock },
+		breakIt: func(o *Options) { o.Broken.JudgeClock = JudgeVictimClock },
 	},
 }
 

@@ -13,9 +13,10 @@
 // last live sequence (0 once every message expired); a batch lands whole or
 // not at all, fenced on its first message. Server time is real time plus a
 // skew that steps forwards and backwards. A heartbeat message also keeps its
-// sender's reading when it sent it (no heartbeat body carries it): only the
-// judges broken on purpose to date heartbeats by the victim's clock read it,
-// as they read the server's timestamps. A stall (a stream-leader election)
+// sender's reading when it sent it (no heartbeat body carries it): only a
+// driver broken on purpose to date heartbeats by the victim's clock reads it,
+// as one dating them by the server's clock reads the timestamps; it hands
+// the member the mapped time as its reading (judgeclock.go). A stall (a stream-leader election)
 // accepts nothing: each request arriving meanwhile is dropped or held and
 // stored when the stall ends, usually after its client gave up.
 //

@@ -297,7 +297,6 @@ func (w *world) start(id string) {
 		Declare:    true,
 		Partitions: slices.Clone(w.partitions),
 		JudgeRule:  w.opt.JudgeRule,
-		Broken:     rawmember.Broken{JudgeClock: w.opt.Broken.JudgeClock},
 	}
 	w.placeConfig(&cfg) // placement mode (placement.go)
 	p.d = rawmember.NewDriver(cfg)

@@ -90,15 +90,14 @@ func (w *world) drain(p *proc, now time.Duration) {
 			if m.verdict != nil {
 				w.tracef("%s sees verdict %d on %s", p.name(), m.seq, m.subject)
 			}
-			// The stamps: what the server's and the sender's clocks say
-			// of the message; only a judge broken on purpose reads them.
 			// Junk reaches the judge too (adversary.go), unless the
-			// driver is broken on purpose to drop it.
+			// driver is broken on purpose to drop it. A driver broken on
+			// purpose dates heartbeats by a foreign clock (judgeclock.go).
 			if w.dropForJudge(m) {
 				break
 			}
-			if p.m.VictimRecord(member, inc, m.describe(), m.verdict, now,
-				rawmember.Stamps{Server: stamp(m.ts), Sent: m.sent, HasSent: m.hb != nil && !m.raw}) {
+			desc := m.describe()
+			if p.m.VictimRecord(member, inc, desc, m.verdict, w.victimNow(p, member, inc, m, desc, now)) {
 				w.stats.JunkSeen++
 			}
 		case itemAnswer:
@@ -202,7 +201,7 @@ func (w *world) flushActs(p *proc, acts []rawmember.Action) {
 				return
 			}
 		case rawmember.ActHeartbeat:
-			r := &request{kind: reqHeartbeat, actID: a.ID, subject: w.subj.Heartbeat(a.Member, a.Inc), hb: a.Heartbeat, hbSent: a.SentAt, fenced: a.Fenced && !w.opt.Broken.UnfencedHeartbeats, fence: a.Fence}
+			r := &request{kind: reqHeartbeat, actID: a.ID, subject: w.subj.Heartbeat(a.Member, a.Inc), hb: a.Heartbeat, hbSent: p.now(w.T), fenced: a.Fenced && !w.opt.Broken.UnfencedHeartbeats, fence: a.Fence}
 			if !w.holdHeartbeat(p, r) {
 				p.lastHBSent = w.T
 				w.send(p, r)
@@ -214,9 +213,11 @@ func (w *world) flushActs(p *proc, acts []rawmember.Action) {
 			w.send(p, &request{kind: reqReadLast, subject: w.subj.Heartbeat(a.Member, a.Inc), fence: a.Fence})
 		case rawmember.ActWatch:
 			p.watchSubj, p.watchLive = w.subj.Heartbeat(a.Member, a.Inc), false
+			p.watched(a.Member, a.Inc)
 			w.send(p, &request{kind: reqWatch, subject: p.watchSubj})
 		case rawmember.ActUnwatch:
 			p.watchSubj, p.watchLive = "", false
+			p.unwatched()
 		}
 	}
 }

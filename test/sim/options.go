@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/parti-io/parti/liveness"
-	"github.com/parti-io/parti/rawmember"
 )
 
 // Options configure one simulated run. DefaultOptions gives the promise: clock
@@ -285,7 +284,7 @@ func (s *Stats) add(o Stats) {
 // Broken lists deliberately wrong behaviours the simulator must catch (its
 // teeth, see TestBrokenVariantsAreCaught). They are injected by the
 // simulator around the production state machine, which knows nothing of
-// them, except the judge's clock, a rule of the judge itself.
+// them.
 type Broken struct {
 	// AssignBeforeRelease: the application acts on a partition as soon as
 	// the fold names its member as a move's target, before the source
@@ -294,7 +293,7 @@ type Broken struct {
 	// UnfencedHeartbeats: heartbeats are appended without the
 	// expected-sequence check.
 	UnfencedHeartbeats bool
-	// JudgeClock makes the judge date its victim's heartbeats by a clock
-	// other than its own (see rawmember.JudgeClock).
-	JudgeClock rawmember.JudgeClock
+	// JudgeClock makes the judge's driver date its victim's heartbeats by
+	// a clock other than its member's own (see JudgeClock).
+	JudgeClock JudgeClock
 }

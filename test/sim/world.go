@@ -127,6 +127,7 @@ type proc struct {
 
 	watchSubj string
 	watchLive bool
+	dating    victimDating // a judge broken on purpose dates by a foreign clock (judgeclock.go)
 
 	closing   bool
 	closeAt   time.Duration
