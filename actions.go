@@ -80,6 +80,9 @@ func (m *Member) execute(raw *rawmember.Member, a rawmember.Action) {
 			defer cancel()
 			seq, err := m.app.Heartbeat(ctx, subject, a.Heartbeat, a.Fence, m.cfg.HeartbeatTTL)
 			m.cfg.Metrics.Heartbeat(err == nil)
+			if err == nil && a.Renews > 0 {
+				m.renewed(a.Renews)
+			}
 			m.post(func() {
 				switch {
 				case err != nil:
@@ -140,6 +143,20 @@ func (m *Member) execute(raw *rawmember.Member, a rawmember.Action) {
 		go m.rewatch(gen, raw, a.Member, a.Inc)
 	case rawmember.ActUnwatch:
 		m.unwatch()
+	}
+}
+
+// renewed applies an acknowledged heartbeat's renewal to what the member
+// enforces now (Owns, the assignments' contexts), without waiting for the
+// loop: a step that takes longer than the slack between renewals (a
+// 100,000-partition assignment) must not let a lease lapse whose renewal
+// arrived in time. The loop's next step sets the same deadline from the
+// state machine, or ends the lease if the member was revoked meanwhile.
+func (m *Member) renewed(deadline time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.lease.extend(deadline) && m.deadline > 0 {
+		m.deadline = max(m.deadline, deadline)
 	}
 }
 

@@ -29,13 +29,40 @@ func newLeaseGuard(parent context.Context, clock Clock) *leaseGuard {
 	return &leaseGuard{parent: parent, clock: clock}
 }
 
-// set records the lease deadline (a reading of the clock) and ends the
-// lease context if it has passed; the loop calls it at every step.
-func (g *leaseGuard) set(deadline time.Duration) {
+// set records the member's lease deadline (a reading of the clock; 0: no
+// live lease) and ends the lease context if it has passed; the loop calls
+// it at every step and uses what it returns. A nonzero deadline never
+// lowers one an acknowledged heartbeat already extended to (extend): the
+// state machine's lease only grows until it is revoked (0), and the loop
+// may not have applied that ack yet.
+func (g *leaseGuard) set(deadline time.Duration) time.Duration {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.deadline = deadline
+	if deadline == 0 {
+		g.deadline = 0
+	} else {
+		g.deadline = max(g.deadline, deadline)
+	}
 	g.checkLocked()
+	return g.deadline
+}
+
+// extend raises the deadline to at least d (an acknowledged heartbeat's
+// renewal, applied as the ack arrives rather than when the loop next
+// steps), but only while a lease is live: a deadline of 0 (never
+// acknowledged, or revoked by the member) stays until the loop sets one.
+// It reports whether it raised the deadline.
+func (g *leaseGuard) extend(d time.Duration) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.deadline == 0 || d <= g.deadline || g.clock.Now() >= g.deadline {
+		return false
+	}
+	g.deadline = d
+	if g.ctx != nil {
+		g.armLocked()
+	}
+	return true
 }
 
 // context returns the context of the current lease for a new assignment:

@@ -67,3 +67,39 @@ func TestLeaseContextAfterASuspendEndsAtTheFirstCheck(t *testing.T) {
 		t.Fatal("no fresh lease context after the lease was renewed")
 	}
 }
+
+// An acknowledged heartbeat's renewal applies as the ack arrives (extend),
+// while the loop is still busy: the loop's next set, from a state machine
+// that has not applied the ack yet, does not take it back; only a revoked
+// lease (0) does. A lease that is not live is never extended.
+func TestLeaseRenewalAppliesBeforeTheLoopSeesIt(t *testing.T) {
+	clk := &offsetClock{base: clock.Boot()}
+	g := newLeaseGuard(context.Background(), clk)
+	defer g.stop()
+	if g.extend(clk.Now() + time.Hour) {
+		t.Fatal("a lease never acknowledged was extended")
+	}
+	start := clk.Now()
+	g.set(start + time.Minute)
+	ctx := g.context()
+	if !g.extend(start + 2*time.Minute) {
+		t.Fatal("a live lease was not extended by a later renewal")
+	}
+	if g.extend(start + 90*time.Second) {
+		t.Fatal("an earlier renewal shortened or re-extended the lease")
+	}
+	if got := g.set(start + time.Minute); got != start+2*time.Minute {
+		t.Fatalf("the loop's stale deadline took the renewal back: %v, want %v", got-start, 2*time.Minute)
+	}
+	clk.off.Add(int64(90 * time.Second)) // past the stale deadline, within the renewal
+	g.set(start + time.Minute)
+	if ctx.Err() != nil || g.takeLapsed() {
+		t.Fatal("the lease lapsed at the deadline the renewal had replaced")
+	}
+	if got := g.set(0); got != 0 || ctx.Err() == nil {
+		t.Fatal("a revoked lease (0) did not end the lease context")
+	}
+	if g.extend(clk.Now() + time.Hour) {
+		t.Fatal("a revoked lease was extended by a late ack")
+	}
+}

@@ -130,6 +130,13 @@ func Join(ctx context.Context, js jetstream.JetStream, cfg Config) (*Member, err
 		return nil, err
 	}
 	m.drv = rawmember.NewDriver(m.rawConfig(cfg.ID))
+	// Actions go out as the state machine emits them: a heartbeat does not
+	// wait for the handler calls of a large holding to be worked out.
+	m.drv.Execute = func(r *rawmember.Member, acts []rawmember.Action) {
+		for _, a := range acts {
+			m.execute(r, a)
+		}
+	}
 	go m.disp.run()
 	go m.loop()
 	select {
@@ -323,22 +330,20 @@ func (m *Member) step() {
 	m.syncWriteVersion()
 	m.cfg.Metrics.Phase(phase)
 	m.cfg.Metrics.Members(members)
-	m.lease.set(raw.LeaseDeadline())
+	m.mu.Lock()
+	m.deadline = m.lease.set(raw.LeaseDeadline()) // never below a renewal applied since (renewed)
+	m.mu.Unlock()
 	if id, inc, ok := raw.Identity(); ok {
 		m.mu.Lock()
 		m.id, m.inc = id, inc
 		m.leader = raw.IsLeader()
-		m.deadline = raw.LeaseDeadline()
 		if !m.gotGrant {
 			m.gotGrant = true
 			close(m.granted)
 		}
 		m.mu.Unlock()
 	}
-	for _, a := range out.Actions {
-		m.execute(out.Member, a)
-	}
-	m.apply(out.Ready)
+	m.apply(out.Ready) // the actions went out through drv.Execute
 	if out.Closed {
 		m.setEnded(rawmember.StopClosed)
 		m.fail(ErrStopped)

@@ -22,6 +22,13 @@ import (
 //
 // It is not safe for concurrent use.
 type Driver struct {
+	// Execute, if set, receives each batch of actions as soon as the
+	// member emits it within a step (Output.Actions then stays empty): a
+	// heartbeat goes out before the contract compares a large holding and
+	// the runtime makes its calls, which can take long enough to delay it
+	// past the lease.
+	Execute func(m *Member, acts []Action)
+
 	m         *Member
 	ho        *Handoff
 	leave     bool // Leave was called
@@ -67,17 +74,19 @@ func (d *Driver) Step(s *decider.State, now time.Duration) Output {
 // deliberately wrong view to check that it catches the overlap.
 func (d *Driver) StepView(s *decider.State, now time.Duration, view func(*Member) []Owned) Output {
 	m := d.m
-	m.Step(s, now)
 	out := Output{Member: m}
+	m.StepLive(s, now)
+	d.take(&out) // the heartbeat goes out before the leader decides
+	m.StepLead(s, now)
+	d.take(&out)
 	if view != nil {
 		out.Ready = d.ho.StepView(m, s, view(m))
 	} else {
 		out.Ready = d.ho.Step(m, s, now)
 	}
-	out.Actions = m.Actions()
 	if out.Ready.LetGo {
 		m.Step(s, now)
-		out.Actions = append(out.Actions, m.Actions()...)
+		d.take(&out)
 	}
 	if d.close && !d.closeSent && d.ho.Quiet() {
 		// Every Revoked call returned: only now may a new process with
@@ -85,12 +94,24 @@ func (d *Driver) StepView(s *decider.State, now time.Duration, view func(*Member
 		d.closeSent = true
 		m.Step(s, now)
 		m.Close()
-		out.Actions = append(out.Actions, m.Actions()...)
+		d.take(&out)
 	}
 	if id, inc, ok := m.Identity(); ok && d.closeSent {
 		out.Closed = CloseLanded(s, id, inc)
 	}
 	return out
+}
+
+// take hands the member's pending actions to Execute, or adds them to out.
+func (d *Driver) take(out *Output) {
+	acts := out.Member.Actions()
+	if d.Execute != nil {
+		if len(acts) > 0 {
+			d.Execute(out.Member, acts)
+		}
+		return
+	}
+	out.Actions = append(out.Actions, acts...)
 }
 
 // Leave starts a graceful leave: every partition is revoked (the calls

@@ -192,3 +192,29 @@ func BenchmarkDriverSteadyStep(b *testing.B) {
 		}
 	}
 }
+
+// A heartbeat action names the lease deadline its ack gives: the reading it
+// was sent at plus the lease, which is what HeartbeatAcked then applies.
+func TestHeartbeatNamesItsRenewal(t *testing.T) {
+	l := &logT{t: t, s: decider.New()}
+	l.group([]string{"a"}, []string{"p0"})
+	d := NewDriver(Config{Nonce: "na", Timings: liveness.Test()})
+	const at = 5 * time.Second
+	out := d.Step(l.s, at)
+	var hb *Action
+	for i := range out.Actions {
+		if out.Actions[i].Kind == ActHeartbeat {
+			hb = &out.Actions[i]
+		}
+	}
+	if hb == nil {
+		t.Fatal("no heartbeat")
+	}
+	if want := at + liveness.Test().Lease; hb.Renews != want {
+		t.Fatalf("renews to %v, want %v", hb.Renews, want)
+	}
+	out.Member.HeartbeatAcked(hb.ID, 1000, at+time.Millisecond)
+	if got := out.Member.LeaseDeadline(); got != hb.Renews {
+		t.Fatalf("the ack gave the member a lease until %v, the action said %v", got, hb.Renews)
+	}
+}

@@ -117,6 +117,13 @@ type Action struct {
 	Fence  uint64
 	// Heartbeat to append (ActHeartbeat).
 	Heartbeat *events.Heartbeat
+	// Renews is the lease deadline an acknowledgement of this heartbeat
+	// gives (ActHeartbeat; 0: none, a claim's heartbeat or a revoked
+	// lease): its send reading plus the lease. HeartbeatAcked applies it
+	// to the member; a driver whose loop may be busy when the ack arrives
+	// may extend what it enforces (contexts ending at the deadline) to it
+	// at once, but only while the member's lease is live, and never beyond.
+	Renews time.Duration
 	// Verdict to append (ActVerdict).
 	Verdict *events.ExpiryVerdict
 	// Member and Inc name the subject's incarnation (ActWatch, ActVerdict,
@@ -248,7 +255,6 @@ type Member struct {
 	declVersion uint64
 	lastSeq     uint64
 	view        []Owned
-	viewNext    []Owned   // the other buffer of view (observe builds into it)
 	viewGen     uint64    // changes whenever view does
 	declGen     uint64    // changes whenever SetPartitions or SetPlacement does
 	declSame    [2]uint64 // {DeclVersion, declGen} at which the fold was last found to declare what the config does
@@ -469,6 +475,15 @@ func (m *Member) LogRewound() {
 // interval / 4). s is only read during the call; it must not be mutated
 // concurrently.
 func (m *Member) Step(s *decider.State, now time.Duration) {
+	m.StepLive(s, now)
+	m.StepLead(s, now)
+}
+
+// StepLive is the first half of Step: observe the fold, heartbeat, judge,
+// release. A driver that carries out the actions it emitted before calling
+// StepLead sends the heartbeat without waiting for the leader's decision,
+// which takes long over a large partition set.
+func (m *Member) StepLive(s *decider.State, now time.Duration) {
 	if m.stopped != NotStopped {
 		return
 	}
@@ -491,7 +506,12 @@ func (m *Member) Step(s *decider.State, now time.Duration) {
 	m.heartbeat(now)
 	m.judgeStep(now)
 	m.release()
-	if m.leader && !m.leaving && !m.closing {
+}
+
+// StepLead is the second half of Step, after StepLive with the same s and
+// now: a leader declares and decides.
+func (m *Member) StepLead(s *decider.State, now time.Duration) {
+	if m.stopped == NotStopped && m.granted && m.leader && !m.leaving && !m.closing {
 		m.lead(s, now)
 	}
 }
@@ -547,7 +567,8 @@ func (m *Member) observe(s *decider.State, now time.Duration) {
 		m.declVersion = s.DeclVersion
 		clear(m.ready)
 	}
-	next := m.viewNext[:0]
+	// The view is rebuilt in place; viewGen moves only if it changed.
+	n, changed := 0, false
 	m.revoking = m.revoking[:0]
 	clear(m.tokens)
 	// A leaving member releases a partition once the leader named its next
@@ -586,12 +607,21 @@ func (m *Member) observe(s *decider.State, now time.Duration) {
 		// appended): the application acts on it again and must let go of
 		// it again before a later move may release it.
 		delete(m.ready, p)
-		next = append(next, Owned{Index: p, ID: s.Partitions[i], Token: o.FencingToken()})
+		w := Owned{Index: p, ID: s.Partitions[i], Token: o.FencingToken()}
+		if n < len(m.view) {
+			if m.view[n] != w {
+				m.view[n], changed = w, true
+			}
+		} else {
+			m.view, changed = append(m.view, w), true
+		}
+		n++
 	}
-	if slices.Equal(next, m.view) {
-		m.viewNext = next
-	} else {
-		m.view, m.viewNext = next, m.view
+	if n != len(m.view) {
+		clear(m.view[n:])
+		m.view, changed = m.view[:n], true
+	}
+	if changed {
 		m.viewGen++
 	}
 	//parti:unordered deletes entries
@@ -663,10 +693,15 @@ func (m *Member) heartbeat(now time.Duration) {
 	m.hbNow = false
 	m.lastHB, m.sentAny = now, true
 	m.hbSentAt = now
+	var renews time.Duration
+	if !m.lease.Revoked() {
+		renews = now + m.lease.Length()
+	}
 	m.hbOut = m.emit(Action{
 		Kind: ActHeartbeat, Member: m.id, Inc: m.inc,
 		Heartbeat: &events.Heartbeat{Nonce: m.cfg.Nonce, Applied: m.lastSeq},
 		Fenced:    true, Fence: m.hb.Prev(),
+		Renews: renews,
 	})
 }
 
