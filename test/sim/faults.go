@@ -226,11 +226,11 @@ func (w *world) inject(dt time.Duration) {
 	}
 	if w.perStep(o.DeclareRate, dt) {
 		n := o.MinPartitions + w.rng.IntN(o.MaxPartitions-o.MinPartitions+1)
-		perm := w.rng.Perm(len(universe))[:n]
+		perm := w.rng.Perm(len(w.universe))[:n]
 		slices.Sort(perm)
 		ids := make([]string, n)
 		for i, k := range perm {
-			ids[i] = universe[k]
+			ids[i] = w.universe[k]
 		}
 		w.partitions = ids
 		w.stats.Declarations++
@@ -273,7 +273,7 @@ func (w *world) start(id string) {
 		lag:      w.dur(0, 150*time.Millisecond),
 		off:      w.dur(0, 1000*time.Second),
 		rate:     1 + (w.rng.Float64()*2-1)*w.opt.RateSpread,
-		acting:   make([]act, len(universe)),
+		acting:   make([]act, len(w.universe)),
 		healthy:  true,
 		started:  w.T,
 		nextInfo: w.T + w.dur(0, time.Second),

@@ -17,8 +17,10 @@ import (
 // universeSize is the number of partition IDs a declared set draws from.
 const universeSize = 100
 
-// universe is every partition ID a declared set may contain; pids index it.
-var universe, universeIndex = func() ([]string, map[string]int) {
+// defaultUniverse is every partition ID a declared set of a random run may
+// contain (a world's universe, which pids index, unless a script gives its
+// own).
+var defaultUniverse, defaultUniverseIndex = func() ([]string, map[string]int) {
 	ids := make([]string, universeSize)
 	idx := make(map[string]int, len(ids))
 	for i := range ids {
@@ -197,8 +199,12 @@ type world struct {
 	ord      uint64
 
 	partitions []string
-	nextID     int
-	pending    []pendingStart
+	// universe is every partition ID a declared set may contain; pids
+	// index it (uindex gives the pid of an ID).
+	universe []string
+	uindex   map[string]int
+	nextID   int
+	pending  []pendingStart
 
 	ph         phase
 	phaseEnd   time.Duration
@@ -237,21 +243,18 @@ type grant struct {
 
 func newWorld(opt Options) *world {
 	w := &world{
-		opt:       opt,
-		rng:       rand.New(rand.NewPCG(opt.Seed, opt.Seed^0x9e3779b97f4a7c15)),
-		st:        newStream(opt.TTL),
-		subj:      events.Subjects{Group: "g", Prefix: "parti"},
-		auth:      decider.New(),
-		authHash:  map[uint64]string{},
-		grants:    map[string]grant{},
-		byNonce:   map[string]*proc{},
-		store:     make([]events.Token, len(universe)),
-		storeSeen: make([]bool, len(universe)),
-		owner:     make([]int32, len(universe)),
-		appOwner:  make([]int32, len(universe)),
+		opt:      opt,
+		rng:      rand.New(rand.NewPCG(opt.Seed, opt.Seed^0x9e3779b97f4a7c15)),
+		st:       newStream(opt.TTL),
+		subj:     events.Subjects{Group: "g", Prefix: "parti"},
+		auth:     decider.New(),
+		authHash: map[uint64]string{},
+		grants:   map[string]grant{},
+		byNonce:  map[string]*proc{},
 	}
+	w.setUniverse(defaultUniverse, defaultUniverseIndex)
 	n := opt.MinPartitions + w.rng.IntN(opt.MaxPartitions-opt.MinPartitions+1)
-	w.partitions = slices.Clone(universe[:n])
+	w.partitions = slices.Clone(w.universe[:n])
 	members := opt.MinMembers + w.rng.IntN(opt.MaxMembers-opt.MinMembers+1)
 	for range members {
 		w.pending = append(w.pending, pendingStart{at: w.dur(0, 500*time.Millisecond), id: w.newID()})
@@ -261,6 +264,16 @@ func newWorld(opt Options) *world {
 	w.quietBound = w.bound()
 	w.phaseEnd = w.quietBound + w.dur(time.Second, 6*time.Second)
 	return w
+}
+
+// setUniverse sets the partition IDs the world's declared sets draw from,
+// and sizes what pids index.
+func (w *world) setUniverse(ids []string, index map[string]int) {
+	w.universe, w.uindex = ids, index
+	w.store = make([]events.Token, len(ids))
+	w.storeSeen = make([]bool, len(ids))
+	w.owner = make([]int32, len(ids))
+	w.appOwner = make([]int32, len(ids))
 }
 
 func (w *world) newID() string {
