@@ -255,7 +255,9 @@ func (w *world) send(p *proc, r *request) {
 // calls are made one at a time, in order. Assigned starts acting at once; a
 // Revoked call finishes the partition for a short while before it returns
 // (at once when the lease is gone or the member closes), and the calls after
-// it wait, as they wait for a blocking Revoked.
+// it wait, as they wait for a blocking Revoked. In a script, each call is
+// made on the process's Handler too: Assigned when the application starts
+// acting, Revoked when the revocation returns.
 func (w *world) app(p *proc, now time.Duration, rd rawmember.Ready) {
 	p.belief = p.d.Held()
 	valid := p.m.LeaseValid(now) && !p.closing
@@ -264,6 +266,7 @@ func (w *world) app(p *proc, now time.Duration, rd rawmember.Ready) {
 		if pid, ok := w.uindex[o.ID]; ok && p.acting[pid].on {
 			p.acting[pid].token = o.Token
 		}
+		w.reindexHanded(p, o)
 	}
 	for len(p.calls) > 0 {
 		c := p.calls[0]
@@ -273,6 +276,7 @@ func (w *world) app(p *proc, now time.Duration, rd rawmember.Ready) {
 				p.acting[pid] = act{on: true, token: c.Owned.Token}
 			}
 			p.calls = p.calls[1:]
+			w.callAssigned(p, c)
 			continue
 		}
 		if known {
@@ -290,6 +294,7 @@ func (w *world) app(p *proc, now time.Duration, rd rawmember.Ready) {
 			}
 		}
 		p.calls = p.calls[1:]
+		w.callRevoked(p, c) // the call returns now
 		if p.d.Returned(c) {
 			w.tracef("app of %s lets go of %s", p.name(), c.Owned.ID)
 		}
