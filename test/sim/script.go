@@ -38,7 +38,11 @@ const DefaultScriptLimit = 30 * time.Second
 // Each process may have a parti.Handler: its application then calls it for
 // each handler call it makes, as parti.Member's dispatcher does (Assigned
 // when it starts acting, Revoked when the revocation returns), so the
-// handler contract table (internal/contracttest) runs on the simulator.
+// handler contract table (internal/contracttest) runs on the simulator. One
+// difference from parti.Member remains, outside every scripted case: the
+// simulator models the rejoin after an expiry as a new process (its
+// Handler is the ID's), so the Handler gets the new incarnation's Assigned
+// calls but not the Revoked(stopped) calls of rawmember.Driver.Rejoin.
 //
 // Methods return an error (wrapping ErrScript, or the first Violation) with
 // the world's state and its last events when a check failed or a wait did
