@@ -1,6 +1,7 @@
 // Package contracttest holds the table of handler-contract cases that
 // every driver of rawmember.Handoff must pass: parti.Member against a real
-// server (package test) and partitest's in-memory group. A case drives a
+// server (package test), partitest's in-memory group and the simulator's
+// scripted, fault-free world (test/sim). A case drives a
 // group through a Driver and checks the Handler calls each member received:
 // which, in which order, with which reason.
 package contracttest

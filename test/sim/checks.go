@@ -160,7 +160,7 @@ func (w *world) checkOverlap() {
 			continue
 		}
 		for _, o := range p.belief {
-			pid, ok := universeIndex[o.ID]
+			pid, ok := w.uindex[o.ID]
 			if !ok {
 				continue
 			}
@@ -179,7 +179,7 @@ func (w *world) checkOverlap() {
 			if q := w.appOwner[pid]; q >= 0 {
 				overlap = true
 				if !w.opt.ExpectOverlap {
-					w.fail(KindAppOverlap, "the applications of %s and %s both act on %s (tokens %v and %v)", w.procs[q].name(), p.name(), universe[pid], w.procs[q].acting[pid].token, p.acting[pid].token)
+					w.fail(KindAppOverlap, "the applications of %s and %s both act on %s (tokens %v and %v)", w.procs[q].name(), p.name(), w.universe[pid], w.procs[q].acting[pid].token, p.acting[pid].token)
 				}
 			}
 			w.appOwner[pid] = int32(p.n)
@@ -275,7 +275,7 @@ func (w *world) checkLiveness() {
 			w.fail(KindLiveness, "%s is owned by %s/%d, whose process is gone, %v after the group went quiet", id, o.Owner, o.Inc, w.T-w.calmStart)
 			return
 		}
-		pid := universeIndex[id]
+		pid := w.uindex[id]
 		if w.owner[pid] != int32(p.n) {
 			w.fail(KindLiveness, "%s is owned by %s but it does not believe so %v after the group went quiet (believer: %d)", id, p.name(), w.T-w.calmStart, w.owner[pid])
 			return

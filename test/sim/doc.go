@@ -2,7 +2,9 @@
 // machine (rawmember), the real fold (decider) and the real liveness rules
 // (liveness), driven over a modelled JetStream stream in simulated time. It is
 // pure: no NATS, no real clock, no goroutines, one seeded math/rand/v2 source
-// per run, no map order reaching an outcome, so a seed replays exactly.
+// per run, no map order reaching an outcome, so a seed replays exactly. (It
+// imports the root package for the Handler and Assignment types of scripts
+// only; it opens no connection.)
 //
 // # The model
 //
@@ -77,6 +79,17 @@
 //   - the store rejects no write; beyond the promise (pauses of seconds),
 //     where beliefs do overlap, it accepts no write of a superseded owner once
 //     the current owner wrote.
+//
+// # Scripts
+//
+// A [Script] drives one world from a test instead of random faults: Join a
+// process (with a parti.Handler its application calls), Leave, Close,
+// SetPartitions, and Settle (run until every process's application holds
+// what the authoritative fold gives its member, nothing in flight), each
+// wait bounded in simulated time. It turns every fault off and keeps every
+// check that does not wait for a quiet period. TestContractTable runs the
+// handler contract table (internal/contracttest) on it, the table
+// parti.Member and partitest pass.
 //
 // # Running
 //

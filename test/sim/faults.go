@@ -195,10 +195,7 @@ func (w *world) inject(dt time.Duration) {
 	}
 	if w.perStep(o.CloseRate, dt) {
 		if p := w.pick(w.granted()); p != nil {
-			p.closing, p.closeAt = true, w.T
-			// The close is appended once every Revoked call returned.
-			p.calls = append(p.calls, p.d.Close().Calls...)
-			w.stats.Closes++
+			w.beginClose(p)
 			at := w.T + w.dur(200*time.Millisecond, 3500*time.Millisecond)
 			if w.chance(0.25) {
 				at = w.T + w.dur(o.Grace+time.Second, o.Grace+4*time.Second)
@@ -210,9 +207,7 @@ func (w *world) inject(dt time.Duration) {
 	}
 	if w.perStep(o.LeaveRate, dt) {
 		if p := w.pick(w.granted()); p != nil {
-			p.leaving = true
-			p.calls = append(p.calls, p.d.Leave().Calls...)
-			w.stats.Leaves++
+			w.beginLeave(p)
 			w.tracef("leave %s", p.name())
 			if w.chance(0.5) {
 				w.pending = append(w.pending, pendingStart{at: w.T + w.dur(time.Second, 10*time.Second), id: p.id})
@@ -226,11 +221,11 @@ func (w *world) inject(dt time.Duration) {
 	}
 	if w.perStep(o.DeclareRate, dt) {
 		n := o.MinPartitions + w.rng.IntN(o.MaxPartitions-o.MinPartitions+1)
-		perm := w.rng.Perm(len(universe))[:n]
+		perm := w.rng.Perm(len(w.universe))[:n]
 		slices.Sort(perm)
 		ids := make([]string, n)
 		for i, k := range perm {
-			ids[i] = universe[k]
+			ids[i] = w.universe[k]
 		}
 		w.partitions = ids
 		w.stats.Declarations++
@@ -262,6 +257,24 @@ func (w *world) inject(dt time.Duration) {
 	}
 }
 
+// beginClose starts p's close for a restart: its application gets every
+// partition revoked; the close is appended once every Revoked call returned.
+// The caller flushes p.
+func (w *world) beginClose(p *proc) {
+	p.closing, p.closeAt = true, w.T
+	p.calls = append(p.calls, p.d.Close().Calls...)
+	w.stats.Closes++
+}
+
+// beginLeave starts p's graceful leave: its application gets every
+// partition revoked, each released once its Revoked call returned. The
+// caller flushes p.
+func (w *world) beginLeave(p *proc) {
+	p.leaving = true
+	p.calls = append(p.calls, p.d.Leave().Calls...)
+	w.stats.Leaves++
+}
+
 // start starts a new process claiming id.
 func (w *world) start(id string) {
 	n := len(w.procs)
@@ -273,11 +286,12 @@ func (w *world) start(id string) {
 		lag:      w.dur(0, 150*time.Millisecond),
 		off:      w.dur(0, 1000*time.Second),
 		rate:     1 + (w.rng.Float64()*2-1)*w.opt.RateSpread,
-		acting:   make([]act, len(universe)),
+		acting:   make([]act, len(w.universe)),
 		healthy:  true,
 		started:  w.T,
 		nextInfo: w.T + w.dur(0, time.Second),
 		stDirty:  true,
+		h:        w.handlers[id],
 	}
 	if w.snap != nil && w.chance(0.5) {
 		st, err := decider.Restore(w.snap, w.snapHash)
@@ -313,9 +327,11 @@ func (w *world) crash(p *proc, why string) {
 	}
 	p.dead = true
 	p.diedAt = w.T
+	p.endWhy = why
 	p.heldHB = nil
 	p.belief = nil
 	clear(p.acting)
+	w.dropHanded(p)
 	p.inbox = nil
 	p.healthy = false
 	w.stats.Crashes++
@@ -329,9 +345,11 @@ func (w *world) exit(p *proc, why string) {
 	}
 	p.dead = true
 	p.diedAt = w.T
+	p.endWhy = why
 	p.heldHB = nil
 	p.belief = nil
 	clear(p.acting)
+	w.dropHanded(p)
 	p.inbox = nil
 	w.tracef("exit %s: %s", p.name(), why)
 }

@@ -256,24 +256,28 @@ func (w *world) send(p *proc, r *request) {
 // calls are made one at a time, in order. Assigned starts acting at once; a
 // Revoked call finishes the partition for a short while before it returns
 // (at once when the lease is gone or the member closes), and the calls after
-// it wait, as they wait for a blocking Revoked.
+// it wait, as they wait for a blocking Revoked. In a script, each call is
+// made on the process's Handler too: Assigned when the application starts
+// acting, Revoked when the revocation returns.
 func (w *world) app(p *proc, now time.Duration, rd rawmember.Ready) {
 	p.belief = p.d.Held()
 	valid := p.m.LeaseValid(now) && !p.closing
 	p.calls = append(p.calls, rd.Calls...)
 	for _, o := range rd.Reindexed {
-		if pid, ok := universeIndex[o.ID]; ok && p.acting[pid].on {
+		if pid, ok := w.uindex[o.ID]; ok && p.acting[pid].on {
 			p.acting[pid].token = o.Token
 		}
+		w.reindexHanded(p, o)
 	}
 	for len(p.calls) > 0 {
 		c := p.calls[0]
-		pid, known := universeIndex[c.Owned.ID]
+		pid, known := w.uindex[c.Owned.ID]
 		if !c.Revoke {
 			if known {
 				p.acting[pid] = act{on: true, token: c.Owned.Token}
 			}
 			p.calls = p.calls[1:]
+			w.callAssigned(p, c)
 			continue
 		}
 		if known {
@@ -291,6 +295,7 @@ func (w *world) app(p *proc, now time.Duration, rd rawmember.Ready) {
 			}
 		}
 		p.calls = p.calls[1:]
+		w.callRevoked(p, c) // the call returns now
 		if p.d.Returned(c) {
 			w.tracef("app of %s lets go of %s", p.name(), c.Owned.ID)
 		}
@@ -335,7 +340,7 @@ func (w *world) write(p *proc) {
 		} else {
 			w.stats.Rejected++
 		}
-		i, declared := w.auth.PartitionIndex(universe[pid])
+		i, declared := w.auth.PartitionIndex(w.universe[pid])
 		if !declared || w.auth.Owners[i].Owner == "" {
 			continue
 		}
@@ -344,14 +349,14 @@ func (w *world) write(p *proc) {
 		current := o.Owner == id && o.Inc == inc && a.token == cur
 		switch {
 		case current && !accepted:
-			w.fail(KindStaleWrite, "the store rejected the current owner %s's write to %s with token %v (store holds %v)", p.name(), universe[pid], a.token, hi)
+			w.fail(KindStaleWrite, "the store rejected the current owner %s's write to %s with token %v (store holds %v)", p.name(), w.universe[pid], a.token, hi)
 		case !current && !a.token.Less(cur):
-			w.fail(KindStaleWrite, "%s writes %s with token %v, not below the current owner %s/%d's token %v", p.name(), universe[pid], a.token, o.Owner, o.Inc, cur)
+			w.fail(KindStaleWrite, "%s writes %s with token %v, not below the current owner %s/%d's token %v", p.name(), w.universe[pid], a.token, o.Owner, o.Inc, cur)
 		case !current && !accepted:
 			w.stats.StaleRejected++
 		}
 		if !accepted && !w.opt.ExpectOverlap {
-			w.fail(KindWriteRejected, "%s's write to %s with token %v was rejected (store holds %v)", p.name(), universe[pid], a.token, hi)
+			w.fail(KindWriteRejected, "%s's write to %s with token %v was rejected (store holds %v)", p.name(), w.universe[pid], a.token, hi)
 		}
 	}
 }

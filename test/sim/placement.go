@@ -59,11 +59,12 @@ func (w *world) placeConfig(cfg *rawmember.Config) {
 	cfg.Classes, cfg.ClassOf = simClasses, simClassOf(cfg.Partitions)
 }
 
-// simClassOf returns the class of each of ids.
+// simClassOf returns the class of each of ids (placement mode runs on the
+// default universe).
 func simClassOf(ids []string) []uint32 {
 	out := make([]uint32, len(ids))
 	for i, id := range ids {
-		out[i] = uint32(universeIndex[id] % len(simClasses))
+		out[i] = uint32(defaultUniverseIndex[id] % len(simClasses))
 	}
 	return out
 }

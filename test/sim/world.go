@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/parti-io/parti"
 	"github.com/parti-io/parti/decider"
 	"github.com/parti-io/parti/events"
 	"github.com/parti-io/parti/liveness"
@@ -17,8 +18,10 @@ import (
 // universeSize is the number of partition IDs a declared set draws from.
 const universeSize = 100
 
-// universe is every partition ID a declared set may contain; pids index it.
-var universe, universeIndex = func() ([]string, map[string]int) {
+// defaultUniverse is every partition ID a declared set of a random run may
+// contain (a world's universe, which pids index, unless a script gives its
+// own).
+var defaultUniverse, defaultUniverseIndex = func() ([]string, map[string]int) {
 	ids := make([]string, universeSize)
 	idx := make(map[string]int, len(ids))
 	for i := range ids {
@@ -125,6 +128,12 @@ type proc struct {
 	calls   []rawmember.Call // handler calls handed to the application, not made yet
 	healthy bool
 
+	// h is the application's Handler in a script (nil in random runs):
+	// the application calls it for each call it makes (script.go);
+	// handed holds what h was assigned and not revoked, by partition ID.
+	h      parti.Handler
+	handed map[string]handedOut
+
 	watchSubj string
 	watchLive bool
 	dating    victimDating // a judge broken on purpose dates by a foreign clock (judgeclock.go)
@@ -138,6 +147,7 @@ type proc struct {
 	stDirty   bool
 	started   time.Duration
 	diedAt    time.Duration // when it crashed or exited
+	endWhy    string        // why it crashed or exited
 
 	lastHBSent  time.Duration // when its driver last sent a heartbeat
 	hbHoldUntil time.Duration // a broken driver holds heartbeats until then (adversary.go)
@@ -161,6 +171,11 @@ const (
 	phaseCalm phase = iota + 1
 	phaseChaos
 	phaseDrain
+	// phaseScripted is a script's only phase (script.go): no fault, no
+	// process starts or ends but those the script asks for (and the rejoin
+	// of an expired member), and no quiet-period checks (the script's
+	// Settle bounds its own waits).
+	phaseScripted
 )
 
 // pendingStart is a process start scheduled for later (a restart or a join).
@@ -198,8 +213,12 @@ type world struct {
 	ord      uint64
 
 	partitions []string
-	nextID     int
-	pending    []pendingStart
+	// universe is every partition ID a declared set may contain; pids
+	// index it (uindex gives the pid of an ID).
+	universe []string
+	uindex   map[string]int
+	nextID   int
+	pending  []pendingStart
 
 	ph         phase
 	phaseEnd   time.Duration
@@ -222,6 +241,10 @@ type world struct {
 	stats     Stats
 	adv       *proc // the adversary's stand-in for requests (adversary.go)
 
+	// handlers are a script's Handlers by member ID (script.go): a process
+	// started with the ID, a rejoin among them, calls it.
+	handlers map[string]parti.Handler
+
 	// retired lists, in the order the authoritative fold retired them,
 	// the nonces of incarnations that are gone (the adversary replays
 	// their claims); grants names the incarnation each nonce was granted
@@ -237,22 +260,9 @@ type grant struct {
 }
 
 func newWorld(opt Options) *world {
-	w := &world{
-		opt:       opt,
-		rng:       rand.New(rand.NewPCG(opt.Seed, opt.Seed^0x9e3779b97f4a7c15)),
-		st:        newStream(opt.TTL),
-		subj:      events.Subjects{Group: "g", Prefix: "parti"},
-		auth:      decider.New(),
-		authHash:  map[uint64]string{},
-		grants:    map[string]grant{},
-		byNonce:   map[string]*proc{},
-		store:     make([]events.Token, len(universe)),
-		storeSeen: make([]bool, len(universe)),
-		owner:     make([]int32, len(universe)),
-		appOwner:  make([]int32, len(universe)),
-	}
+	w := baseWorld(opt)
 	n := opt.MinPartitions + w.rng.IntN(opt.MaxPartitions-opt.MinPartitions+1)
-	w.partitions = slices.Clone(universe[:n])
+	w.partitions = slices.Clone(w.universe[:n])
 	members := opt.MinMembers + w.rng.IntN(opt.MaxMembers-opt.MinMembers+1)
 	for range members {
 		w.pending = append(w.pending, pendingStart{at: w.dur(0, 500*time.Millisecond), id: w.newID()})
@@ -261,6 +271,33 @@ func newWorld(opt Options) *world {
 	w.calmStart = 0
 	w.quietBound = w.bound()
 	w.phaseEnd = w.quietBound + w.dur(time.Second, 6*time.Second)
+	return w
+}
+
+// setUniverse sets the partition IDs the world's declared sets draw from,
+// and sizes what pids index.
+func (w *world) setUniverse(ids []string, index map[string]int) {
+	w.universe, w.uindex = ids, index
+	w.store = make([]events.Token, len(ids))
+	w.storeSeen = make([]bool, len(ids))
+	w.owner = make([]int32, len(ids))
+	w.appOwner = make([]int32, len(ids))
+}
+
+// baseWorld returns a world with an empty stream and fold, no process,
+// the default universe, and opt's seeded source (not drawn from yet).
+func baseWorld(opt Options) *world {
+	w := &world{
+		opt:      opt,
+		rng:      rand.New(rand.NewPCG(opt.Seed, opt.Seed^0x9e3779b97f4a7c15)),
+		st:       newStream(opt.TTL),
+		subj:     events.Subjects{Group: "g", Prefix: "parti"},
+		auth:     decider.New(),
+		authHash: map[uint64]string{},
+		grants:   map[string]grant{},
+		byNonce:  map[string]*proc{},
+	}
+	w.setUniverse(defaultUniverse, defaultUniverseIndex)
 	return w
 }
 
@@ -341,19 +378,26 @@ func (w *world) result() Result {
 
 func (w *world) run() {
 	for w.step = 1; w.step <= w.opt.Steps; w.step++ {
-		dt := w.dur(w.opt.MinStep, w.opt.MaxStep)
-		w.T += dt
-		w.phaseStep(dt)
-		w.adversary(dt)
-		w.streamStep()
-		for i := 0; i < len(w.procs); i++ {
-			w.procStep(w.procs[i], dt)
-		}
-		w.check()
+		w.tick()
 		if w.violation != nil {
 			return
 		}
 	}
 	w.step = w.opt.Steps
 	w.refold()
+}
+
+// tick runs step w.step: simulated time moves on, the phase's faults (none
+// in a script), the adversary, the stream and every process step, and the
+// checks run.
+func (w *world) tick() {
+	dt := w.dur(w.opt.MinStep, w.opt.MaxStep)
+	w.T += dt
+	w.phaseStep(dt)
+	w.adversary(dt)
+	w.streamStep()
+	for i := 0; i < len(w.procs); i++ {
+		w.procStep(w.procs[i], dt)
+	}
+	w.check()
 }
