@@ -104,6 +104,42 @@ func TestSmallSizeRunsEveryStep(t *testing.T) {
 	}
 }
 
+// Two idle groups of three members: a member of each crashes, and each
+// failover ÷ expiry is reported.
+func TestFewGroupsFailOver(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	var errw syncBuffer
+	err := run(ctx, []string{"--parts", "groups", "--groups", "2", "--group-profile", "fast", "--group-partitions", "6",
+		"--procs", "2", "--idle", "1s", "--step-timeout", "60s"}, &out, &errw)
+	if err != nil {
+		t.Fatalf("run: %v\nstderr: %s", err, errw.String())
+	}
+	figs := map[string]string{}
+	for _, line := range strings.Split(out.String(), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 3 && !strings.HasPrefix(line, "#") {
+			figs[f[0]] = f[1]
+		}
+	}
+	if strings.Contains(out.String(), "STOPPED") {
+		t.Fatalf("the run stopped:\n%s", out.String())
+	}
+	if figs["groups_2_failover_groups"] != "2" || figs["groups_2_failover_leader_crashes"] != "1" {
+		t.Errorf("failover: %s groups sampled, %s leader crashes; want 2, 1:\n%s",
+			figs["groups_2_failover_groups"], figs["groups_2_failover_leader_crashes"], out.String())
+	}
+	for _, name := range []string{"groups_2_failover_over_expiry_median", "groups_2_failover_over_expiry_max"} {
+		if v, err := strconv.ParseFloat(figs[name], 64); err != nil || v <= 0 {
+			t.Errorf("%s = %q, want a positive ratio:\n%s", name, figs[name], out.String())
+		}
+	}
+	if _, ok := figs["groups_2_failover_within_1.2_expiry"]; !ok {
+		t.Errorf("no groups_2_failover_within_1.2_expiry:\n%s", out.String())
+	}
+}
+
 // Bad flags are refused naming the flag.
 func TestBadFlagsNameTheFlag(t *testing.T) {
 	for args, want := range map[string]string{
