@@ -113,10 +113,12 @@ func (f *bigFleet) status(ctx context.Context, n int, settle bool) (fleetStatus,
 	return st, nil
 }
 
-// pubCounts is what the members of a group published, per their metrics.
-type pubCounts struct{ hbOK, hbFailed, verdicts int64 }
+// pubCounts is what the members of a group published, and how often their
+// leases lapsed, per their metrics.
+type pubCounts struct{ hbOK, hbFailed, verdicts, leasesLost int64 }
 
-// counts sums the heartbeats and verdicts of the group's members so far.
+// counts sums the heartbeats, verdicts and lease lapses of the group's
+// members so far.
 func (f *bigFleet) counts(ctx context.Context) (pubCounts, error) {
 	res := make([]pubCounts, len(f.procs))
 	err := each(f.procs, func(i int, p *proc) error {
@@ -124,10 +126,10 @@ func (f *bigFleet) counts(ctx context.Context) (pubCounts, error) {
 		if err != nil {
 			return err
 		}
-		if len(r) != 3 {
+		if len(r) != 4 {
 			return fmt.Errorf("%w: counts reply %q", errWorker, r)
 		}
-		for j, v := range []*int64{&res[i].hbOK, &res[i].hbFailed, &res[i].verdicts} {
+		for j, v := range []*int64{&res[i].hbOK, &res[i].hbFailed, &res[i].verdicts, &res[i].leasesLost} {
 			if *v, err = strconv.ParseInt(r[j], 10, 64); err != nil {
 				return fmt.Errorf("%w: counts reply %q: %w", errWorker, r, err)
 			}
@@ -139,6 +141,7 @@ func (f *bigFleet) counts(ctx context.Context) (pubCounts, error) {
 		c.hbOK += r.hbOK
 		c.hbFailed += r.hbFailed
 		c.verdicts += r.verdicts
+		c.leasesLost += r.leasesLost
 	}
 	return c, err
 }
@@ -621,6 +624,7 @@ func (d *driver) steadyWindow(ctx context.Context, prefix string, f *bigFleet, M
 	d.fig(prefix+"_steady_heartbeats_per_s_per_member", hb/float64(M), "msg/s/member")
 	d.fig(prefix+"_steady_heartbeats_failed", float64(c1.hbFailed-c0.hbFailed), "heartbeats")
 	d.fig(prefix+"_steady_verdicts", float64(c1.verdicts-c0.verdicts), "verdicts")
+	d.fig(prefix+"_steady_leases_lost", float64(c1.leasesLost-c0.leasesLost), "lapses")
 	d.fig(prefix+"_steady_members_msgs_per_s", pubs, "msg/s")
 	d.fig(prefix+"_steady_judging_msgs_per_s", pubs-hb, "msg/s")
 	d.fig(prefix+"_steady_judging_msgs_per_s_per_member", (pubs-hb)/float64(M), "msg/s/member")

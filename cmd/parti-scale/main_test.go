@@ -64,6 +64,7 @@ func TestSmallSizeRunsEveryStep(t *testing.T) {
 		// The stream-leader change.
 		"stream_leader_change_new_leader_ms", "stream_leader_change_members_expired",
 		"stream_leader_change_removals_logged", "stream_leader_change_lease_lost_revocations",
+		"stream_leader_change_leases_lost", "steady_leases_lost",
 		"stream_leader_change_settled_after"} {
 		if _, ok := figs[p+name]; !ok {
 			t.Errorf("no figure %s%s in:\n%s", p, name, out.String())

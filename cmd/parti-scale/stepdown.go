@@ -32,10 +32,10 @@ func (d *driver) streamLeader(ctx context.Context, group string) string {
 // streamLeaderChange asks the group's R3 stream's leader to step down in the
 // steady state, waits for a new leader, then for three expiries, and
 // reports the time to the new leader, the members expired meanwhile (must
-// be 0: no member was crashed or closed), the removals the log recorded, the
-// revocations for a lapsed lease, the heartbeats that failed (refused or
-// unanswered during the election) and the verdicts appended, and whether
-// the group settled after.
+// be 0: no member was crashed or closed), the removals the log recorded,
+// the members' lease lapses and the revocations they caused, the heartbeats
+// that failed (refused or unanswered during the election), the verdicts
+// appended, and whether the group settled after.
 func (d *driver) streamLeaderChange(ctx context.Context, prefix string, f *bigFleet, expiry time.Duration) error {
 	p := prefix + "_stream_leader_change"
 	st0, err := f.status(ctx, 0, false)
@@ -102,6 +102,7 @@ func (d *driver) streamLeaderChange(ctx context.Context, prefix string, f *bigFl
 	d.fig(p+"_members_expired", float64(st1.expired-st0.expired), "members")
 	d.fig(p+"_removals_logged", float64(ls.removals), "removals")
 	d.fig(p+"_lease_lost_revocations", float64(st1.leaseLost-st0.leaseLost), "revocations")
+	d.fig(p+"_leases_lost", float64(c1.leasesLost-c0.leasesLost), "lapses")
 	d.fig(p+"_heartbeats_failed", float64(c1.hbFailed-c0.hbFailed), "heartbeats")
 	d.fig(p+"_verdicts", float64(c1.verdicts-c0.verdicts), "verdicts")
 	d.fig(p+"_log_records", float64(ls.records), "records")

@@ -40,8 +40,9 @@ import (
 //	                                 although the driver neither crashed nor closed them
 //	statusall                        "ok OWNED LASTASSIGN" summed over every group
 //	dump GROUP                       "INDEX ID" per held partition, then "end"
-//	counts GROUP                     "ok HB_OK HB_FAILED VERDICTS": heartbeats the group's members here
-//	                                 sent (acknowledged, failed) and verdicts they appended, so far
+//	counts GROUP                     "ok HB_OK HB_FAILED VERDICTS LEASES_LOST": heartbeats the group's
+//	                                 members here sent (acknowledged, failed), verdicts they appended
+//	                                 and lapses of their leases, so far
 //	gc                               GC, return memory to the OS: "ok RSS_KB HWM_KB HEAP_INUSE_B"
 //	quit                             Stop every member and exit
 const roleEnv = "PARTI_SCALE_ROLE"
@@ -73,12 +74,15 @@ type wgroup struct {
 	metrics *countMetrics
 }
 
-// countMetrics counts the members' heartbeats and verdicts through the
-// parti.Metrics hooks.
+// countMetrics counts the members' heartbeats, verdicts and lease lapses
+// through the parti.Metrics hooks.
 type countMetrics struct {
 	parti.NopMetrics
-	hbOK, hbFailed, verdicts atomic.Int64
+	hbOK, hbFailed, verdicts, leasesLost atomic.Int64
 }
+
+// LeaseLost implements parti.Metrics.
+func (c *countMetrics) LeaseLost() { c.leasesLost.Add(1) }
 
 // Heartbeat implements parti.Metrics.
 func (c *countMetrics) Heartbeat(ok bool) {
@@ -202,11 +206,11 @@ func (w *worker) do(ctx context.Context, f []string, out io.Writer) error {
 		w.mu.Lock()
 		g := w.groups[f[1]]
 		w.mu.Unlock()
-		var ok, failed, verdicts int64
+		var ok, failed, verdicts, lost int64
 		if g != nil {
-			ok, failed, verdicts = g.metrics.hbOK.Load(), g.metrics.hbFailed.Load(), g.metrics.verdicts.Load()
+			ok, failed, verdicts, lost = g.metrics.hbOK.Load(), g.metrics.hbFailed.Load(), g.metrics.verdicts.Load(), g.metrics.leasesLost.Load()
 		}
-		fmt.Fprintf(out, "ok %d %d %d\n", ok, failed, verdicts)
+		fmt.Fprintf(out, "ok %d %d %d %d\n", ok, failed, verdicts, lost)
 		return nil
 	case "dump":
 		if len(f) != 2 {
