@@ -136,6 +136,18 @@ func (c *cluster) clientMsgs(name string) (in, out int64) {
 	return in, out
 }
 
+// streamLeader returns the name of the server whose raft node leads stream
+// (in the global account) now, "" while none does: asked of the servers in
+// this process, so it answers at once even during an election.
+func (c *cluster) streamLeader(stream string) string {
+	for _, s := range c.servers {
+		if s.JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, stream) {
+			return s.Name()
+		}
+	}
+	return ""
+}
+
 func (c *cluster) shutdown() {
 	for _, s := range c.servers {
 		s.Shutdown()

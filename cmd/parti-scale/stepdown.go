@@ -13,22 +13,6 @@ import (
 
 var errStepdown = errors.New("stream leader step-down")
 
-// streamLeader returns the server leading the group's stream ("" while
-// none does, or the stream's leader does not answer in time).
-func (d *driver) streamLeader(ctx context.Context, group string) string {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	s, err := d.js.Stream(ctx, projection.StreamName(group))
-	if err != nil {
-		return ""
-	}
-	info, err := s.Info(ctx)
-	if err != nil || info.Cluster == nil {
-		return ""
-	}
-	return info.Cluster.Leader
-}
-
 // streamLeaderChange asks the group's R3 stream's leader to step down in the
 // steady state, waits for a new leader, then for three expiries, and
 // reports the time to the new leader, the members expired meanwhile (must
@@ -50,7 +34,7 @@ func (d *driver) streamLeaderChange(ctx context.Context, prefix string, f *bigFl
 	if err != nil {
 		return err
 	}
-	old := d.streamLeader(ctx, f.group)
+	old := d.cl.streamLeader(projection.StreamName(f.group))
 	if old == "" {
 		return fmt.Errorf("%w: the stream has no leader before it", errStepdown)
 	}
@@ -74,10 +58,10 @@ func (d *driver) streamLeaderChange(ctx context.Context, prefix string, f *bigFl
 	}
 	var leader string
 	for {
-		if leader = d.streamLeader(ctx, f.group); leader != "" && leader != old {
+		if leader = d.cl.streamLeader(projection.StreamName(f.group)); leader != "" && leader != old {
 			break
 		}
-		if err := pause(ctx, 20*time.Millisecond); err != nil {
+		if err := pause(ctx, 5*time.Millisecond); err != nil {
 			return fmt.Errorf("%w: no new leader (was %s): %w", errStepdown, old, err)
 		}
 	}
