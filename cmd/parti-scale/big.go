@@ -587,6 +587,10 @@ func (d *driver) steadyWindow(ctx context.Context, prefix string, f *bigFleet, M
 	}
 	secs := time.Since(t0).Seconds()
 	ci1, co1 := d.cl.clientMsgs(workerConnName)
+	c1, err := f.counts(ctx)
+	if err != nil {
+		return err
+	}
 	cpu1 := procCPU(os.Getpid())
 	var w1 time.Duration
 	var rss int64
@@ -596,10 +600,6 @@ func (d *driver) steadyWindow(ctx context.Context, prefix string, f *bigFleet, M
 		rss += r
 	}
 	m1, b1 := d.cl.inMsgs()
-	c1, err := f.counts(ctx)
-	if err != nil {
-		return err
-	}
 	if st, err := d.js.Stream(ctx, projection.StreamName(f.group)); err == nil {
 		if info, err := st.Info(ctx); err == nil {
 			d.fig(prefix+"_steady_stream_consumers", float64(info.State.Consumers), "consumers")
