@@ -113,6 +113,39 @@ func (f *bigFleet) status(ctx context.Context, n int, settle bool) (fleetStatus,
 	return st, nil
 }
 
+// pubCounts is what the members of a group published, and how often their
+// leases lapsed, per their metrics.
+type pubCounts struct{ hbOK, hbFailed, verdicts, leasesLost int64 }
+
+// counts sums the heartbeats, verdicts and lease lapses of the group's
+// members so far.
+func (f *bigFleet) counts(ctx context.Context) (pubCounts, error) {
+	res := make([]pubCounts, len(f.procs))
+	err := each(f.procs, func(i int, p *proc) error {
+		r, err := p.call(ctx, "counts "+f.group)
+		if err != nil {
+			return err
+		}
+		if len(r) != 4 {
+			return fmt.Errorf("%w: counts reply %q", errWorker, r)
+		}
+		for j, v := range []*int64{&res[i].hbOK, &res[i].hbFailed, &res[i].verdicts, &res[i].leasesLost} {
+			if *v, err = strconv.ParseInt(r[j], 10, 64); err != nil {
+				return fmt.Errorf("%w: counts reply %q: %w", errWorker, r, err)
+			}
+		}
+		return nil
+	})
+	var c pubCounts
+	for _, r := range res {
+		c.hbOK += r.hbOK
+		c.hbFailed += r.hbFailed
+		c.verdicts += r.verdicts
+		c.leasesLost += r.leasesLost
+	}
+	return c, err
+}
+
 // waitOwned waits until the handlers of the members hold every partition,
 // the latest Assigned call after since; it returns that call's time.
 func (f *bigFleet) waitOwned(ctx context.Context, since time.Time) (time.Time, error) {
@@ -343,6 +376,15 @@ func (d *driver) bigGroup(ctx context.Context, profile string, P, M int) (err er
 			d.fig(prefix+"_lease_lost_revocations", float64(st.leaseLost), "revocations")
 			d.fig(prefix+"_false_expiries", float64(st.expired), "members")
 		}
+		// The whole log as the run left it: records and bytes per event
+		// type, parts and bytes per decision and per declaration.
+		lctx, lcancel := context.WithTimeout(context.Background(), d.o.stepTimeout)
+		defer lcancel()
+		if ls, err := readLog(lctx, d.js, group, 0, 0); err == nil {
+			d.printLog(prefix, ls)
+		} else {
+			fmt.Fprintf(d.out, "# %s: the log was not read: %v\n", prefix, err)
+		}
 	}()
 
 	// Cold start: every member joins at once; until every partition is
@@ -375,6 +417,12 @@ func (d *driver) bigGroup(ctx context.Context, profile string, P, M int) (err er
 		if err := step("steady", d.o.steady+time.Minute, func(ctx context.Context) error { return d.steadyWindow(ctx, prefix, f, M) }); err != nil {
 			return err
 		}
+	}
+
+	if err := step("stream_leader_change", d.o.stepTimeout+3*expiry, func(ctx context.Context) error {
+		return d.streamLeaderChange(ctx, prefix, f, expiry)
+	}); err != nil {
+		return err
 	}
 
 	// A crash of a member that does not lead, then of the leader: from the
@@ -433,6 +481,10 @@ func (d *driver) bigGroup(ctx context.Context, profile string, P, M int) (err er
 				add = append(add, fmt.Sprintf("x%03d", newID))
 				newID++
 			}
+			seq0, err := lastLogSeq(ctx, d.js, group)
+			if err != nil {
+				return err
+			}
 			t0 := time.Now()
 			if err := f.join(ctx, add, 0); err != nil {
 				return err
@@ -441,6 +493,11 @@ func (d *driver) bigGroup(ctx context.Context, profile string, P, M int) (err er
 				return err
 			}
 			d.fig(prefix+"_"+which+"_settled_ms", ms(time.Since(t0)), "ms")
+			ls, err := readLog(ctx, d.js, group, seq0, 0)
+			if err != nil {
+				return err
+			}
+			d.printGrowth(prefix+"_"+which, ls)
 			after, err := f.owners(ctx)
 			if err != nil {
 				return err
@@ -458,10 +515,14 @@ func (d *driver) bigGroup(ctx context.Context, profile string, P, M int) (err er
 	// (in its process), and the group settles before the next.
 	restarted := 0
 	var before []string
+	var rollSeq0 uint64
 	rollStart := time.Now()
 	err = step("rolling_restart", d.o.rollTimeout, func(ctx context.Context) error {
 		var err error
 		if before, err = f.owners(ctx); err != nil {
+			return err
+		}
+		if rollSeq0, err = lastLogSeq(ctx, d.js, group); err != nil {
 			return err
 		}
 		rollStart = time.Now()
@@ -492,6 +553,11 @@ func (d *driver) bigGroup(ctx context.Context, profile string, P, M int) (err er
 				return err2
 			}
 			d.fig(prefix+"_rolling_moved", float64(moved(before, after)), "partitions")
+			ls, err2 := readLog(ctx, d.js, group, rollSeq0, 0)
+			if err2 != nil {
+				return err2
+			}
+			d.printGrowth(prefix+"_rolling", ls)
 		}
 	}
 	if err != nil {
@@ -509,12 +575,22 @@ func (d *driver) steadyWindow(ctx context.Context, prefix string, f *bigFleet, M
 	for _, p := range f.procs {
 		w0 += procCPU(p.cmd.Process.Pid)
 	}
+	c0, err := f.counts(ctx)
+	if err != nil {
+		return err
+	}
 	m0, b0 := d.cl.inMsgs()
+	ci0, co0 := d.cl.clientMsgs(workerConnName)
 	t0 := time.Now()
 	if err := pause(ctx, d.o.steady); err != nil {
 		return err
 	}
 	secs := time.Since(t0).Seconds()
+	ci1, co1 := d.cl.clientMsgs(workerConnName)
+	c1, err := f.counts(ctx)
+	if err != nil {
+		return err
+	}
 	cpu1 := procCPU(os.Getpid())
 	var w1 time.Duration
 	var rss int64
@@ -535,6 +611,26 @@ func (d *driver) steadyWindow(ctx context.Context, prefix string, f *bigFleet, M
 	d.fig(prefix+"_steady_member_cpu_ms_per_s", 1000*(w1-w0).Seconds()/secs/float64(M), "ms/s/member")
 	d.fig(prefix+"_steady_servers_in_msgs_per_s", float64(m1-m0)/secs, "msg/s")
 	d.fig(prefix+"_steady_servers_in_bytes_per_s", float64(b1-b0)/secs, "B/s")
+	// The servers' in-msgs split: the members' heartbeat publishes (counted
+	// by the members, acknowledged or not), the members' other messages to
+	// the servers (judging: reads of the last heartbeat, the watch
+	// consumers' requests, verdicts; and log appends), and the rest, which
+	// the servers send each other (forwarding over routes, replication).
+	// Deliveries are what the servers sent the members (heartbeat acks,
+	// watch consumers' messages, replies).
+	hb := float64(c1.hbOK+c1.hbFailed-c0.hbOK-c0.hbFailed) / secs
+	pubs := float64(ci1-ci0) / secs
+	d.fig(prefix+"_steady_heartbeats_per_s", hb, "msg/s")
+	d.fig(prefix+"_steady_heartbeats_per_s_per_member", hb/float64(M), "msg/s/member")
+	d.fig(prefix+"_steady_heartbeats_failed", float64(c1.hbFailed-c0.hbFailed), "heartbeats")
+	d.fig(prefix+"_steady_verdicts", float64(c1.verdicts-c0.verdicts), "verdicts")
+	d.fig(prefix+"_steady_leases_lost", float64(c1.leasesLost-c0.leasesLost), "lapses")
+	d.fig(prefix+"_steady_members_msgs_per_s", pubs, "msg/s")
+	d.fig(prefix+"_steady_judging_msgs_per_s", pubs-hb, "msg/s")
+	d.fig(prefix+"_steady_judging_msgs_per_s_per_member", (pubs-hb)/float64(M), "msg/s/member")
+	d.fig(prefix+"_steady_deliveries_to_members_per_s", float64(co1-co0)/secs, "msg/s")
+	d.fig(prefix+"_steady_deliveries_per_s_per_member", float64(co1-co0)/secs/float64(M), "msg/s/member")
+	d.fig(prefix+"_steady_servers_in_msgs_not_from_members_per_s", float64(m1-m0)/secs-pubs, "msg/s")
 	d.fig(prefix+"_steady_members_rss_mb", float64(rss)/1024, "MB")
 	d.fig(prefix+"_steady_member_rss_mb", float64(rss)/1024/float64(M), "MB/member")
 	d.memberRSS[f.parts] = max(d.memberRSS[f.parts], float64(rss)/1024/float64(M))

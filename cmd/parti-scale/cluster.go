@@ -117,6 +117,37 @@ func (c *cluster) inMsgs() (msgs, bytes int64) {
 	return msgs, bytes
 }
 
+// clientMsgs returns, summed over the servers' open connections named name,
+// the messages the servers received from those clients (their publishes,
+// requests and acks) and sent to them (deliveries and replies).
+func (c *cluster) clientMsgs(name string) (in, out int64) {
+	for _, s := range c.servers {
+		z, err := s.Connz(&server.ConnzOptions{Limit: 1 << 20})
+		if err != nil {
+			continue
+		}
+		for _, ci := range z.Conns {
+			if ci.Name == name {
+				in += ci.InMsgs
+				out += ci.OutMsgs
+			}
+		}
+	}
+	return in, out
+}
+
+// streamLeader returns the name of the server whose raft node leads stream
+// (in the global account) now, "" while none does: asked of the servers in
+// this process, so it answers at once even during an election.
+func (c *cluster) streamLeader(stream string) string {
+	for _, s := range c.servers {
+		if s.JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, stream) {
+			return s.Name()
+		}
+	}
+	return ""
+}
+
 func (c *cluster) shutdown() {
 	for _, s := range c.servers {
 		s.Shutdown()

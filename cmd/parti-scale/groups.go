@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,6 +46,7 @@ func (d *driver) manyGroups(ctx context.Context, G int) (err error) {
 		d.fig(prefix+"_loadavg", loadAvg(), "load")
 	}()
 	rss0, heap0 := selfMemMB()
+	outer := ctx
 	ctx, cancel := context.WithTimeoutCause(ctx, d.o.stepTimeout, fmt.Errorf("%w %v", errStep, d.o.stepTimeout))
 	defer cancel()
 
@@ -203,5 +206,111 @@ func (d *driver) manyGroups(ctx context.Context, G int) (err error) {
 	d.fig(prefix+"_servers_rss_per_group_kb", 1024*(rss1-rss0)/float64(G), "kB/group")
 	d.fig(prefix+"_servers_heap_per_group_kb", 1024*(heap1-heap0)/float64(G), "kB/group")
 	d.fig(prefix+"_members_rss_mb", float64(wrss)/1024, "MB")
+
+	cur = "failover"
+	fctx, fcancel := context.WithTimeoutCause(outer, d.o.stepTimeout, fmt.Errorf("%w %v", errStep, d.o.stepTimeout))
+	defer fcancel()
+	return d.groupFailovers(fctx, prefix, procs, groups)
+}
+
+// groupFailovers crashes one member in each of a sample of up to 10 of the
+// groups (spread over the list), all at once: in every other sampled group
+// the leader, in the others a member that does not lead. It reports each
+// failover (from the Stop until the last of the victim's partitions is
+// acted on again) ÷ the expiry: the median and the largest.
+func (d *driver) groupFailovers(ctx context.Context, prefix string, procs []*proc, groups []string) error {
+	k := min(10, len(groups))
+	expiry := profileConfig(d.o.groupProfile).Timings.Expiry
+	type sample struct {
+		f      *bigFleet
+		victim string
+		p      *proc
+		t0     time.Time
+		took   time.Duration
+	}
+	samples := make([]*sample, k)
+	leaders := 0
+	for i := range k {
+		g := i * len(groups) / k
+		f := &bigFleet{procs: procs, group: groups[g], parts: d.o.groupPartitions}
+		st, err := f.status(ctx, 0, false)
+		if err != nil {
+			return err
+		}
+		if st.leader == "" {
+			return fmt.Errorf("group %s: no member says it leads", groups[g])
+		}
+		victim := st.leader
+		if i%2 == 1 {
+			leaders++
+		} else {
+			for j := range 3 {
+				if id := fmt.Sprintf("w%d", j); id != st.leader {
+					victim = id
+					break
+				}
+			}
+		}
+		j, _ := strconv.Atoi(victim[1:])
+		samples[i] = &sample{f: f, victim: victim, p: procs[(g+j)%len(procs)]}
+	}
+	var mu sync.Mutex
+	err := each(procs, func(_ int, p *proc) error {
+		for _, s := range samples {
+			if s.p != p {
+				continue
+			}
+			r, err := p.call(ctx, "crash "+s.f.group+"/"+s.victim)
+			if err != nil {
+				return err
+			}
+			ns, _ := strconv.ParseInt(r[0], 10, 64)
+			mu.Lock()
+			s.t0 = time.Unix(0, ns)
+			mu.Unlock()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	errs := make([]error, k)
+	var wg sync.WaitGroup
+	for i, s := range samples {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			last, err := s.f.waitOwned(ctx, s.t0)
+			if err != nil {
+				errs[i] = fmt.Errorf("group %s after the crash of %s: %w", s.f.group, s.victim, err)
+				return
+			}
+			s.took = last.Sub(s.t0)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	ratios := make([]float64, k)
+	for i, s := range samples {
+		ratios[i] = s.took.Seconds() / expiry.Seconds()
+	}
+	slices.Sort(ratios)
+	med := ratios[k/2]
+	if k%2 == 0 {
+		med = (ratios[k/2-1] + ratios[k/2]) / 2
+	}
+	d.fig(prefix+"_failover_groups", float64(k), "groups")
+	d.fig(prefix+"_failover_leader_crashes", float64(leaders), "groups")
+	d.fig(prefix+"_failover_over_expiry_median", med, "ratio")
+	d.fig(prefix+"_failover_over_expiry_max", ratios[k-1], "ratio")
+	within := 0
+	for _, r := range ratios {
+		if r <= 1.2 {
+			within++
+		}
+	}
+	d.fig(prefix+"_failover_within_1.2_expiry", float64(within), "groups")
 	return nil
 }

@@ -14,9 +14,16 @@
 //	parti-scale --parts groups --groups 10,100
 //
 // The parts: "big" (one group stepped through the member and partition
-// counts: cold start, crash of a member and of the leader, scale-up by one
-// and by 10 %, rolling restart), "rss" (a dedicated one-member process
-// holding --rss-partitions), "groups" (many idle groups of three members).
+// counts: cold start, a steady window (CPU, RSS, the servers' message rate
+// split into the members' heartbeats, their other messages — judging and
+// log — and the servers' traffic among themselves), a stream-leader change
+// under the fleet, crash of a member and of the leader, scale-up by one and
+// by 10 %, rolling restart, the log growth of the scale-ups and the restart
+// per 1,000 membership changes, and at the end the whole log's records and
+// bytes per event type, per decision and per declaration), "rss" (a
+// dedicated one-member process holding --rss-partitions), "groups" (many
+// idle groups of three members, then a crash in each of up to 10 of them:
+// each failover ÷ expiry).
 package main
 
 import (

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -32,7 +33,7 @@ func TestSmallSizeRunsEveryStep(t *testing.T) {
 	var out bytes.Buffer
 	var errw syncBuffer // the worker processes' stderr copiers write at once
 	err := run(ctx, []string{"--parts", "big", "--profiles", "fast", "--members", "3", "--partitions", "60",
-		"--procs", "2", "--steady", "0s", "--step-timeout", "60s"}, &out, &errw)
+		"--procs", "2", "--steady", "1s", "--step-timeout", "60s"}, &out, &errw)
 	if err != nil {
 		t.Fatalf("run: %v\nstderr: %s", err, errw.String())
 	}
@@ -46,7 +47,25 @@ func TestSmallSizeRunsEveryStep(t *testing.T) {
 	p := "scale_fast_p60_m3_"
 	for _, name := range []string{"cold_start_ms", "crash_reowned_ms", "crash_over_expiry", "leader_crash_reowned_ms",
 		"leader_crash_over_expiry", "scaleup_one_moved_over_min", "scaleup_10pct_moved_over_min",
-		"rolling_wall_ms", "lease_lost_revocations", "false_expiries"} {
+		"rolling_wall_ms", "lease_lost_revocations", "false_expiries",
+		// The log: per event type, per decision and declaration.
+		"log_records", "log_bytes", "log_assignment_decided_records", "log_assignment_decided_bytes",
+		"log_partitions_declared_records", "log_member_claimed_records",
+		"log_decisions", "log_decision_parts_mean", "log_decision_parts_max", "log_decision_bytes_mean", "log_decision_bytes_max",
+		"log_declarations", "log_declaration_parts_mean", "log_declaration_bytes_mean",
+		// Log growth per 1,000 membership changes.
+		"scaleup_one_log_bytes_per_1000_changes", "scaleup_10pct_log_bytes_per_1000_changes",
+		"rolling_log_bytes", "rolling_log_records", "rolling_membership_changes",
+		"rolling_log_bytes_per_1000_changes", "rolling_log_records_per_1000_changes",
+		// The steady window's message rates.
+		"steady_heartbeats_per_s", "steady_heartbeats_per_s_per_member", "steady_judging_msgs_per_s",
+		"steady_judging_msgs_per_s_per_member", "steady_deliveries_to_members_per_s",
+		"steady_servers_in_msgs_not_from_members_per_s", "steady_verdicts",
+		// The stream-leader change.
+		"stream_leader_change_new_leader_ms", "stream_leader_change_members_expired",
+		"stream_leader_change_removals_logged", "stream_leader_change_lease_lost_revocations",
+		"stream_leader_change_leases_lost", "steady_leases_lost",
+		"stream_leader_change_settled_after"} {
 		if _, ok := figs[p+name]; !ok {
 			t.Errorf("no figure %s%s in:\n%s", p, name, out.String())
 		}
@@ -61,6 +80,64 @@ func TestSmallSizeRunsEveryStep(t *testing.T) {
 	}
 	if _, ok := figs["loadavg_end"]; !ok {
 		t.Errorf("no load average printed")
+	}
+	// Values the run fixes: a cold start makes a decision and declares the
+	// partitions; each restarted member closes and claims its ID again (at
+	// least 2 changes each, and no one leaves the log untouched); the
+	// members heartbeat; nobody is expired by the stream-leader change and
+	// the group settles after it.
+	for name, want := range map[string]func(float64) bool{
+		"log_decisions":                        func(v float64) bool { return v >= 1 },
+		"log_declarations":                     func(v float64) bool { return v >= 1 },
+		"log_decision_bytes_mean":              func(v float64) bool { return v > 0 },
+		"rolling_membership_changes":           func(v float64) bool { return v >= 6 },
+		"rolling_log_bytes_per_1000_changes":   func(v float64) bool { return v > 0 },
+		"scaleup_one_membership_changes":       func(v float64) bool { return v >= 1 },
+		"steady_heartbeats_per_s":              func(v float64) bool { return v > 0 },
+		"stream_leader_change_members_expired": func(v float64) bool { return v == 0 },
+		"stream_leader_change_removals_logged": func(v float64) bool { return v == 0 },
+		"stream_leader_change_settled_after":   func(v float64) bool { return v == 1 },
+	} {
+		v, err := strconv.ParseFloat(figs[p+name], 64)
+		if err != nil || !want(v) {
+			t.Errorf("%s%s = %q: not what the run must give", p, name, figs[p+name])
+		}
+	}
+}
+
+// Two idle groups of three members: a member of each crashes, and each
+// failover ÷ expiry is reported.
+func TestFewGroupsFailOver(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	var errw syncBuffer
+	err := run(ctx, []string{"--parts", "groups", "--groups", "2", "--group-profile", "fast", "--group-partitions", "6",
+		"--procs", "2", "--idle", "1s", "--step-timeout", "60s"}, &out, &errw)
+	if err != nil {
+		t.Fatalf("run: %v\nstderr: %s", err, errw.String())
+	}
+	figs := map[string]string{}
+	for _, line := range strings.Split(out.String(), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 3 && !strings.HasPrefix(line, "#") {
+			figs[f[0]] = f[1]
+		}
+	}
+	if strings.Contains(out.String(), "STOPPED") {
+		t.Fatalf("the run stopped:\n%s", out.String())
+	}
+	if figs["groups_2_failover_groups"] != "2" || figs["groups_2_failover_leader_crashes"] != "1" {
+		t.Errorf("failover: %s groups sampled, %s leader crashes; want 2, 1:\n%s",
+			figs["groups_2_failover_groups"], figs["groups_2_failover_leader_crashes"], out.String())
+	}
+	for _, name := range []string{"groups_2_failover_over_expiry_median", "groups_2_failover_over_expiry_max"} {
+		if v, err := strconv.ParseFloat(figs[name], 64); err != nil || v <= 0 {
+			t.Errorf("%s = %q, want a positive ratio:\n%s", name, figs[name], out.String())
+		}
+	}
+	if _, ok := figs["groups_2_failover_within_1.2_expiry"]; !ok {
+		t.Errorf("no groups_2_failover_within_1.2_expiry:\n%s", out.String())
 	}
 }
 

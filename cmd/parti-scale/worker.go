@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -39,9 +40,16 @@ import (
 //	                                 although the driver neither crashed nor closed them
 //	statusall                        "ok OWNED LASTASSIGN" summed over every group
 //	dump GROUP                       "INDEX ID" per held partition, then "end"
+//	counts GROUP                     "ok HB_OK HB_FAILED VERDICTS LEASES_LOST": heartbeats the group's
+//	                                 members here sent (acknowledged, failed), verdicts they appended
+//	                                 and lapses of their leases, so far
 //	gc                               GC, return memory to the OS: "ok RSS_KB HWM_KB HEAP_INUSE_B"
 //	quit                             Stop every member and exit
 const roleEnv = "PARTI_SCALE_ROLE"
+
+// workerConnName names the workers' connections (the driver counts their
+// messages on the servers by it).
+const workerConnName = "parti-scale-worker"
 
 type wmember struct {
 	m     *parti.Member
@@ -61,7 +69,32 @@ type wgroup struct {
 	// members that stopped without being crashed or closed by the driver
 	// (removed: a false expiry, or refused).
 	leaseLost, stopped int
+	// metrics counts what the members here publish (every member of the
+	// group in this process reports to it).
+	metrics *countMetrics
 }
+
+// countMetrics counts the members' heartbeats, verdicts and lease lapses
+// through the parti.Metrics hooks.
+type countMetrics struct {
+	parti.NopMetrics
+	hbOK, hbFailed, verdicts, leasesLost atomic.Int64
+}
+
+// LeaseLost implements parti.Metrics.
+func (c *countMetrics) LeaseLost() { c.leasesLost.Add(1) }
+
+// Heartbeat implements parti.Metrics.
+func (c *countMetrics) Heartbeat(ok bool) {
+	if ok {
+		c.hbOK.Add(1)
+	} else {
+		c.hbFailed.Add(1)
+	}
+}
+
+// Verdict implements parti.Metrics.
+func (c *countMetrics) Verdict() { c.verdicts.Add(1) }
 
 type worker struct {
 	js       jetstream.JetStream
@@ -81,7 +114,7 @@ func workerMain(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 	if urls == "" {
 		return errors.New("worker: PARTI_SCALE_URLS is empty")
 	}
-	nc, err := nats.Connect(urls, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.Name("parti-scale-worker"))
+	nc, err := nats.Connect(urls, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.Name(workerConnName))
 	if err != nil {
 		return fmt.Errorf("worker: connect: %w", err)
 	}
@@ -166,6 +199,19 @@ func (w *worker) do(ctx context.Context, f []string, out io.Writer) error {
 		w.mu.Unlock()
 		fmt.Fprintf(out, "ok %d %d\n", owned, last)
 		return nil
+	case "counts":
+		if len(f) != 2 {
+			return errors.New("counts: want GROUP")
+		}
+		w.mu.Lock()
+		g := w.groups[f[1]]
+		w.mu.Unlock()
+		var ok, failed, verdicts, lost int64
+		if g != nil {
+			ok, failed, verdicts, lost = g.metrics.hbOK.Load(), g.metrics.hbFailed.Load(), g.metrics.verdicts.Load(), g.metrics.leasesLost.Load()
+		}
+		fmt.Fprintf(out, "ok %d %d %d %d\n", ok, failed, verdicts, lost)
+		return nil
 	case "dump":
 		if len(f) != 2 {
 			return errors.New("dump: want GROUP")
@@ -228,7 +274,7 @@ func (w *worker) join(ctx context.Context, parts, expected int, specs []string) 
 		w.mu.Lock()
 		g := w.groups[group]
 		if g == nil {
-			g = &wgroup{holder: make([]string, parts)}
+			g = &wgroup{holder: make([]string, parts), metrics: &countMetrics{}}
 			w.groups[group] = g
 		}
 		rec := &wmember{group: group, id: id}
@@ -240,6 +286,7 @@ func (w *worker) join(ctx context.Context, parts, expected int, specs []string) 
 		cfg.ExpectedMembers = expected
 		cfg.Replicas = w.replicas
 		cfg.Handler = w.handler(g, rec)
+		cfg.Metrics = g.metrics
 		if os.Getenv("PARTI_SCALE_DEBUG") != "" {
 			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("member", id)
 		}
