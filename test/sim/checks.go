@@ -89,7 +89,8 @@ func (w *world) expirySlack() time.Duration {
 // whose process is gone (crashed, or exited without its leave or close
 // landing) is removed within k × (expiry + expirySlack) of its death, of its
 // grant (a claim whose process died while it waited is granted later) or of
-// the start of the quiet phase, whichever is latest, where k is the number
+// the start of the quiet phase or of its current judge's watch, whichever
+// is latest, where k is the number
 // of such members, now or at the quiet phase's start if more (each may wait
 // for the previous one's removal to have a live judge). A closed member waits for its grace instead and is left out.
 func (w *world) checkExpiries() {
@@ -99,8 +100,12 @@ func (w *world) checkExpiries() {
 	}
 	k := max(len(dead), w.calmDead)
 	bound := time.Duration(k) * (w.opt.Timings.Expiry + w.expirySlack())
+	w.trackJudges()
 	for _, m := range dead {
 		since := max(w.calmStart, w.grants[m.Nonce].at)
+		if j, ok := w.judges[fmt.Sprintf("%s/%d", m.ID, m.Incarnation)]; ok {
+			since = max(since, j.since)
+		}
 		if p := w.byNonce[m.Nonce]; p != nil {
 			since = max(since, p.diedAt)
 		}
@@ -108,6 +113,44 @@ func (w *world) checkExpiries() {
 			w.fail(KindSlowExpiry, "%s/%d, whose process is gone, is still a member %v after the group went quiet (bound %v: %d dead × (expiry %v + %v))",
 				m.ID, m.Incarnation, w.T-since, bound, k, w.opt.Timings.Expiry, w.expirySlack())
 			return
+		}
+	}
+}
+
+// judgeSeen is who judges an incarnation in the authoritative fold, and
+// since when the simulator saw it so.
+type judgeSeen struct {
+	judge string
+	since time.Duration
+}
+
+// trackJudges records, for every incarnation the authoritative fold holds,
+// which member judges it (its ring neighbour) and since when. A judge that
+// takes over (a member joined or left the ring, even in a quiet phase)
+// counts the victim's silence from its own first acknowledged heartbeat
+// after it began watching (DESIGN), so a dead member's bound runs from the
+// judge change too.
+func (w *world) trackJudges() {
+	if w.judges == nil {
+		w.judges = map[string]judgeSeen{}
+	}
+	seen := map[string]bool{}
+	for _, id := range w.auth.Order {
+		j := w.auth.Members[id]
+		v, ok := w.auth.Victim(j.ID, j.Incarnation)
+		if !ok {
+			continue
+		}
+		vk, jk := fmt.Sprintf("%s/%d", v.ID, v.Incarnation), fmt.Sprintf("%s/%d", j.ID, j.Incarnation)
+		seen[vk] = true
+		if cur, ok := w.judges[vk]; !ok || cur.judge != jk {
+			w.judges[vk] = judgeSeen{judge: jk, since: w.T}
+		}
+	}
+	//parti:unordered deletes entries
+	for vk := range w.judges {
+		if !seen[vk] {
+			delete(w.judges, vk)
 		}
 	}
 }

@@ -224,7 +224,8 @@ type world struct {
 	phaseEnd   time.Duration
 	calmStart  time.Duration
 	quietBound time.Duration
-	calmDead   int // members the fold held at the quiet phase's start whose process was gone
+	calmDead   int                  // members the fold held at the quiet phase's start whose process was gone
+	judges     map[string]judgeSeen // by victim incarnation ("id/inc"): who judges it, since when (checkExpiries)
 
 	store     []events.Token // the token-checking store, by pid
 	storeSeen []bool
