@@ -93,8 +93,9 @@ type Assignment struct {
 	// Context is cancelled when the assignment is revoked, and at the lease
 	// deadline by a timer of its own, whatever the member is doing (a
 	// renewed lease keeps it). Go timers do not count a suspend: after one,
-	// it ends at the member's first check of its clock on waking, while
-	// Owns, which reads the clock, is exact throughout.
+	// it ends at the member's first check of its clock on waking, within a
+	// quarter of the heartbeat interval, while Owns, which reads the clock,
+	// is exact throughout.
 	Context context.Context
 }
 
@@ -241,7 +242,7 @@ func Join(ctx context.Context, js jetstream.JetStream, cfg Config) (*Member, err
 		log:   cfg.Logger.With("group", cfg.Group),
 		inbox: make(chan func(), 1024), ctx: mctx, stop: cancel, done: make(chan struct{}),
 		disp:  newDispatcher(cfg.Handler),
-		lease: newLeaseGuard(mctx, cfg.Clock),
+		lease: newLeaseGuard(mctx, cfg.Clock, cfg.Timings.Heartbeat/4),
 		ho:    rawmember.NewHandoff(),
 		owned: map[string]*owned{}, granted: make(chan struct{}),
 	}

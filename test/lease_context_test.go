@@ -14,6 +14,7 @@ import (
 	"github.com/parti-io/parti/internal/faultproxy"
 	"github.com/parti-io/parti/internal/natstest"
 	"github.com/parti-io/parti/internal/testhooks"
+	"github.com/parti-io/parti/liveness"
 )
 
 // blockingHandler hands its first Assigned call's Assignment to the test on
@@ -68,7 +69,7 @@ func (b *blockingMetrics) Phase(string) {
 // leaseCtxRig is one member joined for the tests of the assignment's
 // context, with the first Assignment its handler got.
 type leaseCtxRig struct {
-	clk   clock.Clock
+	clk   parti.Clock
 	m     *parti.Member
 	h     *blockingHandler
 	first parti.Assignment
@@ -77,15 +78,18 @@ type leaseCtxRig struct {
 func (r *leaseCtxRig) lease() time.Duration { return testhooks.LeaseDeadline(r.m) }
 
 // joinLeaseCtx joins a member holding n partitions alone and waits for its
-// first Assigned call.
-func joinLeaseCtx(t *testing.T, js jetstream.JetStream, group string, n int, h *blockingHandler, met parti.Metrics) *leaseCtxRig {
+// first Assigned call; tweak (if not nil) changes its configuration first.
+func joinLeaseCtx(t *testing.T, js jetstream.JetStream, group string, n int, h *blockingHandler, met parti.Metrics, tweak func(*parti.Config)) *leaseCtxRig {
 	t.Helper()
-	r := &leaseCtxRig{clk: clock.Boot(), h: h}
 	cfg := parti.Config{
 		Group: group, ID: "m", Partitions: partitions(n), Timings: testTimings(),
 		Window: 100 * time.Millisecond, ExpectedMembers: 1, Grace: 20 * time.Second,
-		Handler: h, Clock: r.clk, SnapshotEvery: -1, Metrics: met,
+		Handler: h, Clock: clock.Boot(), SnapshotEvery: -1, Metrics: met,
 	}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	r := &leaseCtxRig{clk: cfg.Clock, h: h}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	m, err := parti.Join(ctx, js, cfg)
@@ -239,7 +243,7 @@ func TestAssignmentContextEndsAtLeaseDeadlineWhileHandlerBlocks(t *testing.T) {
 	var released sync.Once
 	release := func() { released.Do(func() { close(h.release) }) }
 	defer release() // before the natstest cleanups, on any failure
-	r := joinLeaseCtx(t, js, "leasectx", 6000, h, nil)
+	r := joinLeaseCtx(t, js, "leasectx", 6000, h, nil, nil)
 	defer func() {
 		// Everything shuts down: the handler returns, the member stops,
 		// no goroutine of parti is left, and every Assigned call was
@@ -284,7 +288,7 @@ func TestAssignmentContextEndsAtLeaseDeadlineWhileLoopBlocked(t *testing.T) {
 	var released sync.Once
 	release := func() { released.Do(func() { close(met.release) }) }
 	defer release()
-	r := joinLeaseCtx(t, js, "leasectxloop", 16, h, met)
+	r := joinLeaseCtx(t, js, "leasectxloop", 16, h, met, nil)
 	defer func() {
 		release()
 		if stopWithin(t, r.m, 30*time.Second) {
@@ -307,4 +311,62 @@ func TestAssignmentContextEndsAtLeaseDeadlineWhileLoopBlocked(t *testing.T) {
 		t.Fatalf("the assignment's context ended before the loop was held: %v", err)
 	}
 	r.endsAtDeadline(t, ended, heldAt, leaseCtxSlack)
+}
+
+// After a suspend (the lease clock jumped; Go timers do not count it) with
+// the member's loop held, the assignment's context ends soon after waking,
+// not when a timer armed for the rest of the lease would have fired: the
+// lease guard checks the clock at least every quarter heartbeat interval.
+// The lease is long (20 s) so that the two differ; the context must end
+// within leaseCtxSlack of the jump.
+func TestAssignmentContextEndsSoonAfterASuspendWhileLoopBlocked(t *testing.T) {
+	s := natstest.Server(t)
+	_, js := natstest.Connect(t, s.ClientURL())
+	tm := liveness.Timings{
+		Heartbeat: 500 * time.Millisecond, AckBudget: 500 * time.Millisecond, ReconnectWait: 500 * time.Millisecond,
+		Lease: 20 * time.Second, Expiry: 30 * time.Second, Margin: 5 * time.Second,
+	}
+	clk := &jumpClock{base: clock.Boot()}
+	h := newBlockingHandler(false)
+	met := &blockingMetrics{blocked: make(chan struct{}), release: make(chan struct{})}
+	var released sync.Once
+	release := func() { released.Do(func() { close(met.release) }) }
+	defer release()
+	r := joinLeaseCtx(t, js, "leasectxsuspend", 16, h, met, func(c *parti.Config) { c.Timings, c.Clock = tm, clk })
+	defer func() {
+		release()
+		if stopWithin(t, r.m, 30*time.Second) {
+			noPartiGoroutines(t, 30*time.Second)
+		}
+	}()
+
+	ended := r.watchEnd()
+	met.armed.Store(true)
+	select {
+	case <-met.blocked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the member's loop did not call Metrics.Phase within 10 s")
+	}
+	if err := r.first.Context.Err(); err != nil {
+		t.Fatalf("the assignment's context ended before the suspend: %v", err)
+	}
+	left := r.lease() - clk.Now()
+	if left < tm.Lease/2 {
+		t.Fatalf("the lease has only %v left: the test cannot tell a timer armed for it from a check on waking", left)
+	}
+	woke := time.Now()
+	clk.off.Add(int64(time.Hour)) // the suspend
+	select {
+	case e := <-ended:
+		if e.at < e.lease {
+			t.Fatalf("the assignment's context ended %v before the lease deadline", e.lease-e.at)
+		}
+		t.Logf("context ended %v after waking", time.Since(woke).Round(time.Millisecond))
+	case <-time.After(leaseCtxSlack):
+		t.Fatalf("the assignment's context is still live %v after waking from a suspend past its lease deadline (the lease had %v left before it)",
+			leaseCtxSlack, left)
+	}
+	if err := r.m.Err(); err != nil {
+		t.Fatalf("the member stopped: %v", err)
+	}
 }
