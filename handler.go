@@ -78,8 +78,9 @@ type Assignment struct {
 	// Context is cancelled when the assignment is revoked, and at the lease
 	// deadline by a timer of its own, whatever the member is doing (a
 	// renewed lease keeps it). Go timers do not count a suspend: after one,
-	// it ends at the member's first check of its clock on waking, while
-	// Owns, which reads the clock, is exact throughout.
+	// it ends at the member's first check of its clock on waking, within a
+	// quarter of the heartbeat interval, while Owns, which reads the clock,
+	// is exact throughout.
 	Context context.Context
 }
 

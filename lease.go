@@ -10,12 +10,15 @@ import (
 // Assignment's context derives from it, so it ends at the lease deadline by
 // itself, whatever the member's loop is doing, by a timer armed against the
 // lease clock. Go timers do not count a suspend (the boot clock does), so
-// the loop also checks the clock at every step (and on waking): after a
-// suspend the context ends at that first check, while Owns, which reads the
-// clock, is exact throughout.
+// the timer never sleeps longer than `every` before it reads the clock again,
+// and the loop also checks the clock at every step (and on waking): after a
+// suspend the context ends at the first of these checks, within `every` of
+// waking even while the loop is held, while Owns, which reads the clock, is
+// exact throughout.
 type leaseGuard struct {
 	clock  Clock
 	parent context.Context
+	every  time.Duration // the longest the timer sleeps between two readings
 
 	mu       sync.Mutex
 	deadline time.Duration
@@ -25,8 +28,10 @@ type leaseGuard struct {
 	lapsed   bool // a lease context ended since takeLapsed last ran
 }
 
-func newLeaseGuard(parent context.Context, clock Clock) *leaseGuard {
-	return &leaseGuard{parent: parent, clock: clock}
+// newLeaseGuard returns a guard whose timer reads clock at least every
+// every while a lease context is live (only at the deadline if every ≤ 0).
+func newLeaseGuard(parent context.Context, clock Clock, every time.Duration) *leaseGuard {
+	return &leaseGuard{parent: parent, clock: clock, every: every}
 }
 
 // set records the member's lease deadline (a reading of the clock; 0: no
@@ -108,7 +113,7 @@ func (g *leaseGuard) stop() {
 }
 
 // checkLocked ends the lease context once the clock passed the deadline,
-// and otherwise (re-)arms the timer for what is left.
+// and otherwise (re-)arms the timer for what is left, at most every.
 func (g *leaseGuard) checkLocked() {
 	if g.ctx == nil {
 		return
@@ -126,7 +131,12 @@ func (g *leaseGuard) checkLocked() {
 }
 
 func (g *leaseGuard) armLocked() {
+	// Not only at the deadline: a suspend does not count for the timer,
+	// so after one the deadline may have passed long before it fires.
 	left := g.deadline - g.clock.Now()
+	if g.every > 0 {
+		left = min(left, g.every)
+	}
 	if g.timer == nil {
 		g.timer = time.AfterFunc(left, g.fire)
 		return
@@ -134,8 +144,8 @@ func (g *leaseGuard) armLocked() {
 	g.timer.Reset(left)
 }
 
-// fire is the timer: it ends the lease context if the deadline has passed
-// (a deadline extended meanwhile re-arms it).
+// fire is the timer: it ends the lease context if the deadline has passed,
+// and otherwise re-arms it.
 func (g *leaseGuard) fire() {
 	g.mu.Lock()
 	defer g.mu.Unlock()

@@ -20,7 +20,7 @@ func (c *offsetClock) Now() time.Duration { return c.base.Now() + time.Duration(
 // step needed), never before it.
 func TestLeaseContextEndsAtTheDeadlineByItself(t *testing.T) {
 	clk := clock.Boot()
-	g := newLeaseGuard(context.Background(), clk)
+	g := newLeaseGuard(context.Background(), clk, time.Minute)
 	defer g.stop()
 	deadline := clk.Now() + 30*time.Millisecond
 	g.set(deadline)
@@ -48,7 +48,7 @@ func TestLeaseContextEndsAtTheDeadlineByItself(t *testing.T) {
 // context ends at the next check; a renewed deadline keeps it alive.
 func TestLeaseContextAfterASuspendEndsAtTheFirstCheck(t *testing.T) {
 	clk := &offsetClock{base: clock.Boot()}
-	g := newLeaseGuard(context.Background(), clk)
+	g := newLeaseGuard(context.Background(), clk, time.Minute)
 	defer g.stop()
 	deadline := clk.Now() + time.Hour
 	g.set(deadline)
@@ -74,7 +74,7 @@ func TestLeaseContextAfterASuspendEndsAtTheFirstCheck(t *testing.T) {
 // lease (0) does. A lease that is not live is never extended.
 func TestLeaseRenewalAppliesBeforeTheLoopSeesIt(t *testing.T) {
 	clk := &offsetClock{base: clock.Boot()}
-	g := newLeaseGuard(context.Background(), clk)
+	g := newLeaseGuard(context.Background(), clk, time.Minute)
 	defer g.stop()
 	if g.extend(clk.Now() + time.Hour) {
 		t.Fatal("a lease never acknowledged was extended")
@@ -101,5 +101,25 @@ func TestLeaseRenewalAppliesBeforeTheLoopSeesIt(t *testing.T) {
 	}
 	if g.extend(clk.Now() + time.Hour) {
 		t.Fatal("a revoked lease was extended by a late ack")
+	}
+}
+
+// After a suspend with no step following (the member's loop is held), the
+// timer still notices: it checks the clock at least every interval, not
+// only at the deadline it computed before the suspend.
+func TestLeaseContextAfterASuspendEndsWithoutAStep(t *testing.T) {
+	clk := &offsetClock{base: clock.Boot()}
+	g := newLeaseGuard(context.Background(), clk, 10*time.Millisecond)
+	defer g.stop()
+	g.set(clk.Now() + time.Hour)
+	ctx := g.context()
+	clk.off.Add(int64(2 * time.Hour)) // a suspend; no set follows
+	select {
+	case <-ctx.Done():
+	case <-time.After(time.Minute):
+		t.Fatal("the lease context outlived a suspend past its deadline while nothing called set")
+	}
+	if !g.takeLapsed() {
+		t.Fatal("the lapse the timer saw is not reported")
 	}
 }

@@ -122,7 +122,7 @@ func Join(ctx context.Context, js jetstream.JetStream, cfg Config) (*Member, err
 		log:   cfg.Logger.With("group", cfg.Group),
 		inbox: make(chan func(), 1024), ctx: mctx, stop: cancel, done: make(chan struct{}),
 		disp:  newDispatcher(cfg.Handler),
-		lease: newLeaseGuard(mctx, cfg.Clock),
+		lease: newLeaseGuard(mctx, cfg.Clock, cfg.Timings.Heartbeat/4),
 		owned: map[string]*owned{}, granted: make(chan struct{}),
 	}
 	if err := refuseNewerGroup(ctx, proj, m.app, subj); err != nil {
