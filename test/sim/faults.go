@@ -138,7 +138,25 @@ func (w *world) bound() time.Duration {
 	// measured), so a leave or a rebalance right at the start of the calm
 	// phase takes time in proportion to the partitions it moves.
 	handoff := time.Duration(len(w.auth.Partitions)) * 60 * time.Millisecond
-	b := w.opt.Window + t.Expiry + round + slack + handoff + time.Duration(dead)*(t.Expiry+round)
+	// The applications' own backlog: handler calls are made one at a time
+	// and a Revoked call finishes its partition for up to appFinish (app),
+	// so revocations still queued when the calm phase starts (a few
+	// re-declarations in a row queue hundreds) delay the hand-offs behind
+	// them; processes drain their queues in parallel.
+	var backlog time.Duration
+	for _, p := range w.procs {
+		if p.dead {
+			continue
+		}
+		n := 0
+		for _, c := range p.calls {
+			if c.Revoke {
+				n++
+			}
+		}
+		backlog = max(backlog, time.Duration(n)*appFinish)
+	}
+	b := w.opt.Window + t.Expiry + round + slack + handoff + backlog + time.Duration(dead)*(t.Expiry+round)
 	if closing {
 		b += w.opt.Grace
 	}

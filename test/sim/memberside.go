@@ -251,6 +251,10 @@ func (w *world) send(p *proc, r *request) {
 	w.push(r)
 }
 
+// appFinish is the longest a simulated application takes to finish a
+// partition in its Revoked call.
+const appFinish = 200 * time.Millisecond
+
 // app is the simulated application, driven by the handler contract
 // (rawmember.Driver's Ready) as parti.Member's dispatcher drives a Handler: the
 // calls are made one at a time, in order. Assigned starts acting at once; a
@@ -286,7 +290,7 @@ func (w *world) app(p *proc, now time.Duration, rd rawmember.Ready) {
 			case !valid || !a.on:
 				*a = act{}
 			case a.stopAt == 0:
-				a.stopAt = w.T + w.dur(0, 200*time.Millisecond)
+				a.stopAt = w.T + w.dur(0, appFinish)
 				return
 			case w.T < a.stopAt:
 				return

@@ -230,7 +230,11 @@ func (w *world) foldAuth(recs []events.Record, r *request) {
 		case *events.MemberClosing:
 			if out.Kind == decider.Applied {
 				if m := w.auth.Incarnation(e.Member, e.Incarnation); m != nil && m.Closing {
-					w.graces = append(w.graces, graceTrack{id: e.Member, inc: e.Incarnation, seq: rec.Seq, stable: stable})
+					// An operator's cordon or drain marks the incarnation,
+					// and its restart is not marked: the strategy may then
+					// rebalance what the cordon kept, a change of its own.
+					marked := m.Cordoned || m.Draining
+					w.graces = append(w.graces, graceTrack{id: e.Member, inc: e.Incarnation, seq: rec.Seq, stable: stable && !marked})
 				}
 			}
 		case *events.MemberClaimed:
