@@ -153,9 +153,15 @@ func (m *Member) execute(raw *rawmember.Member, a rawmember.Action) {
 // arrived in time. The loop's next step sets the same deadline from the
 // state machine, or ends the lease if the member was revoked meanwhile.
 func (m *Member) renewed(deadline time.Duration) {
+	// The guard first, without m.mu: the loop may hold m.mu for a while
+	// (handing out 100,000 assignments), and the renewal must not wait
+	// past the deadline it replaces.
+	if !m.lease.extend(deadline) {
+		return
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.lease.extend(deadline) && m.deadline > 0 {
+	if m.deadline > 0 {
 		m.deadline = max(m.deadline, deadline)
 	}
 }

@@ -71,7 +71,9 @@ func (g *leaseGuard) extend(d time.Duration) bool {
 }
 
 // context returns the context of the current lease for a new assignment:
-// one already ended if the deadline has passed.
+// one already ended if the deadline has passed, and then the lapse is
+// reported (takeLapsed), so the assignment is revoked and made again on a
+// live lease rather than kept with a dead context.
 func (g *leaseGuard) context() context.Context {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -79,6 +81,7 @@ func (g *leaseGuard) context() context.Context {
 	if g.clock.Now() >= g.deadline {
 		ctx, cancel := context.WithCancel(g.parent)
 		cancel()
+		g.lapsed = true
 		return ctx
 	}
 	if g.ctx == nil {

@@ -123,3 +123,22 @@ func TestLeaseContextAfterASuspendEndsWithoutAStep(t *testing.T) {
 		t.Fatal("the lapse the timer saw is not reported")
 	}
 }
+
+// An assignment handed out after the deadline passed (the step began with a
+// valid lease and took long) gets an ended context, and the lapse is
+// reported, so the member revokes it and assigns it again once the lease is
+// renewed instead of leaving it with a dead context.
+func TestLeaseContextHandedOutLateReportsTheLapse(t *testing.T) {
+	clk := &offsetClock{base: clock.Boot()}
+	g := newLeaseGuard(context.Background(), clk, time.Minute)
+	defer g.stop()
+	g.set(clk.Now() + time.Second)
+	clk.off.Add(int64(2 * time.Second))
+	if ctx := g.context(); ctx.Err() == nil {
+		t.Fatal("an assignment past the deadline got a live context")
+	}
+	g.set(clk.Now() + time.Minute) // renewed at the next step
+	if !g.takeLapsed() {
+		t.Fatal("the dead context handed out is not reported as a lapse")
+	}
+}

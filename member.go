@@ -133,6 +133,14 @@ func Join(ctx context.Context, js jetstream.JetStream, cfg Config) (*Member, err
 	// Actions go out as the state machine emits them: a heartbeat does not
 	// wait for the handler calls of a large holding to be worked out.
 	m.drv.Execute = func(r *rawmember.Member, acts []rawmember.Action) {
+		// What the state machine just decided holds before its actions go
+		// out: the protocol version they are written at, and its lease (a
+		// revocation ends the lease's contexts now, and no ack landing
+		// later in the step extends it).
+		m.syncWriteVersion()
+		m.mu.Lock()
+		m.deadline = m.lease.set(r.LeaseDeadline())
+		m.mu.Unlock()
 		for _, a := range acts {
 			m.execute(r, a)
 		}
@@ -315,7 +323,9 @@ func (m *Member) step() {
 	var phase string
 	var members int
 	var out rawmember.Output
-	m.lease.set(raw.LeaseDeadline())
+	m.mu.Lock()
+	m.deadline = m.lease.set(raw.LeaseDeadline())
+	m.mu.Unlock()
 	if m.lease.takeLapsed() {
 		// The lease contexts ended (the assignments' too), perhaps just
 		// before a renewal: what was handed out on them is over.
