@@ -65,7 +65,9 @@ func TestReadersOnAClusterNeverHang(t *testing.T) {
 	c := natstest.NewCluster(t)
 	servers := c.AllURLs() // restarts keep the client ports
 	_, js := natstest.Connect(t, servers)
-	if _, err := projection.Provision(ctx, js, projection.StreamConfig{Group: "orders", Replicas: 3}); err != nil {
+	pctx, pcancel := context.WithTimeout(ctx, time.Minute) // a provision that hangs fails here, not at the test timeout
+	defer pcancel()
+	if _, err := projection.Provision(pctx, js, projection.StreamConfig{Group: "orders", Replicas: 3}); err != nil {
 		t.Fatal(err)
 	}
 	subj, _ := events.NewSubjects("orders")

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -63,7 +64,9 @@ func startCluster(dir string, logw io.Writer, maxConsumers int) (*cluster, error
 			Routes:     server.RoutesFromStr(strings.Join(routes, ",")),
 		}
 		o.JetStreamLimits.DefaultMaxConsumers = maxConsumers
-		o.Cluster.Name = "parti-scale"
+		// A name of its own: another cluster on this machine that got
+		// one of the probed ports refuses the route instead of merging.
+		o.Cluster.Name = fmt.Sprintf("parti-scale-%d", os.Getpid())
 		o.Cluster.Host = "127.0.0.1"
 		o.Cluster.Port = ports[i]
 		s, err := server.NewServer(o)

@@ -6,8 +6,10 @@ package natstest
 import (
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -77,6 +79,9 @@ func FreePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// clusterSeq numbers the clusters this process starts.
+var clusterSeq atomic.Int64
+
 // Cluster is a three-server JetStream cluster on loopback.
 type Cluster struct {
 	t       testing.TB
@@ -91,10 +96,16 @@ func NewCluster(t testing.TB) *Cluster {
 	base := t.TempDir()
 	ports := []int{FreePort(t), FreePort(t), FreePort(t)}
 	c := &Cluster{t: t}
+	// A name of its own: test packages run concurrently, each starting
+	// clusters on ports it probed free. A route that reaches another
+	// cluster's server (a probed port taken meanwhile) is refused for its
+	// name instead of merging two clusters into one whose JetStream meta
+	// group never settles (a stream create then waits forever).
+	name := fmt.Sprintf("parti-test-%d-%d", os.Getpid(), clusterSeq.Add(1))
 	for i := range 3 {
 		o := Options(filepath.Join(base, fmt.Sprintf("s%d", i)))
-		o.ServerName = fmt.Sprintf("s%d", i)
-		o.Cluster.Name = "parti-test"
+		o.ServerName = fmt.Sprintf("%s-s%d", name, i)
+		o.Cluster.Name = name
 		o.Cluster.Host = "127.0.0.1"
 		o.Cluster.Port = ports[i]
 		var routes []string
