@@ -287,7 +287,7 @@ func (s *Stats) add(o Stats) {
 type Broken struct {
 	// AssignBeforeRelease: the application acts on a partition as soon as
 	// the fold names its member as a move's target, before the source
-	// released it.
+	// released it, on its own: no Assigned call tells it to (actEarly).
 	AssignBeforeRelease bool
 	// UnfencedHeartbeats: heartbeats are appended without the
 	// expected-sequence check.
