@@ -10,7 +10,7 @@ import (
 
 // A judge whose own heartbeats fail through a 10-second outage does not
 // expire its victim when the stream comes back: the outage restarts the
-// count. The deliberately broken rule would.
+// count. A count from the victim's last sighting alone would expire it.
 func ExampleJudge() {
 	t := liveness.Production() // expiry 6s, MaxGap 2s + 1s
 	judge, err := liveness.NewJudge(t.JudgeConfig())

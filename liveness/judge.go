@@ -5,39 +5,6 @@ import (
 	"time"
 )
 
-// JudgeRule selects the expiry rule a [Judge] applies. The zero value is the
-// correct rule; the other values exist only so that a simulator can show that
-// it catches a broken rule.
-type JudgeRule uint8
-
-const (
-	// RuleNoGap is DESIGN rule 2, the way etcd's lessor promotes leases: the
-	// count starts at the later of "last saw the victim" and "start of the
-	// judge's current gap-free run of acknowledged heartbeats", and a verdict
-	// is due only while the judge's own heartbeats are healthy. It is the zero
-	// value and the only rule for production.
-	RuleNoGap JudgeRule = iota
-
-	// RuleIgnoreOwnGaps is DELIBERATELY BROKEN and exists for simulators and
-	// tests only: it counts from when the victim was last seen (or from the
-	// Watch call) and ignores the judge's own heartbeats entirely. After an
-	// outage or a stream-leader election longer than the expiry it expires
-	// every member at once. A simulator must catch it.
-	RuleIgnoreOwnGaps
-)
-
-// String returns the rule's name.
-func (r JudgeRule) String() string {
-	switch r {
-	case RuleNoGap:
-		return "no-gap"
-	case RuleIgnoreOwnGaps:
-		return "ignore-own-gaps (broken, tests only)"
-	default:
-		return fmt.Sprintf("JudgeRule(%d)", uint8(r))
-	}
-}
-
 // JudgeConfig configures a [Judge]. [Timings.JudgeConfig] derives it from a
 // timing profile.
 type JudgeConfig struct {
@@ -51,23 +18,16 @@ type JudgeConfig struct {
 	// heartbeat interval + ack budget apart, which is what
 	// [Timings.JudgeConfig] sets. Must be > 0.
 	MaxGap time.Duration
-
-	// Rule is the expiry rule; the zero value, [RuleNoGap], is the correct
-	// one. Anything else is for tests.
-	Rule JudgeRule
 }
 
-// Validate reports a non-positive Expiry or MaxGap, or an unknown Rule, with an
-// error that wraps [ErrInvalidTimings] and names the field.
+// Validate reports a non-positive Expiry or MaxGap with an error that wraps
+// [ErrInvalidTimings] and names the field.
 func (c JudgeConfig) Validate() error {
 	if c.Expiry <= 0 {
 		return &TimingsError{Field: "Expiry", Rule: TimingsPositive, msg: fmt.Sprintf("Expiry (%v) must be > 0", c.Expiry)}
 	}
 	if c.MaxGap <= 0 {
 		return &TimingsError{Field: "MaxGap", Rule: TimingsPositive, msg: fmt.Sprintf("MaxGap (%v) must be > 0", c.MaxGap)}
-	}
-	if c.Rule > RuleIgnoreOwnGaps {
-		return &TimingsError{Field: "Rule", Rule: TimingsKnownJudgeRule, msg: fmt.Sprintf("Rule (%v) is unknown", c.Rule)}
 	}
 	return nil
 }
@@ -258,13 +218,6 @@ func (j *Judge) DueAt() (at time.Duration, ok bool) {
 	if !j.v.watching {
 		return 0, false
 	}
-	if j.cfg.Rule == RuleIgnoreOwnGaps {
-		start := j.v.watchAt
-		if j.v.seen {
-			start = j.v.seenAt
-		}
-		return start + j.cfg.Expiry + 1, true
-	}
 	if !j.inRun {
 		return 0, false
 	}
@@ -288,21 +241,11 @@ func (j *Judge) DueAt() (at time.Duration, ok bool) {
 // and, if the fence refuses it, reads the subject and reports what it read
 // with [Judge.Refence].
 //
-// With [RuleNoGap] a verdict is due only when span > Expiry (strictly) and the
-// judge's latest acknowledgement is at most MaxGap before now with no failure
-// since. With the broken [RuleIgnoreOwnGaps], span counts from the victim's
-// last sighting, or from Watch, and the judge's own heartbeats are ignored.
+// A verdict is due only when span > Expiry (strictly) and the judge's latest
+// acknowledgement is at most MaxGap before now with no failure since.
 func (j *Judge) Due(now time.Duration) (due bool, span time.Duration, fenceSeq uint64) {
 	if !j.v.watching {
 		return false, 0, 0
-	}
-	if j.cfg.Rule == RuleIgnoreOwnGaps {
-		start := j.v.watchAt
-		if j.v.seen {
-			start = j.v.seenAt
-		}
-		span = max(now-start, 0)
-		return span > j.cfg.Expiry, span, j.v.fence
 	}
 	if !j.inRun {
 		return false, 0, j.v.fence

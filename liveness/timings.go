@@ -35,9 +35,6 @@ const (
 	TimingsLeaseAboveHeartbeat TimingsRule = "lease-above-heartbeat-ack"
 	// TimingsReconnectBeforeExpiry: ReconnectWait + Heartbeat < Expiry.
 	TimingsReconnectBeforeExpiry TimingsRule = "reconnect-before-expiry"
-	// TimingsKnownJudgeRule: a [JudgeConfig]'s Rule is one of the
-	// JudgeRule constants.
-	TimingsKnownJudgeRule TimingsRule = "known-judge-rule"
 )
 
 // Error returns "liveness: " followed by the violated constraint.

@@ -24,7 +24,7 @@ func TestProfilesValidate(t *testing.T) {
 	if p := Test(); p.Margin < time.Second {
 		t.Errorf("Test() margin %v < 1s", p.Margin)
 	}
-	if c := Production().JudgeConfig(); c.Expiry != 6*s || c.MaxGap != 3*s || c.Rule != RuleNoGap {
+	if c := Production().JudgeConfig(); c.Expiry != 6*s || c.MaxGap != 3*s {
 		t.Errorf("Production().JudgeConfig() = %+v", c)
 	}
 }
@@ -127,10 +127,4 @@ func leaves(err error) []error {
 		return out
 	}
 	return []error{err}
-}
-
-func TestJudgeRuleString(t *testing.T) {
-	if RuleNoGap.String() != "no-gap" || !strings.Contains(RuleIgnoreOwnGaps.String(), "broken") || JudgeRule(7).String() != "JudgeRule(7)" {
-		t.Fatal(RuleNoGap, RuleIgnoreOwnGaps, JudgeRule(7))
-	}
 }

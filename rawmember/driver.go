@@ -66,24 +66,13 @@ type Output struct {
 // release is appended now rather than at the next step; once Close was
 // called and every Revoked call returned, it appends the close.
 func (d *Driver) Step(s *decider.State, now time.Duration) Output {
-	return d.StepView(s, now, nil)
-}
-
-// StepView is Step with the application's view given by view (nil: what
-// the member may act on, Member.Owned(now)). A simulator passes a
-// deliberately wrong view to check that it catches the overlap.
-func (d *Driver) StepView(s *decider.State, now time.Duration, view func(*Member) []Owned) Output {
 	m := d.m
 	out := Output{Member: m}
 	m.StepLive(s, now)
 	d.take(&out) // the heartbeat goes out before the leader decides
 	m.StepLead(s, now)
 	d.take(&out)
-	if view != nil {
-		out.Ready = d.ho.StepView(m, s, view(m))
-	} else {
-		out.Ready = d.ho.Step(m, s, now)
-	}
+	out.Ready = d.ho.Step(m, s, now)
 	if out.Ready.LetGo {
 		m.Step(s, now)
 		d.take(&out)

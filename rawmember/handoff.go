@@ -105,16 +105,14 @@ func (h *Handoff) Step(m *Member, s *decider.State, now time.Duration) Ready {
 		len(h.moving) == 0 && len(m.revoking) == 0 {
 		return Ready{}
 	}
-	rd := h.StepView(m, s, m.Owned(now))
+	rd := h.compare(m, s, m.Owned(now))
 	h.seen, h.seenGen, h.seenValid, h.dirty = true, m.viewGen, valid, false
 	return rd
 }
 
-// StepView is Step with the view given: what the application should act on
-// now (m.Owned(now) for Step). A simulator passes a deliberately wrong view
-// to check that it catches the overlap.
-func (h *Handoff) StepView(m *Member, s *decider.State, believed []Owned) Ready {
-	h.seen = false // a view given: the next Step compares in full
+// compare is Step's full comparison of believed, what the application
+// should act on now (m.Owned(now)), with what it holds.
+func (h *Handoff) compare(m *Member, s *decider.State, believed []Owned) Ready {
 	if h.stopping {
 		believed = nil
 	}

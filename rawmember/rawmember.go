@@ -67,9 +67,31 @@ type Config struct {
 	// raises the group to; 0 raises it, automatically, to the highest
 	// version every live member speaks (never above this build's).
 	PinProtocol uint16
-	// JudgeRule is the expiry rule; only tests set anything but the default.
-	JudgeRule liveness.JudgeRule
+	// NewJudge builds the member's expiry judge from the configuration its
+	// Timings give ([liveness.Timings.JudgeConfig]); nil is
+	// [liveness.NewJudge]. A caller that supplies it takes over the expiry
+	// rule: it may wrap the default judge (to observe or log what it
+	// decides) or replace it, and answers for what the judge decides.
+	NewJudge func(liveness.JudgeConfig) (Judge, error)
 }
+
+// Judge is what a member asks of its expiry judge: the methods of
+// [liveness.Judge], whose documentation gives their meaning. The member
+// reports its victim's messages, its own heartbeats' acknowledgements and
+// failures to it, and appends a verdict when Due says so.
+type Judge interface {
+	Watch(victimMember string, victimIncarnation uint64, now time.Duration)
+	Unwatch()
+	ObserveVictim(seq uint64, now time.Duration)
+	ObserveOther(seq uint64)
+	Refence(seq uint64)
+	OwnAck(sentAt, ackedAt time.Duration)
+	OwnFailure(now time.Duration)
+	DueAt() (at time.Duration, ok bool)
+	Due(now time.Duration) (due bool, span time.Duration, fenceSeq uint64)
+}
+
+var _ Judge = (*liveness.Judge)(nil)
 
 // DefaultMaxRangesPerPart keeps one decision part well under 1 MiB.
 const DefaultMaxRangesPerPart = 20000
@@ -194,7 +216,7 @@ type Member struct {
 	// liveness
 	hb         *liveness.Heartbeater
 	lease      *liveness.Lease
-	judge      *liveness.Judge
+	judge      Judge
 	catchUp    liveness.CatchUp
 	hbOut      uint64 // outstanding heartbeat action
 	hbClaim    bool   // ... which is a claim heartbeat
@@ -286,13 +308,16 @@ type Member struct {
 // New returns a member that has not claimed yet; call Start. It panics if
 // cfg.Nonce is empty or the timings do not make a valid judge.
 func New(cfg Config) *Member {
-	j, err := liveness.NewJudge(liveness.JudgeConfig{
-		Expiry: cfg.Timings.Expiry,
-		MaxGap: cfg.Timings.Heartbeat + cfg.Timings.AckBudget,
-		Rule:   cfg.JudgeRule,
-	})
+	newJudge := cfg.NewJudge
+	if newJudge == nil {
+		newJudge = func(c liveness.JudgeConfig) (Judge, error) { return liveness.NewJudge(c) }
+	}
+	j, err := newJudge(cfg.Timings.JudgeConfig())
 	if err != nil {
 		panic("rawmember: invalid timings: " + err.Error())
+	}
+	if j == nil {
+		panic("rawmember: Config.NewJudge returned no judge")
 	}
 	return &Member{
 		cfg:         cfg,

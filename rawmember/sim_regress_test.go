@@ -20,6 +20,8 @@ type rig struct {
 	s   *decider.State
 	seq uint64
 	now time.Duration
+	// newJudge is the members' Config.NewJudge (nil: the default).
+	newJudge func(liveness.JudgeConfig) (Judge, error)
 }
 
 func newRig(t *testing.T) *rig { return &rig{t: t, s: decider.New(), now: time.Hour} }
@@ -44,7 +46,7 @@ func (r *rig) mustApply(ev events.Event) {
 
 func (r *rig) member(id string) *Member {
 	r.t.Helper()
-	m := New(Config{ID: id, Nonce: "n-" + id + fmt.Sprint(r.seq), Timings: liveness.Test(), Window: 300 * time.Millisecond, Grace: 5 * time.Second})
+	m := New(Config{ID: id, Nonce: "n-" + id + fmt.Sprint(r.seq), Timings: liveness.Test(), Window: 300 * time.Millisecond, Grace: 5 * time.Second, NewJudge: r.newJudge})
 	m.Start()
 	for _, a := range m.Actions() {
 		for _, ev := range a.Events {
@@ -163,11 +165,11 @@ func TestLeavingMemberKeepsJudging(t *testing.T) {
 			t.Fatalf("leaving b changed its watch: %+v", a)
 		}
 	}
-	if v, inc, ok := b.judge.Victim(); !ok || v != "a" || inc != 1 {
+	if v, inc, ok := b.judge.(*liveness.Judge).Victim(); !ok || v != "a" || inc != 1 {
 		t.Fatalf("leaving b judges %s/%d (%v), want a/1", v, inc, ok)
 	}
 	// And c, whose victim b is, watches it.
-	if v, _, ok := ms["c"].judge.Victim(); !ok || v != "b" {
+	if v, _, ok := ms["c"].judge.(*liveness.Judge).Victim(); !ok || v != "b" {
 		t.Fatalf("c judges %s, want the leaving b", v)
 	}
 }

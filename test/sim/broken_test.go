@@ -4,8 +4,6 @@ import (
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/parti-io/parti/liveness"
 )
 
 // brokenWithin is how many seeds each deliberately broken variant may take
@@ -71,7 +69,7 @@ var variants = []variant{
 		scenario: func(o *Options) {
 			o.MaxStall = 8 * time.Second
 		},
-		breakIt: func(o *Options) { o.JudgeRule = liveness.RuleIgnoreOwnGaps },
+		breakIt: func(o *Options) { o.Broken.JudgeIgnoresOwnGaps = true },
 	},
 	{
 		// (e) Verdicts judged on the server's clock: the judge dates the

@@ -328,7 +328,9 @@ func (w *world) start(id string) {
 		Grace:      w.opt.Grace,
 		Declare:    true,
 		Partitions: slices.Clone(w.partitions),
-		JudgeRule:  w.opt.JudgeRule,
+	}
+	if w.opt.Broken.JudgeIgnoresOwnGaps {
+		cfg.NewJudge = newOwnGapsJudge
 	}
 	w.placeConfig(&cfg) // placement mode (placement.go)
 	p.d = rawmember.NewDriver(cfg)

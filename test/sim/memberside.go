@@ -40,13 +40,7 @@ func (w *world) procStep(p *proc, dt time.Duration) {
 	}
 
 	w.releaseHeartbeat(p)
-	var view func(*rawmember.Member) []rawmember.Owned
-	if w.opt.Broken.AssignBeforeRelease {
-		view = func(m *rawmember.Member) []rawmember.Owned {
-			return append(m.Owned(now), w.targetOf(p, now)...)
-		}
-	}
-	out := p.d.StepView(p.st, now, view)
+	out := p.d.Step(p.st, now)
 	w.flushActs(p, out.Actions)
 	if p.dead {
 		return
@@ -263,8 +257,14 @@ const appFinish = 200 * time.Millisecond
 // it wait, as they wait for a blocking Revoked. In a script, each call is
 // made on the process's Handler too: Assigned when the application starts
 // acting, Revoked when the revocation returns.
+//
+// An application broken on purpose (Broken.AssignBeforeRelease) also acts,
+// on its own, on what its fold names its member the target of (actEarly).
 func (w *world) app(p *proc, now time.Duration, rd rawmember.Ready) {
 	p.belief = p.d.Held()
+	if w.opt.Broken.AssignBeforeRelease {
+		w.actEarly(p, now)
+	}
 	valid := p.m.LeaseValid(now) && !p.closing
 	p.calls = append(p.calls, rd.Calls...)
 	for _, o := range rd.Reindexed {
@@ -306,9 +306,32 @@ func (w *world) app(p *proc, now time.Duration, rd rawmember.Ready) {
 	}
 }
 
-// targetOf is the broken AssignBeforeRelease view: the partitions the fold
-// names p's member as the target of a move, acted on before the source
-// released them (while the member may act at all).
+// actEarly is the application broken on purpose (Broken.AssignBeforeRelease):
+// besides what the handler contract gave it, it acts on every partition its
+// fold names its member the target of a move, before the source released it
+// and without any Assigned call, and believes it owns them. It stops acting
+// on one, as silently, once its fold no longer names it the target (the move
+// completed: the contract's Assigned takes over; or it was cancelled). What
+// the contract gave it is left alone.
+func (w *world) actEarly(p *proc, now time.Duration) {
+	for pid := range p.acting {
+		if p.acting[pid].early {
+			p.acting[pid] = act{}
+		}
+	}
+	for _, o := range w.targetOf(p, now) {
+		pid, ok := w.uindex[o.ID]
+		if !ok || p.acting[pid].on {
+			continue
+		}
+		p.acting[pid] = act{on: true, token: o.Token, early: true}
+		p.belief = append(p.belief, o)
+	}
+}
+
+// targetOf is what the broken AssignBeforeRelease application acts on early:
+// the partitions the fold names p's member as the target of a move, before
+// the source released them (while the member may act at all).
 func (w *world) targetOf(p *proc, now time.Duration) []rawmember.Owned {
 	id, inc, ok := p.m.Identity()
 	if !ok || !p.m.LeaseValid(now) || p.closing || p.leaving {

@@ -73,9 +73,8 @@ type Options struct {
 	// runs operator actions. The zero value runs none.
 	Adversary Adversary
 
-	// Broken and JudgeRule select deliberately broken member behaviour.
-	Broken    Broken
-	JudgeRule liveness.JudgeRule
+	// Broken selects deliberately broken member behaviour.
+	Broken Broken
 
 	// Trace keeps the last Trace events for a failure report (0: none; a
 	// failing run is rerun with tracing on).
@@ -288,7 +287,7 @@ func (s *Stats) add(o Stats) {
 type Broken struct {
 	// AssignBeforeRelease: the application acts on a partition as soon as
 	// the fold names its member as a move's target, before the source
-	// released it.
+	// released it, on its own: no Assigned call tells it to (actEarly).
 	AssignBeforeRelease bool
 	// UnfencedHeartbeats: heartbeats are appended without the
 	// expected-sequence check.
@@ -296,4 +295,8 @@ type Broken struct {
 	// JudgeClock makes the judge's driver date its victim's heartbeats by
 	// a clock other than its member's own (see JudgeClock).
 	JudgeClock JudgeClock
+	// JudgeIgnoresOwnGaps gives every member a judge that counts from the
+	// victim's last sighting and ignores its own heartbeats' gaps
+	// (ownGapsJudge, through rawmember.Config.NewJudge).
+	JudgeIgnoresOwnGaps bool
 }

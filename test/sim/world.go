@@ -99,6 +99,7 @@ type act struct {
 	on     bool
 	token  events.Token
 	stopAt time.Duration // finishing after a revoke: stops at this real time
+	early  bool          // acted on without an Assigned call (Broken.AssignBeforeRelease)
 }
 
 // proc is one member process: its rawmember, its own fold, its clock, its
