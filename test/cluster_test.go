@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/parti-io/parti/events"
+	"github.com/parti-io/parti/internal/jsretry"
 	"github.com/parti-io/parti/internal/natstest"
 	"github.com/parti-io/parti/liveness"
 	"github.com/parti-io/parti/projection"
@@ -38,7 +40,14 @@ func TestRacingFencedAppendsOnR3LandExactlyOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	apps := []*projection.Appender{projection.NewAppender(js0, subj), projection.NewAppender(js1, subj)}
-	last, err := apps[0].Append(ctx, &events.WindowClosed{By: "setup"})
+	// Right after the create, the replicated stream may still be electing
+	// its leader ("no response from stream"): retry the setup append.
+	var last uint64
+	err := jsretry.Do(ctx, slog.Default(), time.Minute, nil, func() error {
+		var err error
+		last, err = apps[0].Append(ctx, &events.WindowClosed{By: "setup"})
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
