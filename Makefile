@@ -143,7 +143,10 @@ bench-report:
 # Scale (issue 17): a three-server embedded cluster (R3), one big group
 # stepped through 50-500 members over 10,000 and 100,000 partitions (fast and
 # production), a one-member process holding 100,000 partitions (RSS), and
-# 10/100/1,000 idle three-member groups. Built once; the binary re-executes
+# 10/100/1,000 idle three-member groups, and the saturation runs (a group on
+# the subsecond and fast profiles for 10 minutes each while two processes
+# spin on the cores, again with GC pressure in the members; then a crash).
+# Built once; the binary re-executes
 # itself as the worker processes. Long: hours on an idle machine. One figure a
 # line, with the load average; SCALE_ARGS narrows it, e.g.
 # SCALE_ARGS='--parts big --members 50 --partitions 10000 --profiles fast'.
@@ -152,5 +155,5 @@ bench-report:
 SCALE_ARGS ?=
 bench-scale:
 	@bin="$$(mktemp -d)/parti-scale"; \
-	$(GO) build -o "$$bin" ./cmd/parti-scale && "$$bin" --max-consumers -1 $(SCALE_ARGS); \
+	$(GO) build -o "$$bin" ./cmd/parti-scale && "$$bin" --max-consumers -1 --parts big,rss,groups,saturate $(SCALE_ARGS); \
 	rc=$$?; rm -rf "$$(dirname "$$bin")"; exit $$rc

@@ -48,6 +48,10 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	if os.Getenv(roleEnv) == "burner" {
+		burn(ctx)
+		return
+	}
 	if os.Getenv(roleEnv) == "worker" {
 		if err := workerMain(ctx, os.Stdin, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "parti-scale worker:", err)
@@ -70,6 +74,11 @@ type options struct {
 	rssPartitions               int
 	groupPartitions             int
 	groupProfile                string
+	satProfiles                 []string
+	satDuration                 time.Duration
+	satMembers, satPartitions   int
+	satBurners                  int
+	satGC                       bool
 	serverLog                   string
 	minFreeMB                   int
 	maxConsumers                int
@@ -101,7 +110,13 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	partitions := fs.String("partitions", "10000,100000", "partition counts of the big group")
 	groups := fs.String("groups", "10,100,1000", "counts of idle three-member groups")
 	profiles := fs.String("profiles", "fast,production", "profiles of the big group (fast, production)")
-	parts := fs.String("parts", "big,rss,groups", "what to measure: big, rss, groups")
+	parts := fs.String("parts", "big,rss,groups", "what to measure: big, rss, groups, saturate (not by default: it runs --sat-duration per profile)")
+	satProfiles := fs.String("sat-profiles", "subsecond,fast", "profiles of the saturation part (subsecond: heartbeat 100 ms, expiry 500 ms; fast; production)")
+	fs.DurationVar(&o.satDuration, "sat-duration", 10*time.Minute, "how long each saturation run keeps the fleet under load")
+	fs.IntVar(&o.satMembers, "sat-members", 10, "members of the saturation part's group")
+	fs.IntVar(&o.satPartitions, "sat-partitions", 1000, "partitions of the saturation part's group")
+	fs.IntVar(&o.satBurners, "sat-burners", 2, "processes that spin on a core each during the saturation part")
+	fs.BoolVar(&o.satGC, "sat-gc", true, "also run each saturation profile once with GC pressure in the members' processes")
 	fs.IntVar(&o.procs, "procs", 4, "worker processes the members are spread over")
 	fs.DurationVar(&o.stepTimeout, "step-timeout", 3*time.Minute, "deadline of each step (cold start, crash, scale-up, ...)")
 	fs.DurationVar(&o.rollTimeout, "roll-timeout", 10*time.Minute, "deadline of the rolling restart")
@@ -135,9 +150,18 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	if o.groupProfile != "fast" && o.groupProfile != "production" {
 		return o, fmt.Errorf("%w: --group-profile: %q is neither fast nor production", errFlag, o.groupProfile)
 	}
+	for _, p := range strings.Split(*satProfiles, ",") {
+		if _, ok := satTimings(p); !ok {
+			return o, fmt.Errorf("%w: --sat-profiles: %q is not subsecond, fast or production", errFlag, p)
+		}
+		o.satProfiles = append(o.satProfiles, p)
+	}
+	if o.satDuration <= 0 || o.satMembers < 2 || o.satPartitions < 1 || o.satBurners < 0 {
+		return o, fmt.Errorf("%w: --sat-duration must be > 0, --sat-members ≥ 2, --sat-partitions ≥ 1, --sat-burners ≥ 0", errFlag)
+	}
 	for _, p := range strings.Split(*parts, ",") {
-		if p != "big" && p != "rss" && p != "groups" {
-			return o, fmt.Errorf("%w: --parts: %q is not big, rss or groups", errFlag, p)
+		if p != "big" && p != "rss" && p != "groups" && p != "saturate" {
+			return o, fmt.Errorf("%w: --parts: %q is not big, rss, groups or saturate", errFlag, p)
 		}
 		o.parts = append(o.parts, p)
 	}
@@ -219,6 +243,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 		case "groups":
 			d.groupSweep(ctx)
+		case "saturate":
+			d.saturateSweep(ctx)
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()

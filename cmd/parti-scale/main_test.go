@@ -14,6 +14,10 @@ import (
 // TestMain lets the test binary serve as the harness's worker process (the
 // harness starts os.Executable() again with PARTI_SCALE_ROLE=worker).
 func TestMain(m *testing.M) {
+	if os.Getenv(roleEnv) == "burner" {
+		burn(context.Background()) // killed by the driver
+		os.Exit(0)
+	}
 	if os.Getenv(roleEnv) == "worker" {
 		if err := workerMain(context.Background(), os.Stdin, os.Stdout); err != nil {
 			os.Stderr.WriteString("worker: " + err.Error() + "\n")
@@ -177,4 +181,37 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// The saturation part, briefly: a subsecond-profile group runs under one
+// burner process, then a member crashes; every figure is printed and the
+// crash is taken over.
+func TestSaturationRunReports(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	var errw syncBuffer
+	err := run(ctx, []string{"--parts", "saturate", "--sat-profiles", "subsecond", "--sat-members", "3", "--sat-partitions", "30",
+		"--sat-duration", "2s", "--sat-burners", "1", "--sat-gc=false", "--procs", "2", "--step-timeout", "60s"}, &out, &errw)
+	if err != nil {
+		t.Fatalf("run: %v\nstderr: %s", err, errw.String())
+	}
+	if strings.Contains(out.String(), "STOPPED") {
+		t.Fatalf("the run stopped:\n%s", out.String())
+	}
+	figs := map[string]string{}
+	for _, line := range strings.Split(out.String(), "\n") {
+		if f := strings.Fields(line); len(f) == 3 && !strings.HasPrefix(line, "#") {
+			figs[f[0]] = f[1]
+		}
+	}
+	p := "saturate_subsecond_m3_p30_"
+	for _, name := range []string{"false_expiries", "leases_lost", "lease_lost_revocations", "heartbeats_failed", "verdicts", "loadavg_mean"} {
+		if _, err := strconv.ParseFloat(figs[p+name], 64); err != nil {
+			t.Errorf("%s%s = %q:\n%s", p, name, figs[p+name], out.String())
+		}
+	}
+	if v, err := strconv.ParseFloat(figs[p+"crash_over_expiry"], 64); err != nil || v <= 0 {
+		t.Errorf("crash_over_expiry = %q, want a positive ratio:\n%s", figs[p+"crash_over_expiry"], out.String())
+	}
 }

@@ -26,7 +26,7 @@ type proc struct {
 }
 
 // startProcs starts n workers: this binary again, with PARTI_SCALE_ROLE.
-func startProcs(n int, urls, profile string, replicas int, stderr io.Writer) ([]*proc, error) {
+func startProcs(n int, urls, profile string, replicas int, stderr io.Writer, env ...string) ([]*proc, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -37,6 +37,7 @@ func startProcs(n int, urls, profile string, replicas int, stderr io.Writer) ([]
 		cmd.Env = append(os.Environ(), roleEnv+"=worker",
 			"PARTI_SCALE_URLS="+rotate(urls, i), "PARTI_SCALE_PROFILE="+profile,
 			"PARTI_SCALE_REPLICAS="+strconv.Itoa(replicas))
+		cmd.Env = append(cmd.Env, env...)
 		cmd.Stderr = stderr
 		in, err := cmd.StdinPipe()
 		if err != nil {

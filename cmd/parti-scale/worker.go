@@ -110,6 +110,9 @@ type worker struct {
 func workerMain(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 	urls := os.Getenv("PARTI_SCALE_URLS")
 	profile := os.Getenv("PARTI_SCALE_PROFILE")
+	if os.Getenv(gcPressureEnv) != "" {
+		go gcPressure(ctx)
+	}
 	replicas, _ := strconv.Atoi(os.Getenv("PARTI_SCALE_REPLICAS"))
 	if urls == "" {
 		return errors.New("worker: PARTI_SCALE_URLS is empty")
@@ -254,8 +257,13 @@ func (w *worker) partitions(n int) []string {
 }
 
 func (w *worker) config(group string) parti.Config {
-	if w.profile == "production" {
+	switch w.profile {
+	case "production":
 		return parti.Production(group)
+	case "subsecond":
+		c := parti.Fast(group)
+		c.Timings, _ = satTimings("subsecond")
+		return c
 	}
 	return parti.Fast(group)
 }
