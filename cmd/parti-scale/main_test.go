@@ -41,13 +41,7 @@ func TestSmallSizeRunsEveryStep(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run: %v\nstderr: %s", err, errw.String())
 	}
-	figs := map[string]string{}
-	for _, line := range strings.Split(out.String(), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 3 && !strings.HasPrefix(line, "#") {
-			figs[f[0]] = f[1]
-		}
-	}
+	figs := figures(out.String())
 	p := "scale_fast_p60_m3_"
 	for _, name := range []string{"cold_start_ms", "crash_reowned_ms", "crash_over_expiry", "leader_crash_reowned_ms",
 		"leader_crash_over_expiry", "scaleup_one_moved_over_min", "scaleup_10pct_moved_over_min",
@@ -121,13 +115,7 @@ func TestFewGroupsFailOver(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run: %v\nstderr: %s", err, errw.String())
 	}
-	figs := map[string]string{}
-	for _, line := range strings.Split(out.String(), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 3 && !strings.HasPrefix(line, "#") {
-			figs[f[0]] = f[1]
-		}
-	}
+	figs := figures(out.String())
 	if strings.Contains(out.String(), "STOPPED") {
 		t.Fatalf("the run stopped:\n%s", out.String())
 	}
@@ -199,12 +187,7 @@ func TestSaturationRunReports(t *testing.T) {
 	if strings.Contains(out.String(), "STOPPED") {
 		t.Fatalf("the run stopped:\n%s", out.String())
 	}
-	figs := map[string]string{}
-	for _, line := range strings.Split(out.String(), "\n") {
-		if f := strings.Fields(line); len(f) == 3 && !strings.HasPrefix(line, "#") {
-			figs[f[0]] = f[1]
-		}
-	}
+	figs := figures(out.String())
 	p := "saturate_subsecond_m3_p30_"
 	for _, name := range []string{"false_expiries", "leases_lost", "lease_lost_revocations", "heartbeats_failed", "verdicts", "loadavg_mean"} {
 		if _, err := strconv.ParseFloat(figs[p+name], 64); err != nil {
@@ -214,4 +197,15 @@ func TestSaturationRunReports(t *testing.T) {
 	if v, err := strconv.ParseFloat(figs[p+"crash_over_expiry"], 64); err != nil || v <= 0 {
 		t.Errorf("crash_over_expiry = %q, want a positive ratio:\n%s", figs[p+"crash_over_expiry"], out.String())
 	}
+}
+
+// figures maps each NAME of the report's "NAME VALUE UNIT" lines to VALUE.
+func figures(out string) map[string]string {
+	figs := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) == 3 && !strings.HasPrefix(line, "#") {
+			figs[f[0]] = f[1]
+		}
+	}
+	return figs
 }

@@ -342,17 +342,9 @@ func (w *world) start(id string) {
 }
 
 func (w *world) crash(p *proc, why string) {
-	if p.dead {
+	if !w.end(p, why) {
 		return
 	}
-	p.dead = true
-	p.diedAt = w.T
-	p.endWhy = why
-	p.heldHB = nil
-	p.belief = nil
-	clear(p.acting)
-	w.dropHanded(p)
-	p.inbox = nil
 	p.healthy = false
 	w.stats.Crashes++
 	w.tracef("%s %s", why, p.name())
@@ -360,8 +352,16 @@ func (w *world) crash(p *proc, why string) {
 
 // exit ends a process that stopped (left, closed, or expired and rejoining).
 func (w *world) exit(p *proc, why string) {
+	if w.end(p, why) {
+		w.tracef("exit %s: %s", p.name(), why)
+	}
+}
+
+// end ends process p (crashed or exited); it reports false if p had
+// already ended.
+func (w *world) end(p *proc, why string) bool {
 	if p.dead {
-		return
+		return false
 	}
 	p.dead = true
 	p.diedAt = w.T
@@ -371,5 +371,5 @@ func (w *world) exit(p *proc, why string) {
 	clear(p.acting)
 	w.dropHanded(p)
 	p.inbox = nil
-	w.tracef("exit %s: %s", p.name(), why)
+	return true
 }
