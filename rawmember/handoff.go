@@ -69,7 +69,10 @@ type Ready struct {
 //
 // It is not safe for concurrent use.
 type Handoff struct {
-	held     map[string]Owned  // assigned and not revoked, by partition ID
+	// held is what is assigned and not revoked, sorted by partition ID: a
+	// slice, not a map, because a member may hold 100,000 partitions and a
+	// map entry costs three times the Owned it keeps (see heldIndex).
+	held     []Owned
 	revoking map[string]int    // Revoked calls handed out and not returned, by partition ID
 	moving   map[string]uint32 // partitions to hand off at the last step: their index
 	stopping bool              // Stop was called: nothing is assigned any more
@@ -88,7 +91,7 @@ type Handoff struct {
 
 // NewHandoff returns a Handoff holding nothing.
 func NewHandoff() *Handoff {
-	return &Handoff{held: map[string]Owned{}, revoking: map[string]int{}, moving: map[string]uint32{}}
+	return &Handoff{revoking: map[string]int{}, moving: map[string]uint32{}}
 }
 
 // Step compares what m may act on at now (its view of s) with what the
@@ -122,43 +125,45 @@ func (h *Handoff) compare(m *Member, s *decider.State, believed []Owned) Ready {
 			h.moving[s.Partitions[p]] = p
 		}
 	}
-	want := make(map[string]Owned, len(believed))
-	for _, o := range believed {
-		want[o.ID] = o
-	}
+	// Both sides sorted by partition ID, merged: what is held and still
+	// wanted with its token stays, what is held and not wanted is revoked,
+	// what is wanted and not held is assigned.
+	want := slices.Clone(believed)
+	slices.SortFunc(want, func(x, y Owned) int { return cmp.Compare(x.ID, y.ID) })
 	var rd Ready
-	for _, p := range sortedKeys(h.held) {
-		o := h.held[p]
-		if w, ok := want[p]; ok && w.Token == o.Token {
+	var assign []Call
+	held := make([]Owned, 0, len(want))
+	i, j := 0, 0
+	for i < len(h.held) || j < len(want) {
+		switch {
+		case j == len(want) || (i < len(h.held) && h.held[i].ID < want[j].ID):
+			// Held, not wanted.
+			rd.Calls = append(rd.Calls, h.revoke(h.held[i], h.why(m, s, h.held[i].ID)))
+			i++
+		case i == len(h.held) || want[j].ID < h.held[i].ID:
+			// Wanted, not held.
+			held = append(held, want[j])
+			assign = append(assign, Call{Owned: want[j]})
+			j++
+		default:
+			o, w := h.held[i], want[j]
+			i, j = i+1, j+1
+			if w.Token != o.Token {
+				// A new token: a re-declaration gave it a new index. Revoked
+				// and assigned again.
+				rd.Calls = append(rd.Calls, h.revoke(o, ReasonMoved))
+				held = append(held, w)
+				assign = append(assign, Call{Owned: w})
+				continue
+			}
 			if w.Index != o.Index {
 				o.Index = w.Index // a re-declaration moved its index
-				h.held[p] = o
 				rd.Reindexed = append(rd.Reindexed, o)
 			}
-			continue
+			held = append(held, o)
 		}
-		why := ReasonLeaseLost
-		if _, ok := h.moving[p]; ok {
-			why = ReasonMoved
-		} else if _, ok := want[p]; ok {
-			why = ReasonMoved // a new token: a re-declaration gave it a new index
-		} else if _, ok := s.PartitionIndex(p); !ok {
-			why = ReasonDropped
-		} else if h.stopping {
-			why = h.stopWhy
-		} else if m.Stopped() != NotStopped || m.leaving || m.closing {
-			why = ReasonStopped
-		}
-		rd.Calls = append(rd.Calls, h.revoke(p, why))
 	}
-	var assign []Call
-	for _, w := range believed {
-		if _, ok := h.held[w.ID]; ok {
-			continue
-		}
-		h.held[w.ID] = w
-		assign = append(assign, Call{Owned: w})
-	}
+	h.held = held
 	sortCalls(rd.Calls)
 	sortCalls(assign)
 	rd.Calls = append(rd.Calls, assign...)
@@ -180,9 +185,10 @@ func (h *Handoff) RevokeAll(why Reason) Ready {
 	h.dirty = true
 	clear(h.moving)
 	var rd Ready
-	for _, p := range sortedKeys(h.held) {
-		rd.Calls = append(rd.Calls, h.revoke(p, why))
+	for _, o := range h.held {
+		rd.Calls = append(rd.Calls, h.revoke(o, why))
 	}
+	h.held = nil
 	sortCalls(rd.Calls)
 	return rd
 }
@@ -196,7 +202,7 @@ func (h *Handoff) Returned(m *Member, c Call) (letGo bool) {
 	if h.revoking[p]--; h.revoking[p] <= 0 {
 		delete(h.revoking, p)
 	}
-	if _, held := h.held[p]; held || h.revoking[p] > 0 {
+	if h.isHeld(p) || h.revoking[p] > 0 {
 		return false
 	}
 	if ix, ok := h.moving[p]; ok && m != nil {
@@ -209,11 +215,7 @@ func (h *Handoff) Returned(m *Member, c Call) (letGo bool) {
 // Held returns what the application holds (assigned and not revoked),
 // sorted by index.
 func (h *Handoff) Held() []Owned {
-	out := make([]Owned, 0, len(h.held))
-	//parti:unordered collects, sorted by index below
-	for _, o := range h.held {
-		out = append(out, o)
-	}
+	out := slices.Clone(h.held)
 	slices.SortFunc(out, func(x, y Owned) int { return cmp.Compare(x.Index, y.Index) })
 	return out
 }
@@ -222,18 +224,40 @@ func (h *Handoff) Held() []Owned {
 // returned: a close may then be appended.
 func (h *Handoff) Quiet() bool { return len(h.held) == 0 && len(h.revoking) == 0 }
 
-func (h *Handoff) revoke(p string, why Reason) Call {
-	o := h.held[p]
-	delete(h.held, p)
-	h.revoking[p]++
+// revoke records that o, no longer held, awaits its Revoked call's return.
+func (h *Handoff) revoke(o Owned, why Reason) Call {
+	h.revoking[o.ID]++
 	return Call{Revoke: true, Owned: o, Why: why}
+}
+
+// why says why held partition p, not wanted any more, is revoked.
+func (h *Handoff) why(m *Member, s *decider.State, p string) Reason {
+	if _, ok := h.moving[p]; ok {
+		return ReasonMoved
+	}
+	if _, ok := s.PartitionIndex(p); !ok {
+		return ReasonDropped
+	}
+	if h.stopping {
+		return h.stopWhy
+	}
+	if m.Stopped() != NotStopped || m.leaving || m.closing {
+		return ReasonStopped
+	}
+	return ReasonLeaseLost
+}
+
+// isHeld reports whether the application holds partition p.
+func (h *Handoff) isHeld(p string) bool {
+	_, ok := slices.BinarySearchFunc(h.held, p, func(o Owned, id string) int { return cmp.Compare(o.ID, id) })
+	return ok
 }
 
 // letGo lets go of every partition to hand off that nothing holds.
 func (h *Handoff) letGo(m *Member) bool {
 	done := false
 	for _, p := range sortedKeys(h.moving) {
-		if _, held := h.held[p]; held || h.revoking[p] > 0 {
+		if h.isHeld(p) || h.revoking[p] > 0 {
 			continue
 		}
 		m.LetGo(h.moving[p])
