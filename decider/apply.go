@@ -473,22 +473,22 @@ func (s *State) declare(seq uint64, e *events.PartitionsDeclared) Outcome {
 		return ignored("declaration weights do not match IDs")
 	}
 
-	seen := make(map[string]uint32, len(e.IDs))
 	for i, id := range e.IDs {
 		if events.ValidPartitionID(id) != nil {
 			return ignored("declaration has an invalid partition ID")
 		}
-		if _, dup := seen[id]; dup {
-			return ignored("declaration has a duplicate partition ID")
-		}
 		if len(e.Weights) != 0 && e.Weights[i] == 0 {
 			return ignored("declaration has a zero weight")
 		}
-		seen[id] = uint32(i)
+	}
+	ids := slices.Clone(e.IDs)
+	seen, dup := newPartIndex(ids)
+	if dup >= 0 {
+		return ignored("declaration has a duplicate partition ID")
 	}
 	owners := make([]Ownership, len(e.IDs))
 	for i, id := range e.IDs {
-		if j, ok := s.index[id]; ok {
+		if j, ok := s.index.lookup(id); ok {
 			o := s.Owners[j]
 			// A move in flight survives the re-declaration. A partition
 			// that changes index gets a new token: releases are unfenced
@@ -511,7 +511,7 @@ func (s *State) declare(seq uint64, e *events.PartitionsDeclared) Outcome {
 	// (see State.Retired); earlier entries stay while their owner does.
 	var retired map[string]Ownership
 	keep := func(id string, o Ownership) {
-		if _, declared := seen[id]; declared || o.Owner == "" || s.Incarnation(o.Owner, o.Inc) == nil {
+		if _, declared := seen.lookup(id); declared || o.Owner == "" || s.Incarnation(o.Owner, o.Inc) == nil {
 			return
 		}
 		if retired == nil {
@@ -528,7 +528,7 @@ func (s *State) declare(seq uint64, e *events.PartitionsDeclared) Outcome {
 	}
 	s.Retired = retired
 	s.DeclVersion = e.Version
-	s.Partitions = slices.Clone(e.IDs)
+	s.Partitions = ids
 	if len(e.Weights) != 0 {
 		s.Weights = slices.Clone(e.Weights)
 	} else {
@@ -611,7 +611,7 @@ func (s *State) applyOperator(seq uint64, e *events.OperatorAction) Outcome {
 // operatorMove moves one partition to a member: at once when it is unowned,
 // through the owner's release otherwise.
 func (s *State) operatorMove(seq uint64, e *events.OperatorAction) Outcome {
-	i, ok := s.index[e.Partition]
+	i, ok := s.index.lookup(e.Partition)
 	if !ok {
 		return ignored("operator move of an unknown partition")
 	}

@@ -218,14 +218,14 @@ func Operator(s *State, a events.OperatorAction) (*events.OperatorAction, error)
 			return nil, fmt.Errorf("%w: %s/%d", ErrNotMember, a.Member, a.Incarnation)
 		}
 	case events.OpMove:
-		if _, ok := s.index[a.Partition]; !ok {
+		if _, ok := s.index.lookup(a.Partition); !ok {
 			return nil, fmt.Errorf("%w: unknown partition %q", ErrInvalidPartition, a.Partition)
 		}
 		t := s.Members[a.Target]
 		if t == nil || !t.Eligible() {
 			return nil, fmt.Errorf("%w: target %s is not an eligible member", ErrNotMember, a.Target)
 		}
-		if i := s.index[a.Partition]; !hasLabels(t.Labels, s.Class(int(i)).Require) {
+		if i, _ := s.index.lookup(a.Partition); !hasLabels(t.Labels, s.Class(int(i)).Require) {
 			return nil, fmt.Errorf("%w: %s requires %v, which %s does not carry", ErrInvalidCommand, a.Partition, s.Class(int(i)).Require, a.Target)
 		}
 	default:

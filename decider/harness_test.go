@@ -3,9 +3,11 @@ package decider
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"testing"
+
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
-	"testing"
 
 	"github.com/parti-io/parti/events"
 )
@@ -166,4 +168,5 @@ var stateCmp = cmp.Options{
 	cmp.AllowUnexported(State{}, Member{}),
 	cmpopts.IgnoreFields(State{}, "ownL", "tgtL"),
 	cmpopts.IgnoreFields(Member{}, "ownHead", "tgtHead"),
+	cmp.Comparer(func(a, b partIndex) bool { return slices.Equal(a.ids, b.ids) && slices.Equal(a.perm, b.perm) }),
 }

@@ -43,15 +43,15 @@ func CheckInvariants(s *State) error {
 	if s.Weights != nil && len(s.Weights) != len(s.Partitions) {
 		bad("%d weights for %d partitions", len(s.Weights), len(s.Partitions))
 	}
-	if len(s.index) != len(s.Partitions) {
-		bad("index has %d entries for %d partitions", len(s.index), len(s.Partitions))
+	if s.index.len() != len(s.Partitions) {
+		bad("index has %d entries for %d partitions", s.index.len(), len(s.Partitions))
 	}
 	owns, targets := map[string]int{}, map[string]int{}
 	for i := range s.Owners {
 		if i >= len(s.Partitions) {
 			break
 		}
-		if j, ok := s.index[s.Partitions[i]]; !ok || int(j) != i {
+		if j, ok := s.index.lookup(s.Partitions[i]); !ok || int(j) != i {
 			bad("partition %d (%s) is not indexed", i, s.Partitions[i])
 		}
 		errs = append(errs, CheckPartition(s, i)...)
@@ -68,7 +68,7 @@ func CheckInvariants(s *State) error {
 	}
 	for _, id := range retired {
 		o := s.Retired[id]
-		if _, declared := s.index[id]; declared {
+		if _, declared := s.index.lookup(id); declared {
 			bad("retired partition %s is declared", id)
 		}
 		if o.Owner == "" || o.Target != "" || o.Token == 0 || o.Token > s.LastSeq {

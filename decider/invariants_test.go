@@ -2,6 +2,7 @@ package decider
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -140,8 +141,9 @@ func TestInvariantPieces(t *testing.T) {
 			return 0, ""
 		}},
 		{"not indexed", whole, "partition 3 (p-0003) is not indexed", func(s *State) (int, string) {
-			delete(s.index, "p-0003")
-			s.index["zz"] = 3
+			ids := slices.Clone(s.Partitions)
+			ids[3] = "zz"
+			s.index, _ = newPartIndex(ids)
 			return 0, ""
 		}},
 	}

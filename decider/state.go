@@ -174,7 +174,7 @@ type State struct {
 	// Counters counts applied, skipped, ignored and rejected records.
 	Counters Counters `json:"counters"`
 
-	index   map[string]uint32
+	index   partIndex
 	partial *partial
 	prevSeq uint64
 	ownL    links // per-member lists of owned partitions
@@ -196,7 +196,6 @@ func New() *State {
 	return &State{
 		Members: map[string]*Member{},
 		LastInc: map[string]uint64{},
-		index:   map[string]uint32{},
 	}
 }
 
@@ -217,7 +216,7 @@ func (s *State) Clone() *State {
 	c.Classes = slices.Clone(s.Classes)
 	c.ClassOf = slices.Clone(s.ClassOf)
 	c.Owners = slices.Clone(s.Owners)
-	c.index = maps.Clone(s.index)
+	c.index = s.index // never changed in place
 	c.ownL = s.ownL.clone()
 	c.tgtL = s.tgtL.clone()
 	c.Retired = maps.Clone(s.Retired)
@@ -252,8 +251,7 @@ func (s *State) Clone() *State {
 
 // PartitionIndex returns the index of partition id in the declared set.
 func (s *State) PartitionIndex(id string) (uint32, bool) {
-	i, ok := s.index[id]
-	return i, ok
+	return s.index.lookup(id)
 }
 
 // Member returns the member with id (any status) or nil.
@@ -466,9 +464,7 @@ func (s *State) PhaseOf(nonce string) MemberPhase {
 }
 
 func (s *State) rebuildIndex() {
-	s.index = make(map[string]uint32, len(s.Partitions))
-	for i, p := range s.Partitions {
-		s.index[p] = uint32(i)
-	}
+	// A snapshot's set was declared once, so it has no duplicate.
+	s.index, _ = newPartIndex(s.Partitions)
 	s.reindex()
 }
