@@ -19,9 +19,18 @@ import (
 	"github.com/parti-io/parti/rawmember"
 )
 
+// owned is the member's record of one assignment handed to the
+// application, its Context inside it: one allocation a partition.
 type owned struct {
-	a      Assignment
-	cancel context.CancelFunc
+	partition string
+	index     uint32
+	token     events.Token
+	ctx       assignmentContext
+}
+
+// assignment is o as the application sees it.
+func (o *owned) assignment() Assignment {
+	return Assignment{Partition: o.partition, Index: o.index, Token: o.token, Context: &o.ctx}
 }
 
 // Member is a running group member. Its methods are safe for concurrent use.
@@ -376,7 +385,7 @@ func (m *Member) apply(rd rawmember.Ready) {
 	m.mu.Lock()
 	for _, o := range rd.Reindexed {
 		if w := m.owned[o.ID]; w != nil {
-			w.a.Index = o.Index
+			w.index = o.Index
 		}
 	}
 	for _, c := range rd.Calls {
@@ -385,8 +394,8 @@ func (m *Member) apply(rd rawmember.Ready) {
 			delete(m.owned, c.Owned.ID)
 			a := Assignment{Partition: c.Owned.ID, Index: c.Owned.Index, Token: c.Owned.Token}
 			if o != nil {
-				o.cancel()
-				a.Context = o.a.Context
+				o.ctx.cancel()
+				a.Context = &o.ctx
 			}
 			calls = append(calls, call{a: a, c: c})
 			continue
@@ -394,10 +403,9 @@ func (m *Member) apply(rd rawmember.Ready) {
 		if lease == nil {
 			lease = m.lease.context()
 		}
-		ctx, cancel := context.WithCancel(lease)
-		o := &owned{a: Assignment{Partition: c.Owned.ID, Index: c.Owned.Index, Token: c.Owned.Token, Context: ctx}, cancel: cancel}
+		o := &owned{partition: c.Owned.ID, index: c.Owned.Index, token: c.Owned.Token, ctx: assignmentContext{lease: lease}}
 		m.owned[c.Owned.ID] = o
-		calls = append(calls, call{a: o.a, c: c})
+		calls = append(calls, call{a: o.assignment(), c: c})
 	}
 	n := len(m.owned)
 	m.mu.Unlock()

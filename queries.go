@@ -33,7 +33,7 @@ func (m *Member) Assigned() []Assignment {
 	}
 	out := make([]Assignment, 0, len(m.owned))
 	for _, o := range m.owned {
-		out = append(out, o.a)
+		out = append(out, o.assignment())
 	}
 	sortAssignments(out)
 	return out
@@ -49,7 +49,7 @@ func (m *Member) Owns(partition string, token events.Token) bool {
 		return false
 	}
 	o, ok := m.owned[partition]
-	return ok && o.a.Token == token
+	return ok && o.token == token
 }
 
 // leaseDeadline returns the member's lease deadline as a reading of its clock
