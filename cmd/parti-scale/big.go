@@ -639,16 +639,33 @@ func (d *driver) steadyWindow(ctx context.Context, prefix string, f *bigFleet, M
 
 // rssOne starts a dedicated process with one member holding every one of
 // --rss-partitions partitions and reads its RSS once it settled (after a GC
-// that returns free memory to the OS) and its peak.
+// that returns free memory to the OS) and its peak: once with a handler that
+// ignores the assignments' contexts (it keys its work by partition), once
+// with one that takes every context's Done channel, as a handler that
+// waits on them does ("_watching_").
 func (d *driver) rssOne(ctx context.Context) error {
+	for _, watch := range []bool{false, true} {
+		if err := d.rssOneRun(ctx, watch); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *driver) rssOneRun(ctx context.Context, watch bool) error {
 	P := d.o.rssPartitions
 	prefix := fmt.Sprintf("rss_one_member_p%d", P)
-	group := fmt.Sprintf("rss-%d-%d", P, os.Getpid())
+	var env []string
+	if watch {
+		prefix += "_watching"
+		env = append(env, watchContextsEnv+"=1")
+	}
+	group := fmt.Sprintf("rss-%d-%d-%v", P, os.Getpid(), watch)
 	if _, err := projection.Provision(ctx, d.js, projection.StreamConfig{Group: group, Replicas: 3}); err != nil {
 		return err
 	}
 	defer func() { _ = d.js.DeleteStream(context.Background(), projection.StreamName(group)) }()
-	procs, err := startProcs(1, d.cl.urls(), "fast", 3, d.stderr)
+	procs, err := startProcs(1, d.cl.urls(), "fast", 3, d.stderr, env...)
 	if err != nil {
 		return err
 	}

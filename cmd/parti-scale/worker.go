@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,6 +47,17 @@ import (
 //	gc                               GC, return memory to the OS: "ok RSS_KB HWM_KB HEAP_INUSE_B"
 //	quit                             Stop every member and exit
 const roleEnv = "PARTI_SCALE_ROLE"
+
+// heapProfileEnv, when set in a worker's environment, names a file the
+// "gc" command writes a heap profile to (go tool pprof reads it): where a
+// member's memory goes at the size being measured.
+const heapProfileEnv = "PARTI_SCALE_HEAPPROFILE"
+
+// watchContextsEnv, when "1" in a worker's environment, makes its
+// handlers take every assignment's Context.Done channel, as a handler that
+// waits on them does (the contexts are lazy: one nobody looks at costs
+// less).
+const watchContextsEnv = "PARTI_SCALE_WATCH_CONTEXTS"
 
 // workerConnName names the workers' connections (the driver counts their
 // messages on the servers by it).
@@ -105,6 +117,7 @@ type worker struct {
 	groups  map[string]*wgroup
 	members map[string]*wmember // by GROUP/ID
 	parts   map[int][]string    // partition sets by size, shared by every member
+	watch   bool                // take every assignment's Done channel (watchContextsEnv)
 }
 
 func workerMain(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
@@ -126,7 +139,7 @@ func workerMain(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("worker: jetstream: %w", err)
 	}
-	w := &worker{js: js, profile: profile, replicas: replicas, groups: map[string]*wgroup{}, members: map[string]*wmember{}, parts: map[int][]string{}}
+	w := &worker{js: js, profile: profile, replicas: replicas, groups: map[string]*wgroup{}, members: map[string]*wmember{}, parts: map[int][]string{}, watch: os.Getenv(watchContextsEnv) == "1"}
 	defer w.stopAll()
 	out := bufio.NewWriterSize(stdout, 1<<16)
 	in := bufio.NewScanner(stdin)
@@ -236,10 +249,27 @@ func (w *worker) do(ctx context.Context, f []string, out io.Writer) error {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		rss, hwm := procMemKB(os.Getpid())
+		if path := os.Getenv(heapProfileEnv); path != "" {
+			if err := writeHeapProfile(path); err != nil {
+				return err
+			}
+		}
 		fmt.Fprintf(out, "ok %d %d %d\n", rss, hwm, ms.HeapInuse)
 		return nil
 	}
 	return fmt.Errorf("unknown command %q", f[0])
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func (w *worker) partitions(n int) []string {
@@ -339,6 +369,9 @@ func (w *worker) join(ctx context.Context, parts, expected int, specs []string) 
 func (w *worker) handler(g *wgroup, rec *wmember) parti.Handler {
 	return parti.HandlerFuncs{
 		OnAssigned: func(a parti.Assignment) {
+			if w.watch {
+				_ = a.Context.Done()
+			}
 			now := time.Now().UnixNano()
 			w.mu.Lock()
 			defer w.mu.Unlock()
