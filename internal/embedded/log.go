@@ -29,7 +29,14 @@ func (l *warnLogger) line(level, format string, v ...any) {
 	fmt.Fprintf(l.w, "nats-server: [%s] %s\n", level, msg)
 }
 
-func (l *warnLogger) Noticef(string, ...any)         {}
+// Noticef passes on the notices that a client was cut off or stalled for
+// reading too slowly: nats-server reports them as notices, and they explain
+// a client's broken connection.
+func (l *warnLogger) Noticef(format string, v ...any) {
+	if strings.Contains(format, "Slow Consumer") {
+		l.line("INF", format, v...)
+	}
+}
 func (l *warnLogger) Debugf(string, ...any)          {}
 func (l *warnLogger) Tracef(string, ...any)          {}
 func (l *warnLogger) Warnf(format string, v ...any)  { l.line("WRN", format, v...) }
