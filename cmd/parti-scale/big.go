@@ -320,12 +320,32 @@ func (d *driver) bigSweep(ctx context.Context) {
 	}
 }
 
+// decisionBytesPerPartition is about what a decision placing every
+// partition costs in the log, per partition (1.15 MB at 100,000).
+const decisionBytesPerPartition = 12
+
+// connBurstBytes bounds what one worker connection is sent at once when a
+// decision placing every partition lands: each member on it reads the log
+// itself, so it receives the decision once per member. nats-server cuts a
+// client off past its max_pending (64 MB by default): 125 members over
+// 100,000 partitions on one connection were cut off over and over.
+const connBurstBytes = 32 << 20
+
+// bigProcs is how many worker processes (one connection each) carry M
+// members over P partitions: procs, or more when a decision times the
+// members on one connection would pass connBurstBytes.
+func bigProcs(procs, M, P int) int {
+	perConn := max(1, connBurstBytes/(decisionBytesPerPartition*P))
+	return min(M, max(procs, (M+perConn-1)/perConn))
+}
+
 // bigGroup runs one size through its steps, printing each figure as it is
 // taken. It returns the error of the step that stopped it.
 func (d *driver) bigGroup(ctx context.Context, profile string, P, M int) (err error) {
 	prefix := fmt.Sprintf("scale_%s_p%d_m%d", profile, P, M)
 	group := fmt.Sprintf("big-%s-%d-%d-%d", profile, P, M, os.Getpid())
-	fmt.Fprintf(d.out, "# %s: one group, %d members over %d processes, %d partitions, %s profile\n", prefix, M, min(d.o.procs, M), P, profile)
+	nprocs := bigProcs(d.o.procs, M, P)
+	fmt.Fprintf(d.out, "# %s: one group, %d members over %d processes, %d partitions, %s profile\n", prefix, M, nprocs, P, profile)
 	expiry := profileConfig(profile).Timings.Expiry
 	cur := "provision"
 	step := func(name string, timeout time.Duration, fn func(ctx context.Context) error) error {
@@ -360,7 +380,7 @@ func (d *driver) bigGroup(ctx context.Context, profile string, P, M int) (err er
 	}
 	defer func() { _ = d.js.DeleteStream(context.Background(), projection.StreamName(group)) }()
 	d.fig(prefix+"_provision_ms", ms(time.Since(t0)), "ms")
-	procs, err := startProcs(min(d.o.procs, M), d.cl.urls(), profile, 3, d.stderr)
+	procs, err := startProcs(nprocs, d.cl.urls(), profile, 3, d.stderr)
 	if err != nil {
 		return err
 	}

@@ -117,7 +117,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.satPartitions, "sat-partitions", 1000, "partitions of the saturation part's group")
 	fs.IntVar(&o.satBurners, "sat-burners", 2, "processes that spin on a core each during the saturation part")
 	fs.BoolVar(&o.satGC, "sat-gc", true, "also run each saturation profile once with GC pressure in the members' processes")
-	fs.IntVar(&o.procs, "procs", 4, "worker processes the members are spread over")
+	fs.IntVar(&o.procs, "procs", 4, "worker processes the members are spread over (the big group uses more when a decision sent to every member of a connection would pass 32 MB)")
 	fs.DurationVar(&o.stepTimeout, "step-timeout", 3*time.Minute, "deadline of each step (cold start, crash, scale-up, ...)")
 	fs.DurationVar(&o.rollTimeout, "roll-timeout", 10*time.Minute, "deadline of the rolling restart")
 	fs.DurationVar(&o.steady, "steady", 5*time.Second, "steady-state window after the cold start (CPU, message rate)")

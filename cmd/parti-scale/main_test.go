@@ -239,3 +239,23 @@ func figures(out string) map[string]string {
 	}
 	return figs
 }
+
+// The big group spreads its members over more processes when a decision
+// sent to every member on one connection would pass connBurstBytes.
+func TestBigProcsBoundsTheBurstPerConnection(t *testing.T) {
+	for _, tc := range []struct{ procs, M, P, want int }{
+		{4, 500, 10_000, 4},
+		{4, 100, 100_000, 4},
+		{4, 250, 100_000, 10},
+		{4, 500, 100_000, 19},
+		{4, 2, 100_000, 2},
+		{1, 1, 1_000_000, 1},
+	} {
+		if got := bigProcs(tc.procs, tc.M, tc.P); got != tc.want {
+			t.Errorf("bigProcs(%d, %d, %d) = %d, want %d", tc.procs, tc.M, tc.P, got, tc.want)
+		}
+		if n := bigProcs(tc.procs, tc.M, tc.P); (tc.M+n-1)/n*decisionBytesPerPartition*tc.P > connBurstBytes && tc.M > n {
+			t.Errorf("bigProcs(%d, %d, %d) = %d leaves %d members a connection", tc.procs, tc.M, tc.P, n, (tc.M+n-1)/n)
+		}
+	}
+}
