@@ -228,11 +228,30 @@ func pause(ctx context.Context, d time.Duration) error {
 	}
 }
 
-func profileConfig(profile string) parti.Config {
-	if profile == "production" {
-		return parti.Production("x")
+func profileConfig(profile string) parti.Config { return groupConfig(profile, "x") }
+
+// groupConfig is group's configuration at profile: fast, production,
+// patient (production's timings five times over, and a 5 s decision
+// window: for a fleet too large for its CPUs, where members that wait
+// seconds for a core must not expire one another) or subsecond (the
+// saturation part's).
+func groupConfig(profile, group string) parti.Config {
+	switch profile {
+	case "production":
+		return parti.Production(group)
+	case "patient":
+		c := parti.Production(group)
+		t := &c.Timings
+		t.Heartbeat, t.Expiry, t.Lease, t.Margin, t.AckBudget, t.ReconnectWait =
+			5*t.Heartbeat, 5*t.Expiry, 5*t.Lease, 5*t.Margin, 5*t.AckBudget, 5*t.ReconnectWait
+		c.Window, c.Grace = 5*time.Second, 2*time.Minute
+		return c
+	case "subsecond":
+		c := parti.Fast(group)
+		c.Timings, _ = satTimings("subsecond")
+		return c
 	}
-	return parti.Fast("x")
+	return parti.Fast(group)
 }
 
 var (

@@ -109,7 +109,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	members := fs.String("members", "50,100,250,500", "member counts of the big group, comma-separated")
 	partitions := fs.String("partitions", "10000,100000", "partition counts of the big group")
 	groups := fs.String("groups", "10,100,1000", "counts of idle three-member groups")
-	profiles := fs.String("profiles", "fast,production", "profiles of the big group (fast, production)")
+	profiles := fs.String("profiles", "fast,production", "profiles of the big group (fast, production, patient: production's timings five times over)")
 	parts := fs.String("parts", "big,rss,groups", "what to measure: big, rss, groups, saturate (not by default: it runs --sat-duration per profile)")
 	satProfiles := fs.String("sat-profiles", "subsecond,fast", "profiles of the saturation part (subsecond: heartbeat 100 ms, expiry 500 ms; fast; production)")
 	fs.DurationVar(&o.satDuration, "sat-duration", 10*time.Minute, "how long each saturation run keeps the fleet under load")
@@ -142,8 +142,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, err
 	}
 	for _, p := range strings.Split(*profiles, ",") {
-		if p != "fast" && p != "production" {
-			return o, fmt.Errorf("%w: --profiles: %q is neither fast nor production", errFlag, p)
+		if p != "fast" && p != "production" && p != "patient" {
+			return o, fmt.Errorf("%w: --profiles: %q is not fast, production or patient", errFlag, p)
 		}
 		o.profiles = append(o.profiles, p)
 	}

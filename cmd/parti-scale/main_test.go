@@ -259,3 +259,16 @@ func TestBigProcsBoundsTheBurstPerConnection(t *testing.T) {
 		}
 	}
 }
+
+// Every profile the harness runs is a valid configuration, and patient is
+// production's timings five times over.
+func TestProfilesAreValid(t *testing.T) {
+	for _, p := range []string{"fast", "production", "patient", "subsecond"} {
+		if err := groupConfig(p, "g").Validate(); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+	if p, q := groupConfig("patient", "g").Timings, groupConfig("production", "g").Timings; p.Expiry != 5*q.Expiry || p.Lease != 5*q.Lease {
+		t.Errorf("patient timings %+v, production %+v", p, q)
+	}
+}

@@ -286,17 +286,7 @@ func (w *worker) partitions(n int) []string {
 	return p
 }
 
-func (w *worker) config(group string) parti.Config {
-	switch w.profile {
-	case "production":
-		return parti.Production(group)
-	case "subsecond":
-		c := parti.Fast(group)
-		c.Timings, _ = satTimings("subsecond")
-		return c
-	}
-	return parti.Fast(group)
-}
+func (w *worker) config(group string) parti.Config { return groupConfig(w.profile, group) }
 
 // join joins every GROUP/ID of specs at once (at most 64 Joins in flight).
 func (w *worker) join(ctx context.Context, parts, expected int, specs []string) error {
