@@ -53,6 +53,10 @@ const roleEnv = "PARTI_SCALE_ROLE"
 // member's memory goes at the size being measured.
 const heapProfileEnv = "PARTI_SCALE_HEAPPROFILE"
 
+// joinTries is how many times the worker calls Join for one member before
+// it reports the join failed.
+const joinTries = 3
+
 // watchContextsEnv, when "1" in a worker's environment, makes its
 // handlers take every assignment's Context.Done channel, as a handler that
 // waits on them does (the contexts are lazy: one nobody looks at costs
@@ -323,7 +327,15 @@ func (w *worker) join(ctx context.Context, parts, expected int, specs []string) 
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
+			// A Join gives up after its own 30 s of JetStream requests
+			// timing out; on a saturated machine (50 joining at once into
+			// 500 members over 100,000 partitions) the harness joins again,
+			// as a restarted process would, and says so on stderr.
 			m, err := parti.Join(ctx, w.js, cfg)
+			for try := 2; err != nil && try <= joinTries && ctx.Err() == nil && !errors.Is(err, parti.ErrInvalidConfig); try++ {
+				fmt.Fprintf(os.Stderr, "worker: join retry %d of %s after: %v\n", try, spec, err)
+				m, err = parti.Join(ctx, w.js, cfg)
+			}
 			w.mu.Lock()
 			defer w.mu.Unlock()
 			if err != nil {
