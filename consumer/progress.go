@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -157,10 +158,7 @@ func (e *engine) writeProgress(ctx context.Context, floors []progressEntry) erro
 func (e *engine) writeProgressTTL(ctx context.Context, floors []progressEntry, ttl time.Duration) error {
 	floors = slices.Clone(floors)
 	slices.SortFunc(floors, func(a, b progressEntry) int { return strings.Compare(a.Partition, b.Partition) })
-	body, err := json.Marshal(progressRecord{Member: e.name, Floors: floors})
-	if err != nil {
-		return err
-	}
+	body := appendProgressRecord(nil, e.name, floors)
 	e.progMu.Lock()
 	defer e.progMu.Unlock()
 	for i := 0; i < 2; i++ {
@@ -197,6 +195,56 @@ func (e *engine) writeProgressTTL(ctx context.Context, floors []progressEntry, t
 		}
 	}
 	return fmt.Errorf("consumer: progress record %s: the fence failed twice", e.progSubj)
+}
+
+// appendProgressRecord appends the JSON of a progress record to b: the
+// bytes json.Marshal(progressRecord{...}) gives, without its reflection and
+// the re-validation of each entry's MarshalJSON output. The committer
+// writes one every CommitInterval with every partition the member moved
+// since the partitions' own records (thousands in a drain), so the encoding
+// is on the member's hot path.
+func appendProgressRecord(b []byte, member string, floors []progressEntry) []byte {
+	if b == nil {
+		b = make([]byte, 0, 32+len(member)+len(floors)*(24+8))
+	}
+	b = append(b, `{"member":`...)
+	b = appendJSONString(b, member)
+	b = append(b, `,"floors":`...)
+	if floors == nil {
+		return append(b, "null}"...)
+	}
+	b = append(b, '[')
+	for i, f := range floors {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '[')
+		b = appendJSONString(b, f.Partition)
+		b = append(b, ',')
+		b = strconv.AppendUint(b, f.Floor, 10)
+		b = append(b, ',')
+		b = strconv.AppendUint(b, f.Token.Seq, 10)
+		b = append(b, ',')
+		b = strconv.AppendUint(b, f.Token.Incarnation, 10)
+		b = append(b, ']')
+	}
+	return append(b, "]}"...)
+}
+
+// appendJSONString appends s as encoding/json writes it: plain printable
+// ASCII as it is, anything else (quotes, controls, HTML characters,
+// non-ASCII) through encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // progressTTL is how long a progress record outlives its last write,
