@@ -119,10 +119,12 @@ type engine struct {
 	loadDoneAt time.Time // when a floor load last finished (or the first started)
 	running    int
 	slotQueue  []*part
-	leaving    []*part // tenures replaced before they were revoked
-	fenced     bool    // drain timed out: act no more
-	closing    bool    // Close/Leave/Stop/fatal: no new partitions
-	crashed    bool    // Stop: write nothing more, as a crash would
+	leaving    []*part   // tenures replaced before they were revoked
+	fenced     bool      // drain timed out: act no more
+	closing    bool      // Close/Leave/Stop/fatal: no new partitions
+	leaseAt    time.Time // when Owns last found the lease valid (leaseValid)
+	leaseWall  int64     // leaseAt's wall clock, unix nanos
+	crashed    bool      // Stop: write nothing more, as a crash would
 	err        error
 }
 
@@ -312,7 +314,7 @@ func (e *engine) pump(p *part) {
 	if e.fenced || p.state != partActive || p.superseded || p.busy != nil || len(p.queue) == 0 {
 		return
 	}
-	if p.ctx.Err() != nil || (e.member != nil && !e.member.Owns(p.id, p.a.Token)) {
+	if p.ctx.Err() != nil || !e.leaseValid(p) {
 		// The assignment ended, or the member's lease lapsed before the
 		// member got round to revoking it: start nothing.
 		return
@@ -346,6 +348,40 @@ func (e *engine) pump(p *part) {
 	}
 	p.running = true
 	go e.runPart(p, m)
+}
+
+// ownsReuse is how long a valid lease, read through Member.Owns, is taken
+// as still valid without reading the clock again. Owns reads the clock the
+// lease is kept on (CLOCK_BOOTTIME, a system call: no vDSO), and pump asks
+// once per message under e.mu, on the consumer's delivery goroutine: at
+// 57 k msg/s it was 60 % of the engine's per-message time (profile of a
+// drain). Reused for at most a millisecond, a message starts at most a
+// millisecond after the lease lapsed, as one started a millisecond before
+// would still run. A suspend is no loophole: the wall clock jumps by it
+// and the reuse needs both clocks to have moved less than ownsReuse.
+const ownsReuse = time.Millisecond
+
+// leaseValid reports whether the member may act on p: its tenure is
+// current (p.ctx, cancelled with the assignment) and its lease valid.
+// e.mu held.
+func (e *engine) leaseValid(p *part) bool {
+	if e.member == nil {
+		return true
+	}
+	now := time.Now()
+	if !e.leaseAt.IsZero() {
+		mono, wall := now.Sub(e.leaseAt), now.UnixNano()-e.leaseWall
+		if mono >= 0 && mono < ownsReuse && wall >= 0 && wall < int64(ownsReuse) {
+			return true
+		}
+	}
+	if !e.member.Owns(p.id, p.a.Token) {
+		e.leaseAt = time.Time{}
+		return false
+	}
+	// Valid when Owns read the clock, which is after now.
+	e.leaseAt, e.leaseWall = now, now.UnixNano()
+	return true
 }
 
 // runPart handles p's messages one after another, from m, for as long as
