@@ -13,7 +13,12 @@
 // 1,000,000), TAIL_RATE (msg/s, default 20,000), TAIL_SECS (default 5),
 // ONLY=drain, tail or catchup for one part (ONLY=raw: the raw layout
 // comparison), PARTS and MEMBERS (comma-separated counts) to narrow the
-// drains, SKIP_PCGROUPS=1, CPUPROFILE=file (the server runs in-process:
+// drains, SKIP_PCGROUPS=1, TRACE=1 (where the tail's slow messages
+// lost their time: publish → stored → handler, stalls over time, by
+// member; and the process's CPU per message, steadier than rates on a
+// shared machine), TAIL_PROFILE=prefix (CPU and mutex profiles of each
+// system's tail: prefix.<system>[.mutex]), OURS_COMMIT=duration (the
+// helper's CommitInterval), CPUPROFILE=file (the server runs in-process:
 // its work is in the profile too).
 package main
 
@@ -75,7 +80,7 @@ func run(ctx context.Context, stdout, stderr io.Writer) error {
 		url: l.Server.ClientURL(), js: l.JS, stderr: stderr, series: map[string][]float64{},
 		runs: envInt("RUNS", 3), msgs: envInt("MSGS", 200_000),
 		tailRate: envInt("TAIL_RATE", 20_000), tailSecs: envInt("TAIL_SECS", 5),
-		pcgroups: os.Getenv("SKIP_PCGROUPS") == "",
+		pcgroups: os.Getenv("SKIP_PCGROUPS") == "", trace: os.Getenv("TRACE") != "",
 	}
 	if v := envList("PARTS"); v != nil {
 		partitionCounts = v

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -37,6 +40,8 @@ type bench struct {
 	tailRate int
 	tailSecs int
 	pcgroups bool
+	trace    bool // TRACE=1: where the tail's time goes
+	tr       *tailTrace
 	seq      atomic.Int64 // makes group, consumer and stream names unique
 
 	series map[string][]float64
@@ -65,19 +70,35 @@ type sink struct {
 	done     chan struct{}
 	once     sync.Once
 
-	lmu sync.Mutex
-	lat []time.Duration // publish → handler, tail runs only
+	// lat holds publish → handler of the tail's messages (-1 for those
+	// without a publish time), one slot per hit taken with slot: no lock,
+	// so that 16 members' handlers do not queue behind one another on the
+	// measurement itself (a shared mutex did: a goroutine preempted while
+	// holding it stalled every handler of every member).
+	slot atomic.Int64
+	lat  []int64
 }
 
 func newSink(n int) *sink { return &sink{n: int64(n), done: make(chan struct{})} }
 
+// newLatencySink is a sink that also records publish → handler.
+func newLatencySink(n int) *sink {
+	s := newSink(n)
+	s.lat = make([]int64, n)
+	return s
+}
+
 func (s *sink) hit(pubNanos int64) {
 	now := time.Now().UnixNano()
 	s.first.CompareAndSwap(0, now)
-	if pubNanos > 0 {
-		s.lmu.Lock()
-		s.lat = append(s.lat, time.Duration(now-pubNanos))
-		s.lmu.Unlock()
+	if s.lat != nil {
+		// Written before got counts it: whoever sees got reach n sees it.
+		if i := s.slot.Add(1) - 1; i < int64(len(s.lat)) {
+			s.lat[i] = -1
+			if pubNanos > 0 {
+				s.lat[i] = now - pubNanos
+			}
+		}
 	}
 	if s.got.Add(1) >= s.n {
 		s.last.CompareAndSwap(0, now)
@@ -113,12 +134,15 @@ func (s *sink) p99() time.Duration { return s.quantile(99) }
 
 // quantile returns the q-th percentile of the latencies.
 func (s *sink) quantile(q int) time.Duration {
-	s.lmu.Lock()
-	defer s.lmu.Unlock()
-	if len(s.lat) == 0 {
+	var v []time.Duration
+	for _, l := range s.lat[:min(s.got.Load(), int64(len(s.lat)))] {
+		if l >= 0 {
+			v = append(v, time.Duration(l))
+		}
+	}
+	if len(v) == 0 {
 		return 0
 	}
-	v := slices.Clone(s.lat)
 	slices.Sort(v)
 	return v[min(len(v)-1, len(v)*q/100)]
 }
@@ -199,6 +223,7 @@ func (b *bench) plainDrain(ctx context.Context, stream string, ack bool) (float6
 	}
 	defer js.DeleteConsumer(context.Background(), stream, cfg.Name)
 	s := newSink(b.msgs)
+	c0 := procCPU()
 	cc, err := c.Consume(func(m jetstream.Msg) {
 		if ack {
 			_ = m.Ack()
@@ -211,6 +236,9 @@ func (b *bench) plainDrain(ctx context.Context, stream string, ack bool) (float6
 	defer cc.Stop()
 	if err := s.wait(ctx, 5*time.Minute); err != nil {
 		return 0, err
+	}
+	if b.trace {
+		fmt.Fprintf(b.stderr, "cpu plain (ack %v): %.2f µs/msg\n", ack, float64((procCPU()-c0).Microseconds())/float64(b.msgs))
 	}
 	return s.rate(), nil
 }
@@ -236,6 +264,9 @@ func (b *bench) connect() (*nats.Conn, jetstream.JetStream, error) {
 func (b *bench) oursRun(ctx context.Context, stream, prefix string, parts []string, M, n int, before func(*sink) error) (float64, float64, error) {
 	group := "g" + b.next()
 	s := newSink(n)
+	if before != nil {
+		s = newLatencySink(n)
+	}
 	var members []*consumer.Consumer
 	var conns []*nats.Conn
 	defer func() {
@@ -268,7 +299,7 @@ func (b *bench) oursRun(ctx context.Context, stream, prefix string, parts []stri
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	errs := make(chan error, M)
-	for range M {
+	for i := range M {
 		nc, js, err := b.connect()
 		if err != nil {
 			return 0, 0, err
@@ -284,10 +315,13 @@ func (b *bench) oursRun(ctx context.Context, stream, prefix string, parts []stri
 			pc.Logger = slog.New(slog.DiscardHandler)
 			c, err := consumer.Join(ctx, js, pc, consumer.Config{
 				Stream: stream, Subject: prefix + consumer.Placeholder,
-				Logger: slog.New(slog.DiscardHandler),
+				Logger:         slog.New(slog.DiscardHandler),
+				CommitInterval: envDur("OURS_COMMIT"), // 0: the default
 				Handler: func(_ context.Context, m *consumer.Msg) error {
 					if before != nil {
-						s.hit(pubTime(m.Data))
+						pub := pubTime(m.Data)
+						s.hit(pub)
+						b.tr.add(i, m.Partition, pub, m.Time, time.Time{}, time.Now().UnixNano())
 					} else {
 						s.hit(0)
 					}
@@ -317,6 +351,7 @@ func (b *bench) oursRun(ctx context.Context, stream, prefix string, parts []stri
 		return w
 	}
 	var w0 uint64
+	var c0 time.Duration
 	{
 		deadline := time.Now().Add(5 * time.Minute)
 		for {
@@ -336,6 +371,7 @@ func (b *bench) oursRun(ctx context.Context, stream, prefix string, parts []stri
 		// partitions' floors at the start is a cost of joining, which
 		// the other systems pay elsewhere (pcgroups: sourcing).
 		s.restart()
+		c0 = procCPU()
 		w0 = writes()
 		if before != nil {
 			if err := before(s); err != nil {
@@ -345,6 +381,11 @@ func (b *bench) oursRun(ctx context.Context, stream, prefix string, parts []stri
 	}
 	if err := s.wait(ctx, 5*time.Minute); err != nil {
 		return 0, 0, err
+	}
+	if b.trace && before == nil {
+		// CPU of the whole process (the server's included) per message:
+		// steadier than the rate on a machine shared with other jobs.
+		fmt.Fprintf(b.stderr, "cpu ours %d members: %.2f µs/msg\n", M, float64((procCPU()-c0).Microseconds())/float64(n-int(s.startGot.Load())))
 	}
 	// The floors of the last messages follow within a commit interval.
 	time.Sleep(100 * time.Millisecond)
@@ -375,6 +416,9 @@ func (b *bench) pcgroupsRun(ctx context.Context, stream, prefix string, P, M, n 
 		names[i] = "m" + strconv.Itoa(i)
 	}
 	s := newSink(n)
+	if before != nil {
+		s = newLatencySink(n)
+	}
 	var insts []pcgroups.ConsumerGroupConsumeContext
 	defer func() {
 		for _, in := range insts {
@@ -466,6 +510,9 @@ func (b *bench) tails(ctx context.Context) error {
 				return err
 			}
 			var s *sink
+			if b.trace {
+				b.tr = newTailTrace(n)
+			}
 			err := sys.run(stream, prefix, func(got *sink) error {
 				s = got
 				if err := publishBacklog(ctx, b.js, prefix, parts, P); err != nil {
@@ -478,13 +525,37 @@ func (b *bench) tails(ctx context.Context) error {
 					}
 					time.Sleep(20 * time.Millisecond)
 				}
-				return b.publishAt(ctx, prefix, parts, n-P)
+				c0, w0 := procCPU(), time.Now()
+				if f := os.Getenv("TAIL_PROFILE"); f != "" {
+					w, _ := os.Create(f + "." + sys.name)
+					_ = pprof.StartCPUProfile(w)
+					defer pprof.StopCPUProfile()
+					runtime.SetMutexProfileFraction(5)
+					defer func() {
+						m, _ := os.Create(f + "." + sys.name + ".mutex")
+						_ = pprof.Lookup("mutex").WriteTo(m, 0)
+						m.Close()
+						runtime.SetMutexProfileFraction(0)
+					}()
+				}
+				err := b.publishAt(ctx, prefix, parts, n-P)
+				if err == nil {
+					err = s.wait(ctx, 5*time.Minute)
+				}
+				if b.trace {
+					fmt.Fprintf(b.stderr, "cpu %s: %.2f s over %.2f s of publishing and handling\n", sys.name, (procCPU() - c0).Seconds(), time.Since(w0).Seconds())
+				}
+				return err
 			})
 			if err != nil {
 				return fmt.Errorf("tail of %s: %w", sys.name, err)
 			}
 			b.add("tail_p99_ms_"+sys.name, float64(s.p99().Microseconds())/1000)
 			b.add("tail_p50_ms_"+sys.name, float64(s.quantile(50).Microseconds())/1000)
+			if b.tr != nil {
+				b.tr.report(b.stderr, sys.name)
+				b.tr = nil
+			}
 			if err := b.js.DeleteStream(ctx, stream); err != nil {
 				return err
 			}
@@ -505,10 +576,16 @@ func (b *bench) plainTail(ctx context.Context, stream string, n int, before func
 	if err != nil {
 		return err
 	}
-	s := newSink(n)
+	s := newLatencySink(n)
 	cc, err := c.Consume(func(m jetstream.Msg) {
 		_ = m.Ack()
-		s.hit(pubTime(m.Data()))
+		pub := pubTime(m.Data())
+		s.hit(pub)
+		if b.tr != nil {
+			if meta, err := m.Metadata(); err == nil {
+				b.tr.add(0, "", pub, meta.Timestamp, time.Time{}, time.Now().UnixNano())
+			}
+		}
 	})
 	if err != nil {
 		return err
@@ -552,3 +629,5 @@ func (b *bench) publishAt(ctx context.Context, prefix string, parts []string, n 
 	}
 	return nil
 }
+
+func envDur(k string) time.Duration { d, _ := time.ParseDuration(os.Getenv(k)); return d }
