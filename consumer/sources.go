@@ -63,6 +63,17 @@ const (
 	// two missed heartbeats.
 	consumeExpiry    = 5 * time.Second
 	consumeHeartbeat = time.Second
+	// pullBatch is how many messages a consumer's pull asks for (nats.go
+	// asks again at half): 4 × nats.go's default, one pull request per
+	// 1,000 messages instead of per 250. Measured in the drain bench
+	// (whole-process CPU per message, interleaved, load 20-31), 4,096
+	// partitions: 1 member 8.9 → 7.2 µs, 4 members 8.0 → 5.7 µs, 16
+	// members 9.8 → 7.8 µs; 1,024 partitions 4 and 16 members 6.1–7.6 →
+	// 5.0–6.9 µs. The client buffers up to this many messages per
+	// consumer; nats.go's pending limits per subscription (64 MiB by
+	// default) still bound the bytes, and a consumer that overflows them
+	// shows a gap and is replaced.
+	pullBatch = 2000
 )
 
 // run is the control goroutine: it reads and claims new partitions' floors,
@@ -396,6 +407,7 @@ func (e *engine) startSource(parts []*part) {
 			// Short pull requests with frequent idle heartbeats: a
 			// consumer lost with its server is noticed within seconds.
 			jetstream.PullExpiry(consumeExpiry), jetstream.PullHeartbeat(consumeHeartbeat),
+			jetstream.PullMaxMessages(pullBatch),
 			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) { e.consumeErr(s, err) }))
 		if err == nil {
 			e.mu.Lock()
