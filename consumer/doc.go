@@ -143,17 +143,48 @@
 // The scan part does not go away: N members each have at least one
 // consumer, and each consumer's scan passes over the messages of every
 // other member's partitions, so the server's work for a drain grows with
-// the number of members reading at once. A fleet draining a large backlog
-// therefore reads no faster in total than one member (often slower), and
-// an unfiltered consumer reads faster still; following the tail of a live
-// stream is not affected the same way (there is little to scan). The
-// member's own partitions' position in the subject order also matters:
-// a member whose partitions all sort late walks past everyone else's.
+// the number of members reading at once. What the member itself spends per
+// message matters as much: until this was measured, the engine read the
+// member's lease clock once per message (Member.Owns: CLOCK_BOOTTIME, a
+// system call) under its lock on the delivery goroutine, about 60 % of its
+// per-message time, and a goroutine returning from the call on a busy
+// machine waited for a processor with the lock held. A valid lease is now
+// reused for at most a millisecond, and pulls ask for 2,000 messages
+// instead of 500. Whole-process CPU per drained message (server included,
+// bench/consumer TRACE=1, 1,024 partitions): 1 member 10–12 µs before, 6–7
+// µs after; 4 members 14–18 µs before, 6–7 µs after; the acknowledging
+// plain consumer 6–7 µs. In a quick run of the bench afterwards (load 2–3)
+// every member count drained at 1.6–2.4× the acknowledging plain
+// consumer, 4 members at 1.15–1.21× one member, 16 members at 0.82× one
+// member over 1,024 partitions and 1.07× over 4,096 (see BENCHMARKS.md):
+// with 16 members the scan costs about 40 % more CPU per message than with
+// 4. The member's own partitions' position in the subject order also
+// matters: a member whose partitions all sort late walks past everyone
+// else's.
+//
+// On the tail of a live stream (20 k msg/s, 1,024 partitions, 16 members,
+// every member and the server in one process in the bench) latency is
+// decided by CPU: each member receives about 1,250 msg/s, too few for
+// anything to batch, so each message costs a server consumer wake-up, a
+// socket write and read, a client dispatch and a handler goroutine per
+// member, and the process needs about 1.5× the plain consumer's CPU per
+// message. When the machine is busy the queueing that follows shows at
+// the p99 for every member alike (publish → stored grows with it: the
+// server itself waits for CPU); no consumer is re-created, GC takes about
+// 3 %. Per-message costs of the helper therefore matter to the tail: the
+// lease-clock system call above was one; writing the progress record with
+// encoding/json was another (4 ms and 24,581 allocations for 4,096
+// partitions; hand-encoded 0.35 ms, one allocation).
 //
 // The floors cost one progress record per member per CommitInterval, plus
 // one partition record per busy partition per second: on the tail of 20 k
 // msg/s over 1,024 partitions and 16 members, about 0.1 writes per message
-// rather than one.
+// rather than one. They are most of what the helper still adds to the
+// tail: with commits turned off (a CommitInterval of an hour) the process
+// used 3.8 s of CPU for the tail's 100,000 messages instead of 5.3–5.6 s,
+// about 165 µs per record written (request, reply, flushes, the server's
+// store), and the helper's tail p99 was at the plain consumer's (12.9
+// against 9.0 ms on a quiet machine, 16 against 18 ms on a busier one).
 //
 // Ordering holds because one consumer delivers a partition at a time and
 // in stream order; a delivery whose consumer sequence skips one (a slow
