@@ -369,11 +369,8 @@ func (e *engine) leaseValid(p *part) bool {
 		return true
 	}
 	now := time.Now()
-	if !e.leaseAt.IsZero() {
-		mono, wall := now.Sub(e.leaseAt), now.UnixNano()-e.leaseWall
-		if mono >= 0 && mono < ownsReuse && wall >= 0 && wall < int64(ownsReuse) {
-			return true
-		}
+	if leaseReusable(e.leaseAt, e.leaseWall, now) {
+		return true
 	}
 	if !e.member.Owns(p.id, p.a.Token) {
 		e.leaseAt = time.Time{}
@@ -382,6 +379,19 @@ func (e *engine) leaseValid(p *part) bool {
 	// Valid when Owns read the clock, which is after now.
 	e.leaseAt, e.leaseWall = now, now.UnixNano()
 	return true
+}
+
+// leaseReusable reports whether a lease found valid at at (wall: at's wall
+// clock in unix nanos, read apart from at's monotonic reading) may be taken
+// as still valid at now: both clocks moved forward by less than ownsReuse.
+// The monotonic clock stands still through a suspend, the wall clock jumps
+// by it; a wall clock set back fails too.
+func leaseReusable(at time.Time, wall int64, now time.Time) bool {
+	if at.IsZero() {
+		return false
+	}
+	mono, w := now.Sub(at), now.UnixNano()-wall
+	return mono >= 0 && mono < ownsReuse && w >= 0 && w < int64(ownsReuse)
 }
 
 // runPart handles p's messages one after another, from m, for as long as
