@@ -321,7 +321,7 @@ func (b *bench) oursRun(ctx context.Context, stream, prefix string, parts []stri
 					if before != nil {
 						pub := pubTime(m.Data)
 						s.hit(pub)
-						b.tr.add(i, m.Partition, pub, m.Time, time.Time{}, time.Now().UnixNano())
+						b.tr.add(i, m.Partition, pub, m.Time, time.Now().UnixNano())
 					} else {
 						s.hit(0)
 					}
@@ -583,7 +583,7 @@ func (b *bench) plainTail(ctx context.Context, stream string, n int, before func
 		s.hit(pub)
 		if b.tr != nil {
 			if meta, err := m.Metadata(); err == nil {
-				b.tr.add(0, "", pub, meta.Timestamp, time.Time{}, time.Now().UnixNano())
+				b.tr.add(0, "", pub, meta.Timestamp, time.Now().UnixNano())
 			}
 		}
 	})

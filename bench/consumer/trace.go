@@ -21,17 +21,17 @@ type tailTrace struct {
 func newTailTrace(n int) *tailTrace { return &tailTrace{recs: make([]traceRec, n)} }
 
 type traceRec struct {
-	pub, srv, arr, hnd int64 // unix nanos
-	member             int
-	part               string
+	pub, srv, hnd int64 // unix nanos
+	member        int
+	part          string
 }
 
-func (t *tailTrace) add(member int, part string, pub int64, srv, arr time.Time, hnd int64) {
+func (t *tailTrace) add(member int, part string, pub int64, srv time.Time, hnd int64) {
 	if t == nil || pub == 0 {
 		return
 	}
 	if i := t.next.Add(1) - 1; i < int64(len(t.recs)) {
-		t.recs[i] = traceRec{pub: pub, srv: srv.UnixNano(), arr: arr.UnixNano(), hnd: hnd, member: member, part: part}
+		t.recs[i] = traceRec{pub: pub, srv: srv.UnixNano(), hnd: hnd, member: member, part: part}
 	}
 }
 
@@ -53,10 +53,6 @@ func (t *tailTrace) report(out io.Writer, name string) {
 	}
 	fmt.Fprintf(out, "trace %s: %d messages\n", name, len(t.recs))
 	fmt.Fprintf(out, "  publish→stored  %s\n", q(func(r traceRec) int64 { return r.srv - r.pub }))
-	if t.recs[0].arr > 0 && t.recs[0].arr != (time.Time{}).UnixNano() {
-		fmt.Fprintf(out, "  stored→arrived  %s\n", q(func(r traceRec) int64 { return r.arr - r.srv }))
-		fmt.Fprintf(out, "  arrived→handler %s\n", q(func(r traceRec) int64 { return r.hnd - r.arr }))
-	}
 	fmt.Fprintf(out, "  stored→handler  %s\n", q(func(r traceRec) int64 { return r.hnd - r.srv }))
 	fmt.Fprintf(out, "  publish→handler %s\n", q(func(r traceRec) int64 { return r.hnd - r.pub }))
 	t0 := t.recs[0].pub
