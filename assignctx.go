@@ -93,3 +93,18 @@ func (c *assignmentContext) Err() error {
 func (c *assignmentContext) Value(key any) any { return c.child().Value(key) }
 
 func (c *assignmentContext) String() string { return "parti.Assignment.Context" }
+
+// liveContexts returns how many assignments m holds and how many of their
+// contexts were made. Tests read it through internal/testhooks.
+func (m *Member) liveContexts() (held, live int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	//parti:unordered counts
+	for _, o := range m.owned {
+		held++
+		if p := o.ctx.live.Load(); p != nil && p != revokedMark {
+			live++
+		}
+	}
+	return held, live
+}

@@ -8,4 +8,5 @@ import (
 
 func init() {
 	testhooks.LeaseDeadline = func(m any) time.Duration { return m.(*Member).leaseDeadline() }
+	testhooks.LiveContexts = func(m any) (int, int) { return m.(*Member).liveContexts() }
 }

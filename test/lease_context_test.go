@@ -370,3 +370,37 @@ func TestAssignmentContextEndsSoonAfterASuspendWhileLoopBlocked(t *testing.T) {
 		t.Fatalf("the member stopped: %v", err)
 	}
 }
+
+// An assignment's Context is made only when something looks at it: a
+// member holding partitions whose handler never does holds no cancellable
+// context for them (one per partition cost about 140 bytes and an entry in
+// the lease context's map). Taking one's Done channel makes that one.
+func TestAssignmentContextsAreMadeWhenLookedAt(t *testing.T) {
+	s := natstest.Server(t)
+	_, js := natstest.Connect(t, s.ClientURL())
+	h := newBlockingHandler(false)
+	r := joinLeaseCtx(t, js, "lazyctx", 200, h, nil, nil)
+	defer r.m.Stop()
+	deadline := time.Now().Add(30 * time.Second)
+	for len(r.m.Assigned()) < 200 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 200 partitions assigned after 30 s", len(r.m.Assigned()))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// joinLeaseCtx read the first assignment's Err, which makes nothing.
+	if held, live := testhooks.LiveContexts(r.m); held != 200 || live != 0 {
+		t.Fatalf("held %d, made %d contexts; want 200 held and none made", held, live)
+	}
+	as := r.m.Assigned()
+	for _, a := range as[:3] {
+		select {
+		case <-a.Context.Done():
+			t.Fatalf("%s: context ended while assigned: %v", a.Partition, a.Context.Err())
+		default:
+		}
+	}
+	if held, live := testhooks.LiveContexts(r.m); held != 200 || live != 3 {
+		t.Fatalf("held %d, made %d contexts after three Done calls; want 200 and 3", held, live)
+	}
+}

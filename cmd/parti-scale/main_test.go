@@ -135,7 +135,7 @@ func TestFewGroupsFailOver(t *testing.T) {
 
 // The rss part measures one member both ways: a handler that ignores the
 // assignments' contexts and one that takes every Done channel, which costs
-// more (the contexts are made when looked at).
+// more.
 func TestRSSPartMeasuresBothHandlers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -155,11 +155,12 @@ func TestRSSPartMeasuresBothHandlers(t *testing.T) {
 			heap[name+fig] = v
 		}
 	}
-	// Made lazily, the watching handler costs a context, its cancel func,
-	// the lease context's entry for it and its channel a partition (about
-	// 14 MB at 50,000); made eagerly for both, only the channels (4.8 MB).
-	if w, i := heap["rss_one_member_p50000_watching_heap_inuse_mb"], heap["rss_one_member_p50000_heap_inuse_mb"]; w < i+9 {
-		t.Errorf("watching handler's heap %.1f MB, ignoring one's %.1f MB: the contexts were not made lazily, or not at all", w, i)
+	// The watching handler's 50,000 Done channels alone are 4.8 MB of heap
+	// (that the contexts are made only when looked at is
+	// TestAssignmentContextsAreMadeWhenLookedAt's; the heap margin depends
+	// on the build, -race or not).
+	if w, i := heap["rss_one_member_p50000_watching_heap_inuse_mb"], heap["rss_one_member_p50000_heap_inuse_mb"]; w < i+3 {
+		t.Errorf("watching handler's heap %.1f MB, ignoring one's %.1f MB: the watching run did not watch", w, i)
 	}
 }
 

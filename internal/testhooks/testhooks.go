@@ -11,3 +11,8 @@ import "time"
 // (Config.Clock): it may act until the clock passes it. m must be a
 // *parti.Member.
 var LeaseDeadline func(m any) time.Duration
+
+// LiveContexts returns how many assignments member m holds and how many of
+// their Contexts were made (something asked for Done or a Value): they are
+// made lazily. m must be a *parti.Member.
+var LiveContexts func(m any) (held, live int)
