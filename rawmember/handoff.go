@@ -71,7 +71,7 @@ type Ready struct {
 type Handoff struct {
 	// held is what is assigned and not revoked, sorted by partition ID: a
 	// slice, not a map, because a member may hold 100,000 partitions and a
-	// map entry costs three times the Owned it keeps (see heldIndex).
+	// map entry costs three times the Owned it keeps (lookups: isHeld).
 	held     []Owned
 	revoking map[string]int    // Revoked calls handed out and not returned, by partition ID
 	moving   map[string]uint32 // partitions to hand off at the last step: their index

@@ -381,13 +381,7 @@ func TestAssignmentContextsAreMadeWhenLookedAt(t *testing.T) {
 	h := newBlockingHandler(false)
 	r := joinLeaseCtx(t, js, "lazyctx", 200, h, nil, nil)
 	defer r.m.Stop()
-	deadline := time.Now().Add(30 * time.Second)
-	for len(r.m.Assigned()) < 200 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of 200 partitions assigned after 30 s", len(r.m.Assigned()))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, 30*time.Second, "all 200 partitions assigned", func() bool { return len(r.m.Assigned()) == 200 })
 	// joinLeaseCtx read the first assignment's Err, which makes nothing.
 	if held, live := testhooks.LiveContexts(r.m); held != 200 || live != 0 {
 		t.Fatalf("held %d, made %d contexts; want 200 held and none made", held, live)

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"sync/atomic"
 	"syscall"
@@ -65,11 +66,7 @@ func (t *tailTrace) report(out io.Writer, name string) {
 		k := (r.pub - t0) / int64(100*time.Millisecond)
 		buckets[k] = max(buckets[k], r.hnd-r.pub)
 	}
-	var keys []int64
-	for k := range buckets {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	keys := slices.Sorted(maps.Keys(buckets))
 	fmt.Fprintf(out, "  worst per 100 ms of publish time (ms):")
 	for _, k := range keys {
 		fmt.Fprintf(out, " %d", buckets[k]/1e6)
@@ -85,11 +82,7 @@ func (t *tailTrace) report(out io.Writer, name string) {
 		}
 		slow[r.member] = c
 	}
-	var ms []int
-	for m := range slow {
-		ms = append(ms, m)
-	}
-	slices.Sort(ms)
+	ms := slices.Sorted(maps.Keys(slow))
 	fmt.Fprintf(out, "  >20ms per member:")
 	for _, m := range ms {
 		fmt.Fprintf(out, " m%d:%d/%d", m, slow[m][0], slow[m][1])

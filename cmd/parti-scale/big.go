@@ -228,30 +228,44 @@ func pause(ctx context.Context, d time.Duration) error {
 	}
 }
 
-func profileConfig(profile string) parti.Config { return groupConfig(profile, "x") }
-
 // groupConfig is group's configuration at profile: fast, production,
 // patient (production's timings five times over, and a 5 s decision
 // window: for a fleet too large for its CPUs, where members that wait
-// seconds for a core must not expire one another) or subsecond (the
-// saturation part's).
-func groupConfig(profile, group string) parti.Config {
+// seconds for a core must not expire one another) or subsecond (heartbeat
+// 100 ms, expiry 500 ms: the saturation part's). ok is false for any other
+// name (the configuration is then fast's).
+func groupConfig(profile, group string) (c parti.Config, ok bool) {
 	switch profile {
+	case "fast":
+		return parti.Fast(group), true
 	case "production":
-		return parti.Production(group)
+		return parti.Production(group), true
 	case "patient":
 		c := parti.Production(group)
 		t := &c.Timings
 		t.Heartbeat, t.Expiry, t.Lease, t.Margin, t.AckBudget, t.ReconnectWait =
 			5*t.Heartbeat, 5*t.Expiry, 5*t.Lease, 5*t.Margin, 5*t.AckBudget, 5*t.ReconnectWait
 		c.Window, c.Grace = 5*time.Second, 2*time.Minute
-		return c
+		return c, true
 	case "subsecond":
 		c := parti.Fast(group)
-		c.Timings, _ = satTimings("subsecond")
-		return c
+		c.Timings = parti.Timings{
+			Heartbeat:     100 * time.Millisecond,
+			Expiry:        500 * time.Millisecond,
+			Lease:         250 * time.Millisecond,
+			Margin:        200 * time.Millisecond,
+			AckBudget:     100 * time.Millisecond,
+			ReconnectWait: 100 * time.Millisecond,
+		}
+		return c, true
 	}
-	return parti.Fast(group)
+	return parti.Fast(group), false
+}
+
+// profileExpiry is profile's expiry.
+func profileExpiry(profile string) time.Duration {
+	c, _ := groupConfig(profile, "x")
+	return c.Timings.Expiry
 }
 
 var (
@@ -365,7 +379,7 @@ func (d *driver) bigGroup(ctx context.Context, profile string, P, M int) (err er
 	group := fmt.Sprintf("big-%s-%d-%d-%d", profile, P, M, os.Getpid())
 	nprocs := bigProcs(d.o.procs, M, P)
 	fmt.Fprintf(d.out, "# %s: one group, %d members over %d processes, %d partitions, %s profile\n", prefix, M, nprocs, P, profile)
-	expiry := profileConfig(profile).Timings.Expiry
+	expiry := profileExpiry(profile)
 	cur := "provision"
 	step := func(name string, timeout time.Duration, fn func(ctx context.Context) error) error {
 		cur = name

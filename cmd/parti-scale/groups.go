@@ -220,7 +220,7 @@ func (d *driver) manyGroups(ctx context.Context, G int) (err error) {
 // acted on again) ÷ the expiry: the median and the largest.
 func (d *driver) groupFailovers(ctx context.Context, prefix string, procs []*proc, groups []string) error {
 	k := min(10, len(groups))
-	expiry := profileConfig(d.o.groupProfile).Timings.Expiry
+	expiry := profileExpiry(d.o.groupProfile)
 	type sample struct {
 		f      *bigFleet
 		victim string

@@ -142,7 +142,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, err
 	}
 	for _, p := range strings.Split(*profiles, ",") {
-		if p != "fast" && p != "production" && p != "patient" {
+		if _, ok := groupConfig(p, "x"); !ok || p == "subsecond" {
 			return o, fmt.Errorf("%w: --profiles: %q is not fast, production or patient", errFlag, p)
 		}
 		o.profiles = append(o.profiles, p)
@@ -151,7 +151,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("%w: --group-profile: %q is neither fast nor production", errFlag, o.groupProfile)
 	}
 	for _, p := range strings.Split(*satProfiles, ",") {
-		if _, ok := satTimings(p); !ok {
+		if _, ok := groupConfig(p, "x"); !ok || p == "patient" {
 			return o, fmt.Errorf("%w: --sat-profiles: %q is not subsecond, fast or production", errFlag, p)
 		}
 		o.satProfiles = append(o.satProfiles, p)

@@ -32,16 +32,9 @@ func TestMain(m *testing.M) {
 // on the three-server cluster go through every step of a size, and every
 // figure the report promises is printed.
 func TestSmallSizeRunsEveryStep(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	var out bytes.Buffer
-	var errw syncBuffer // the worker processes' stderr copiers write at once
-	err := run(ctx, []string{"--parts", "big", "--profiles", "fast", "--members", "3", "--partitions", "60",
-		"--procs", "2", "--steady", "1s", "--step-timeout", "60s"}, &out, &errw)
-	if err != nil {
-		t.Fatalf("run: %v\nstderr: %s", err, errw.String())
-	}
-	figs := figures(out.String())
+	out := runScale(t, "--parts", "big", "--profiles", "fast", "--members", "3", "--partitions", "60",
+		"--procs", "2", "--steady", "1s", "--step-timeout", "60s")
+	figs := figures(out)
 	p := "scale_fast_p60_m3_"
 	for _, name := range []string{"cold_start_ms", "crash_reowned_ms", "crash_over_expiry", "leader_crash_reowned_ms",
 		"leader_crash_over_expiry", "scaleup_one_moved_over_min", "scaleup_10pct_moved_over_min",
@@ -65,11 +58,11 @@ func TestSmallSizeRunsEveryStep(t *testing.T) {
 		"stream_leader_change_leases_lost", "steady_leases_lost",
 		"stream_leader_change_settled_after"} {
 		if _, ok := figs[p+name]; !ok {
-			t.Errorf("no figure %s%s in:\n%s", p, name, out.String())
+			t.Errorf("no figure %s%s in:\n%s", p, name, out)
 		}
 	}
 	if figs[p+"completed"] != "1" {
-		t.Errorf("the size did not complete:\n%s", out.String())
+		t.Errorf("the size did not complete:\n%s", out)
 	}
 	// The three live members (three joined, two crashed, one added by each
 	// scale-up) rejoin with their IDs: none of them moves a partition.
@@ -106,30 +99,23 @@ func TestSmallSizeRunsEveryStep(t *testing.T) {
 // Two idle groups of three members: a member of each crashes, and each
 // failover ÷ expiry is reported.
 func TestFewGroupsFailOver(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	var out bytes.Buffer
-	var errw syncBuffer
-	err := run(ctx, []string{"--parts", "groups", "--groups", "2", "--group-profile", "fast", "--group-partitions", "6",
-		"--procs", "2", "--idle", "1s", "--step-timeout", "60s"}, &out, &errw)
-	if err != nil {
-		t.Fatalf("run: %v\nstderr: %s", err, errw.String())
-	}
-	figs := figures(out.String())
-	if strings.Contains(out.String(), "STOPPED") {
-		t.Fatalf("the run stopped:\n%s", out.String())
+	out := runScale(t, "--parts", "groups", "--groups", "2", "--group-profile", "fast", "--group-partitions", "6",
+		"--procs", "2", "--idle", "1s", "--step-timeout", "60s")
+	figs := figures(out)
+	if strings.Contains(out, "STOPPED") {
+		t.Fatalf("the run stopped:\n%s", out)
 	}
 	if figs["groups_2_failover_groups"] != "2" || figs["groups_2_failover_leader_crashes"] != "1" {
 		t.Errorf("failover: %s groups sampled, %s leader crashes; want 2, 1:\n%s",
-			figs["groups_2_failover_groups"], figs["groups_2_failover_leader_crashes"], out.String())
+			figs["groups_2_failover_groups"], figs["groups_2_failover_leader_crashes"], out)
 	}
 	for _, name := range []string{"groups_2_failover_over_expiry_median", "groups_2_failover_over_expiry_max"} {
 		if v, err := strconv.ParseFloat(figs[name], 64); err != nil || v <= 0 {
-			t.Errorf("%s = %q, want a positive ratio:\n%s", name, figs[name], out.String())
+			t.Errorf("%s = %q, want a positive ratio:\n%s", name, figs[name], out)
 		}
 	}
 	if _, ok := figs["groups_2_failover_within_1.2_expiry"]; !ok {
-		t.Errorf("no groups_2_failover_within_1.2_expiry:\n%s", out.String())
+		t.Errorf("no groups_2_failover_within_1.2_expiry:\n%s", out)
 	}
 }
 
@@ -137,20 +123,14 @@ func TestFewGroupsFailOver(t *testing.T) {
 // assignments' contexts and one that takes every Done channel, which costs
 // more.
 func TestRSSPartMeasuresBothHandlers(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	var out bytes.Buffer
-	var errw syncBuffer
-	if err := run(ctx, []string{"--parts", "rss", "--rss-partitions", "50000", "--step-timeout", "60s"}, &out, &errw); err != nil {
-		t.Fatalf("run: %v\nstderr: %s", err, errw.String())
-	}
-	figs := figures(out.String())
+	out := runScale(t, "--parts", "rss", "--rss-partitions", "50000", "--step-timeout", "60s")
+	figs := figures(out)
 	heap := map[string]float64{}
 	for _, name := range []string{"rss_one_member_p50000", "rss_one_member_p50000_watching"} {
 		for _, fig := range []string{"_rss_mb", "_heap_inuse_mb"} {
 			v, err := strconv.ParseFloat(figs[name+fig], 64)
 			if err != nil || v <= 0 {
-				t.Fatalf("%s = %q, want a positive size:\n%s", name+fig, figs[name+fig], out.String())
+				t.Fatalf("%s = %q, want a positive size:\n%s", name+fig, figs[name+fig], out)
 			}
 			heap[name+fig] = v
 		}
@@ -185,6 +165,21 @@ func TestBadFlagsNameTheFlag(t *testing.T) {
 	}
 }
 
+// runScale runs parti-scale with args (within two minutes) and returns
+// what it printed; it fails the test, with the workers' stderr, if the run
+// returns an error.
+func runScale(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	var errw syncBuffer // the worker processes' stderr copiers write at once
+	if err := run(ctx, args, &out, &errw); err != nil {
+		t.Fatalf("run: %v\nstderr: %s", err, errw.String())
+	}
+	return out.String()
+}
+
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
@@ -206,27 +201,20 @@ func (s *syncBuffer) String() string {
 // burner process, then a member crashes; every figure is printed and the
 // crash is taken over.
 func TestSaturationRunReports(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	var out bytes.Buffer
-	var errw syncBuffer
-	err := run(ctx, []string{"--parts", "saturate", "--sat-profiles", "subsecond", "--sat-members", "3", "--sat-partitions", "30",
-		"--sat-duration", "2s", "--sat-burners", "1", "--sat-gc=false", "--procs", "2", "--step-timeout", "60s"}, &out, &errw)
-	if err != nil {
-		t.Fatalf("run: %v\nstderr: %s", err, errw.String())
+	out := runScale(t, "--parts", "saturate", "--sat-profiles", "subsecond", "--sat-members", "3", "--sat-partitions", "30",
+		"--sat-duration", "2s", "--sat-burners", "1", "--sat-gc=false", "--procs", "2", "--step-timeout", "60s")
+	if strings.Contains(out, "STOPPED") {
+		t.Fatalf("the run stopped:\n%s", out)
 	}
-	if strings.Contains(out.String(), "STOPPED") {
-		t.Fatalf("the run stopped:\n%s", out.String())
-	}
-	figs := figures(out.String())
+	figs := figures(out)
 	p := "saturate_subsecond_m3_p30_"
 	for _, name := range []string{"false_expiries", "leases_lost", "lease_lost_revocations", "heartbeats_failed", "verdicts", "loadavg_mean"} {
 		if _, err := strconv.ParseFloat(figs[p+name], 64); err != nil {
-			t.Errorf("%s%s = %q:\n%s", p, name, figs[p+name], out.String())
+			t.Errorf("%s%s = %q:\n%s", p, name, figs[p+name], out)
 		}
 	}
 	if v, err := strconv.ParseFloat(figs[p+"crash_over_expiry"], 64); err != nil || v <= 0 {
-		t.Errorf("crash_over_expiry = %q, want a positive ratio:\n%s", figs[p+"crash_over_expiry"], out.String())
+		t.Errorf("crash_over_expiry = %q, want a positive ratio:\n%s", figs[p+"crash_over_expiry"], out)
 	}
 }
 
@@ -265,11 +253,14 @@ func TestBigProcsBoundsTheBurstPerConnection(t *testing.T) {
 // production's timings five times over.
 func TestProfilesAreValid(t *testing.T) {
 	for _, p := range []string{"fast", "production", "patient", "subsecond"} {
-		if err := groupConfig(p, "g").Validate(); err != nil {
-			t.Errorf("%s: %v", p, err)
+		c, ok := groupConfig(p, "g")
+		if err := c.Validate(); !ok || err != nil {
+			t.Errorf("%s: known %v, %v", p, ok, err)
 		}
 	}
-	if p, q := groupConfig("patient", "g").Timings, groupConfig("production", "g").Timings; p.Expiry != 5*q.Expiry || p.Lease != 5*q.Lease {
+	pc, _ := groupConfig("patient", "g")
+	qc, _ := groupConfig("production", "g")
+	if p, q := pc.Timings, qc.Timings; p.Expiry != 5*q.Expiry || p.Lease != 5*q.Lease {
 		t.Errorf("patient timings %+v, production %+v", p, q)
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/parti-io/parti"
 	"github.com/parti-io/parti/projection"
 )
 
@@ -23,27 +22,6 @@ import (
 
 // gcPressureEnv makes a worker process allocate garbage continuously.
 const gcPressureEnv = "PARTI_SCALE_GC_PRESSURE"
-
-// satTimings returns the timings of a saturation profile: subsecond
-// (heartbeat 100 ms, expiry 500 ms), fast or production.
-func satTimings(profile string) (parti.Timings, bool) {
-	switch profile {
-	case "subsecond":
-		return parti.Timings{
-			Heartbeat:     100 * time.Millisecond,
-			Expiry:        500 * time.Millisecond,
-			Lease:         250 * time.Millisecond,
-			Margin:        200 * time.Millisecond,
-			AckBudget:     100 * time.Millisecond,
-			ReconnectWait: 100 * time.Millisecond,
-		}, true
-	case "fast":
-		return parti.Fast("x").Timings, true
-	case "production":
-		return parti.Production("x").Timings, true
-	}
-	return parti.Timings{}, false
-}
 
 // burn spins on one core until ctx ends (a burner process).
 func burn(ctx context.Context) {
@@ -119,7 +97,8 @@ func (d *driver) saturateSweep(ctx context.Context) {
 
 func (d *driver) saturateOne(ctx context.Context, prefix, profile string, gc bool) error {
 	M, P := d.o.satMembers, d.o.satPartitions
-	tm, _ := satTimings(profile)
+	c, _ := groupConfig(profile, "x")
+	tm := c.Timings
 	fmt.Fprintf(d.out, "# %s: %d members over %d processes, %d partitions, heartbeat %v, expiry %v, lease %v, %d burners, GC pressure %v, for %v\n",
 		prefix, M, min(d.o.procs, M), P, tm.Heartbeat, tm.Expiry, tm.Lease, d.o.satBurners, gc, d.o.satDuration)
 	defer func() { d.fig(prefix+"_loadavg", loadAvg(), "load") }()

@@ -290,7 +290,10 @@ func (w *worker) partitions(n int) []string {
 	return p
 }
 
-func (w *worker) config(group string) parti.Config { return groupConfig(w.profile, group) }
+func (w *worker) config(group string) parti.Config {
+	c, _ := groupConfig(w.profile, group)
+	return c
+}
 
 // join joins every GROUP/ID of specs at once (at most 64 Joins in flight).
 func (w *worker) join(ctx context.Context, parts, expected int, specs []string) error {
