@@ -66,6 +66,14 @@ func (b *blockingMetrics) Phase(string) {
 	})
 }
 
+// newBlockingMetrics returns disarmed blockingMetrics and the func that
+// releases a loop held in them (safe to call more than once).
+func newBlockingMetrics() (*blockingMetrics, func()) {
+	met := &blockingMetrics{blocked: make(chan struct{}), release: make(chan struct{})}
+	var released sync.Once
+	return met, func() { released.Do(func() { close(met.release) }) }
+}
+
 // leaseCtxRig is one member joined for the tests of the assignment's
 // context, with the first Assignment its handler got.
 type leaseCtxRig struct {
@@ -284,9 +292,7 @@ func TestAssignmentContextEndsAtLeaseDeadlineWhileLoopBlocked(t *testing.T) {
 	s := natstest.Server(t)
 	_, js := natstest.Connect(t, s.ClientURL())
 	h := newBlockingHandler(false)
-	met := &blockingMetrics{blocked: make(chan struct{}), release: make(chan struct{})}
-	var released sync.Once
-	release := func() { released.Do(func() { close(met.release) }) }
+	met, release := newBlockingMetrics()
 	defer release()
 	r := joinLeaseCtx(t, js, "leasectxloop", 16, h, met, nil)
 	defer func() {
@@ -328,9 +334,7 @@ func TestAssignmentContextEndsSoonAfterASuspendWhileLoopBlocked(t *testing.T) {
 	}
 	clk := &jumpClock{base: clock.Boot()}
 	h := newBlockingHandler(false)
-	met := &blockingMetrics{blocked: make(chan struct{}), release: make(chan struct{})}
-	var released sync.Once
-	release := func() { released.Do(func() { close(met.release) }) }
+	met, release := newBlockingMetrics()
 	defer release()
 	r := joinLeaseCtx(t, js, "leasectxsuspend", 16, h, met, func(c *parti.Config) { c.Timings, c.Clock = tm, clk })
 	defer func() {
