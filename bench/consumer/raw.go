@@ -43,24 +43,24 @@ func rawLayouts(ctx context.Context, url string, n int, out io.Writer) error {
 				if P/c > 4096 {
 					continue
 				}
-				for _, dealt := range []bool{false, true} {
-					if c == 1 && dealt {
+				for _, deal := range []bool{false, true} {
+					if c == 1 && deal {
 						continue
 					}
 					groups := make([][]string, c)
 					for i, p := range parts {
 						g := i * c / len(parts) // contiguous cut
-						if dealt {
+						if deal {
 							g = i % c
 						}
 						groups[g] = append(groups[g], prefix+p)
 					}
-					rate, err := rawDrain(ctx, js, name, groups, n)
+					rate, err := rawDrain(ctx, js, "", name, groups, n)
 					if err != nil {
 						return err
 					}
 					how := "cut"
-					if dealt {
+					if deal {
 						how = "dealt"
 					}
 					fmt.Fprintf(out, "raw_%s_%d_parts_%dx%d_%s %s msg/s\n", storage, P, c, P/c, how, fmtNum(rate))
@@ -72,8 +72,10 @@ func rawLayouts(ctx context.Context, url string, n int, out io.Writer) error {
 }
 
 // rawDrain reads the whole backlog through one ordered consumer per group
-// of subjects, all at once, and returns the aggregate rate.
-func rawDrain(ctx context.Context, js jetstream.JetStream, stream string, groups [][]string, n int) (float64, error) {
+// of subjects, all at once, and returns the aggregate rate. With url set,
+// each consumer has a connection of its own (as the helper's members do);
+// otherwise they all share js's.
+func rawDrain(ctx context.Context, js jetstream.JetStream, url, stream string, groups [][]string, n int) (float64, error) {
 	var got atomic.Int64
 	done := make(chan struct{})
 	start := time.Now()
@@ -84,7 +86,18 @@ func rawDrain(ctx context.Context, js jetstream.JetStream, stream string, groups
 		}
 	}()
 	for _, g := range groups {
-		c, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: g})
+		cjs := js
+		if url != "" {
+			nc, err := nats.Connect(url)
+			if err != nil {
+				return 0, err
+			}
+			defer nc.Close()
+			if cjs, err = jetstream.New(nc); err != nil {
+				return 0, err
+			}
+		}
+		c, err := cjs.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: g})
 		if err != nil {
 			return 0, err
 		}
@@ -106,6 +119,15 @@ func rawDrain(ctx context.Context, js jetstream.JetStream, stream string, groups
 		return 0, ctx.Err()
 	}
 	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// dealt deals the partitions' subjects round-robin over c groups.
+func dealt(prefix string, parts []string, c int) [][]string {
+	groups := make([][]string, c)
+	for i, p := range parts {
+		groups[i%c] = append(groups[i%c], prefix+p)
+	}
+	return groups
 }
 
 func partitionIDs(n int) []string {

@@ -37,7 +37,7 @@ func (b *bench) print(out io.Writer) {
 			line(name+"_max", mx, unit)
 		}
 	}
-	overPlain, overOne, overPC := math.Inf(1), math.Inf(1), math.Inf(1)
+	overPlain, overOne, overPC, rawOverOne := math.Inf(1), math.Inf(1), math.Inf(1), math.Inf(1)
 	for _, P := range partitionCounts {
 		plain := med(fmt.Sprintf("drain_plain_%d", P))
 		one := med(fmt.Sprintf("drain_ours_%d_m1", P))
@@ -51,6 +51,10 @@ func (b *bench) print(out io.Writer) {
 			if M > 1 {
 				line(fmt.Sprintf("drain_more_over_one_%d_m%d", P, M), ours/one, "ratio")
 				overOne = min(overOne, ours/one)
+				if raw1, raw := med(fmt.Sprintf("drain_raw_%d_m1", P)), med(fmt.Sprintf("drain_raw_%d_m%d", P, M)); raw1 > 0 {
+					line(fmt.Sprintf("raw_more_over_one_%d_m%d", P, M), raw/raw1, "ratio")
+					rawOverOne = min(rawOverOne, raw/raw1)
+				}
 			}
 			if pc := med(fmt.Sprintf("drain_pcgroups_%d_m%d", P, M)); pc > 0 {
 				overPC = min(overPC, ours/pc)
@@ -62,6 +66,11 @@ func (b *bench) print(out io.Writer) {
 	}
 	if !math.IsInf(overOne, 1) {
 		line("drain_more_over_one_min", overOne, "ratio")
+	}
+	if !math.IsInf(rawOverOne, 1) {
+		// The same ratio for bare ordered consumers: what the server's
+		// filtered reads allow on this machine.
+		line("raw_more_over_one_min", rawOverOne, "ratio")
 	}
 	if !math.IsInf(overPC, 1) {
 		line("drain_over_pcgroups_min", overPC, "ratio")

@@ -182,6 +182,16 @@ func (b *bench) drains(ctx context.Context) error {
 				}
 				b.add(name, rate)
 			}
+			// The primitive's own scaling, for reference: M ack-free
+			// ordered consumers, one connection each, the partitions
+			// dealt over them, no helper.
+			for _, M := range memberCounts {
+				rate, err := rawDrain(ctx, b.js, b.url, stream, dealt(prefix, parts, M), b.msgs)
+				if err != nil {
+					return fmt.Errorf("raw drain, %d consumers over %d partitions: %w", M, P, err)
+				}
+				b.add(fmt.Sprintf("drain_raw_%d_m%d", P, M), rate)
+			}
 			for _, M := range memberCounts {
 				rate, _, err := b.oursRun(ctx, stream, prefix, parts, M, b.msgs, nil)
 				if err != nil {
@@ -299,6 +309,8 @@ func (b *bench) oursRun(ctx context.Context, stream, prefix string, parts []stri
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	errs := make(chan error, M)
+	// With TRACE, when each member handled its last message (unix nanos).
+	lastAt := make([]atomic.Int64, M)
 	for i := range M {
 		nc, js, err := b.connect()
 		if err != nil {
@@ -324,6 +336,9 @@ func (b *bench) oursRun(ctx context.Context, stream, prefix string, parts []stri
 						b.tr.add(i, m.Partition, pub, m.Time, time.Now().UnixNano())
 					} else {
 						s.hit(0)
+						if b.trace {
+							lastAt[i].Store(time.Now().UnixNano())
+						}
 					}
 					return nil
 				},
@@ -386,6 +401,15 @@ func (b *bench) oursRun(ctx context.Context, stream, prefix string, parts []stri
 		// CPU of the whole process (the server's included) per message:
 		// steadier than the rate on a machine shared with other jobs.
 		fmt.Fprintf(b.stderr, "cpu ours %d members: %.2f µs/msg\n", M, float64((procCPU()-c0).Microseconds())/float64(n-int(s.startGot.Load())))
+		// A drain ends with its slowest member: when each member was done,
+		// in ms after the rate's clock started, and how much was handled
+		// before it started.
+		var ends []int64
+		for i := range lastAt {
+			ends = append(ends, (lastAt[i].Load()-s.first.Load())/1e6)
+		}
+		slices.Sort(ends)
+		fmt.Fprintf(b.stderr, "members done at (ms after the clock started) %v; %d of %d handled before it\n", ends, s.startGot.Load(), n)
 	}
 	// The floors of the last messages follow within a commit interval.
 	time.Sleep(100 * time.Millisecond)
