@@ -78,6 +78,7 @@ func Join(ctx context.Context, js jetstream.JetStream, member parti.Config, cfg 
 	}
 	e.floors, e.origin = floors, origin
 	e.progTTL = floors.CachedInfo().Config.AllowMsgTTL
+	e.progBudget = progressBudget(e.nc.MaxPayload(), floors.CachedInfo().Config.MaxMsgSize)
 	user := member.Handler
 	member.Handler = adapter{e: e, user: user}
 	go e.run()

@@ -61,7 +61,12 @@
 // there moves no floor anyone relies on; the old owner's next write of the
 // partition's record fails on the fence (within a second; its lease check
 // stops it sooner). Progress records expire an hour after their last write
-// and are emptied at a graceful leave.
+// and are emptied at a graceful leave. A member holding more partitions
+// than one message can list spreads its progress over several records on
+// subjects of its own, each within half of the largest message the server
+// and the floor stream accept (with the default max_payload of 1 MB, about
+// 7,000 partitions of short IDs a record); a partition's entry stays in
+// one record for its tenure, the one its own record names.
 //
 // # Streams and consumers the helper creates
 //

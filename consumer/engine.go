@@ -39,6 +39,7 @@ type part struct {
 	a       parti.Assignment
 	ctx     context.Context // handlers' context: ends with the assignment
 	cancel  context.CancelFunc
+	chunk   int // the progress chunk its entries go to (named in its floor record)
 	unwatch func() bool
 	loaded  chan struct{} // closed once the floor is read and claimed (or given up)
 
@@ -105,11 +106,12 @@ type engine struct {
 
 	fencedCh chan struct{} // closed when fenced
 
-	progSubj  string     // this Join's progress subject (progress.go)
-	progMu    sync.Mutex // serialises progress writes; guards progRev
-	progRev   uint64     // sequence of the last progress record written
-	progTTL   bool       // the floor stream allows per-message TTLs
-	progCache progressCache
+	progSubj   string     // this Join's first progress subject (progress.go)
+	progMu     sync.Mutex // serialises progress writes; guards progRevs
+	progRevs   []uint64   // per progress chunk, the sequence of its last record written
+	progTTL    bool       // the floor stream allows per-message TTLs
+	progBudget int        // bytes of entries one progress record may hold
+	progCache  progressCache
 
 	mu         sync.Mutex
 	name       string // the member's ID
@@ -120,6 +122,7 @@ type engine struct {
 	running    int
 	slotQueue  []*part
 	leaving    []*part   // tenures replaced before they were revoked
+	chunkUse   []int     // per progress chunk, the entry bytes its partitions may need
 	fenced     bool      // drain timed out: act no more
 	closing    bool      // Close/Leave/Stop/fatal: no new partitions
 	leaseAt    time.Time // when Owns last found the lease valid (leaseValid)
@@ -208,6 +211,7 @@ func (e *engine) assign(a parti.Assignment) {
 		attempts: map[uint64]int{}, released: make(chan struct{}), loaded: make(chan struct{}),
 	}
 	p.unwatch = context.AfterFunc(a.Context, e.kickRun)
+	p.chunk = e.reserveChunk(p.id)
 	e.parts[a.Partition] = p
 	e.mu.Unlock()
 	e.kickRun()

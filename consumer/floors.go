@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -75,7 +76,7 @@ func (e *engine) readFloor(ctx context.Context, p *part) (floorRecord, uint64, e
 // tenure (a write whose reply was lost) is overwritten; a newer owner's
 // returns errSuperseded.
 func (e *engine) writeFloor(ctx context.Context, p *part, floor, rev uint64) (uint64, error) {
-	body, err := json.Marshal(floorRecord{Floor: floor, Token: p.a.Token, Member: e.name, Progress: e.progSubj})
+	body, err := json.Marshal(floorRecord{Floor: floor, Token: p.a.Token, Member: e.name, Progress: e.chunkSubject(p.chunk)})
 	if err != nil {
 		return 0, err
 	}
@@ -260,10 +261,10 @@ func (e *engine) committer() {
 		}
 		now := time.Now()
 		var (
-			todo     []*part
-			progress []progressEntry
-			noted    []*part
-			moved    bool
+			todo []*part
+			// Per progress chunk: the floors its partitions moved, and
+			// whether any moved past what the chunk's record holds.
+			chunks = map[int]*chunkWrite{}
 		)
 		e.mu.Lock()
 		if e.crashed || e.fenced {
@@ -283,9 +284,14 @@ func (e *engine) committer() {
 				todo = append(todo, p)
 			}
 			if !e.cfg.ConfirmEach && p.dirty {
-				progress = append(progress, progressEntry{Partition: p.id, Floor: c, Token: p.a.Token})
-				noted = append(noted, p)
-				moved = moved || c > p.noted
+				w := chunks[p.chunk]
+				if w == nil {
+					w = &chunkWrite{}
+					chunks[p.chunk] = w
+				}
+				w.floors = append(w.floors, progressEntry{Partition: p.id, Floor: c, Token: p.a.Token})
+				w.noted = append(w.noted, p)
+				w.moved = w.moved || c > p.noted
 			}
 		}
 		// Within the write budget, the longest unwritten first: with many
@@ -301,19 +307,23 @@ func (e *engine) committer() {
 			todo = todo[:budget]
 		}
 		e.mu.Unlock()
-		if moved {
+		for _, k := range slices.Sorted(maps.Keys(chunks)) {
+			w := chunks[k]
+			if !w.moved {
+				continue
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 3*e.cfg.OpTimeout)
-			err := e.writeProgress(ctx, progress)
+			err := e.writeProgress(ctx, k, w.floors)
 			cancel()
 			if err != nil {
-				e.errorf("progress-write", err, "writing the member's progress record failed")
-			} else {
-				e.mu.Lock()
-				for i, p := range noted {
-					p.noted = max(p.noted, progress[i].Floor)
-				}
-				e.mu.Unlock()
+				e.errorf("progress-write", err, "writing the member's progress record failed", "subject", e.chunkSubject(k))
+				continue
 			}
+			e.mu.Lock()
+			for i, p := range w.noted {
+				p.noted = max(p.noted, w.floors[i].Floor)
+			}
+			e.mu.Unlock()
 		}
 		e.parallel(len(todo), func(i int) {
 			ctx, cancel := context.WithTimeout(todo[i].ctx, 3*e.cfg.OpTimeout)

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -147,30 +148,101 @@ func (e *engine) progressFloor(ctx context.Context, subj, partition string, toke
 	return 0, nil
 }
 
-// writeProgress writes the member's progress record (floors sorted by
+// Progress chunks. A member holding tens of thousands of busy partitions
+// would need a progress record larger than a NATS message may be (the
+// server's max_payload, 1 MB by default: about 35,000 entries). So its
+// partitions are spread over chunks, each a progress record on a subject
+// of its own (the first is progSubj, the k-th progSubj.k), holding at most
+// progBudget bytes of entries. A partition is placed in a chunk with room
+// for its entry when its tenure starts and stays there: its floor record
+// names that chunk's subject, so a next owner reads the record that holds
+// its entry. A tenure's room is given back when it ends.
+
+// chunkWrite is what the committer writes to one chunk in one interval.
+type chunkWrite struct {
+	floors []progressEntry
+	noted  []*part
+	moved  bool
+}
+
+// progressEntryBytes bounds the encoded size of a partition's entry.
+func progressEntryBytes(partition string) int {
+	// ["<id>",<floor>,<seq>,<incarnation>], and the comma before it.
+	return len(appendJSONString(nil, partition)) + 3*20 + 6
+}
+
+// progressBudget returns the bytes of entries one progress record may
+// hold: half of the largest message the server and the floor stream
+// accept, leaving room for the headers and the member's ID.
+func progressBudget(maxPayload int64, maxMsgSize int32) int {
+	limit := maxPayload
+	if maxMsgSize > 0 && int64(maxMsgSize) < limit {
+		limit = int64(maxMsgSize)
+	}
+	if limit <= 0 {
+		limit = 1 << 20
+	}
+	return int(max(limit/2-1024, 1024))
+}
+
+// reserveChunk places a new tenure of partition in the first chunk with
+// room for its entry (an empty chunk has room for any), adding a chunk
+// when none has. e.mu held.
+func (e *engine) reserveChunk(partition string) int {
+	n := progressEntryBytes(partition)
+	budget := e.progBudget
+	if b := progressBudgetForTest.Load(); b > 0 {
+		budget = int(b)
+	}
+	for k, used := range e.chunkUse {
+		if used+n <= budget || used == 0 {
+			e.chunkUse[k] += n
+			return k
+		}
+	}
+	e.chunkUse = append(e.chunkUse, n)
+	return len(e.chunkUse) - 1
+}
+
+// progressBudgetForTest, when positive, replaces the budget (tests).
+var progressBudgetForTest atomic.Int64
+
+// chunkSubject returns the subject of progress chunk k.
+func (e *engine) chunkSubject(k int) string {
+	if k == 0 {
+		return e.progSubj
+	}
+	return e.progSubj + "." + strconv.Itoa(k)
+}
+
+// writeProgress writes the progress record of chunk k (floors sorted by
 // partition), fenced on the subject's last sequence: only this engine
 // writes it, so a failed fence means a write whose reply was lost; it
 // re-reads the sequence and writes again.
-func (e *engine) writeProgress(ctx context.Context, floors []progressEntry) error {
-	return e.writeProgressTTL(ctx, floors, progressTTL)
+func (e *engine) writeProgress(ctx context.Context, k int, floors []progressEntry) error {
+	return e.writeProgressTTL(ctx, k, floors, progressTTL)
 }
 
-func (e *engine) writeProgressTTL(ctx context.Context, floors []progressEntry, ttl time.Duration) error {
+func (e *engine) writeProgressTTL(ctx context.Context, k int, floors []progressEntry, ttl time.Duration) error {
 	floors = slices.Clone(floors)
 	slices.SortFunc(floors, func(a, b progressEntry) int { return strings.Compare(a.Partition, b.Partition) })
 	body := appendProgressRecord(nil, e.name, floors)
+	subj := e.chunkSubject(k)
 	e.progMu.Lock()
 	defer e.progMu.Unlock()
+	for len(e.progRevs) <= k {
+		e.progRevs = append(e.progRevs, 0)
+	}
 	for i := 0; i < 2; i++ {
-		opts := []jetstream.PublishOpt{jetstream.WithExpectStream(e.cfg.FloorStream), jetstream.WithExpectLastSequencePerSubject(e.progRev)}
+		opts := []jetstream.PublishOpt{jetstream.WithExpectStream(e.cfg.FloorStream), jetstream.WithExpectLastSequencePerSubject(e.progRevs[k])}
 		if e.progTTL {
 			opts = append(opts, jetstream.WithMsgTTL(ttl))
 		}
 		opCtx, cancel := context.WithTimeout(ctx, e.cfg.OpTimeout)
-		ack, err := e.js.PublishMsg(opCtx, &nats.Msg{Subject: e.progSubj, Data: body}, opts...)
+		ack, err := e.js.PublishMsg(opCtx, &nats.Msg{Subject: subj, Data: body}, opts...)
 		cancel()
 		if err == nil {
-			e.progRev = ack.Sequence
+			e.progRevs[k] = ack.Sequence
 			e.cnt.floorWrites.Add(1)
 			return nil
 		}
@@ -183,18 +255,18 @@ func (e *engine) writeProgressTTL(ctx context.Context, floors []progressEntry, t
 			return err
 		}
 		rctx, cancel := context.WithTimeout(ctx, e.cfg.OpTimeout)
-		m, rerr := e.floors.GetLastMsgForSubject(rctx, e.progSubj)
+		m, rerr := e.floors.GetLastMsgForSubject(rctx, subj)
 		cancel()
 		switch {
 		case errors.Is(rerr, jetstream.ErrMsgNotFound):
-			e.progRev = 0
+			e.progRevs[k] = 0
 		case rerr != nil:
 			return rerr
 		default:
-			e.progRev = m.Sequence
+			e.progRevs[k] = m.Sequence
 		}
 	}
-	return fmt.Errorf("consumer: progress record %s: the fence failed twice", e.progSubj)
+	return fmt.Errorf("consumer: progress record %s: the fence failed twice", subj)
 }
 
 // appendProgressRecord appends the JSON of a progress record to b: the
@@ -259,15 +331,22 @@ const progressTTL = time.Hour
 // partition was handed off with its own floor record written: nobody
 // needs its floors any more.
 func (e *engine) clearProgress() {
-	e.progMu.Lock()
-	written := e.progRev != 0
-	e.progMu.Unlock()
-	if e.floors == nil || !written {
+	if e.floors == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*e.cfg.OpTimeout)
-	defer cancel()
-	if err := e.writeProgressTTL(ctx, nil, time.Second); err != nil {
-		e.log.Debug("clearing the progress record failed", "subject", e.progSubj, "err", err)
+	e.progMu.Lock()
+	var written []int
+	for k, rev := range e.progRevs {
+		if rev != 0 {
+			written = append(written, k)
+		}
+	}
+	e.progMu.Unlock()
+	for _, k := range written {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*e.cfg.OpTimeout)
+		if err := e.writeProgressTTL(ctx, k, nil, time.Second); err != nil {
+			e.log.Debug("clearing the progress record failed", "subject", e.chunkSubject(k), "err", err)
+		}
+		cancel()
 	}
 }

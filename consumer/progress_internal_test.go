@@ -3,6 +3,7 @@ package consumer
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/parti-io/parti/events"
@@ -90,4 +91,45 @@ func BenchmarkProgressRecord(b *testing.B) {
 			_ = appendProgressRecord(nil, "member-1", floors)
 		}
 	})
+}
+
+// A tenure goes to the first progress chunk with room for its entry; a
+// new chunk opens only when none has, and room given back is used again.
+func TestReserveChunkFillsFirstWithRoom(t *testing.T) {
+	n := progressEntryBytes("p0")
+	e := &engine{progBudget: 2 * n}
+	var got []int
+	for _, id := range []string{"p0", "p1", "p2", "p3", "p4"} {
+		got = append(got, e.reserveChunk(id))
+	}
+	if want := []int{0, 0, 1, 1, 2}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("chunks %v, want %v", got, want)
+	}
+	e.chunkUse[1] -= n // a tenure of chunk 1 ended
+	if k := e.reserveChunk("p5"); k != 1 {
+		t.Fatalf("after chunk 1 gave room back, the next tenure went to chunk %d", k)
+	}
+	if k := e.reserveChunk(strings.Repeat("x", 3*n)); k != 3 {
+		t.Fatalf("an entry larger than the budget went to chunk %d, want a chunk of its own (3)", k)
+	}
+}
+
+// The budget is half of the smaller of the server's max_payload and the
+// floor stream's largest message, less room for the record's header.
+func TestProgressBudget(t *testing.T) {
+	for _, c := range []struct {
+		payload int64
+		msgSize int32
+		want    int
+	}{
+		{1 << 20, -1, 1<<19 - 1024},
+		{1 << 20, 0, 1<<19 - 1024},
+		{8 << 20, 1 << 20, 1<<19 - 1024},
+		{0, 0, 1<<19 - 1024},
+		{1000, 0, 1024},
+	} {
+		if got := progressBudget(c.payload, c.msgSize); got != c.want {
+			t.Errorf("progressBudget(%d, %d) = %d, want %d", c.payload, c.msgSize, got, c.want)
+		}
+	}
 }

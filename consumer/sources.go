@@ -602,6 +602,7 @@ func (e *engine) letGo(p *part) {
 	case <-p.released:
 	default:
 		close(p.released)
+		e.chunkUse[p.chunk] -= progressEntryBytes(p.id)
 	}
 }
 

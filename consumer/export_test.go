@@ -1,0 +1,6 @@
+package consumer
+
+// SetProgressBudget makes every member's progress records hold at most n
+// bytes of entries (0: the budget the server's limits give), so that a
+// test splits a few partitions' progress over several records.
+func SetProgressBudget(n int) { progressBudgetForTest.Store(int64(n)) }
