@@ -71,7 +71,7 @@ type Config struct {
 	// CommitInterval is how often the member writes its progress record,
 	// one record carrying the floors of every partition that processed
 	// messages (default 20 ms); each partition's own floor record follows
-	// about once a second. A floor is always written and confirmed before a
+	// every 5 s. A floor is always written and confirmed before a
 	// partition is handed off; after a crash, the messages handled since
 	// the member's last progress record (about the last CommitInterval) are
 	// handled again by the next owners.

@@ -51,15 +51,15 @@
 // CommitInterval, one progress record on a subject of its own (one per
 // Join) listing every floor it moved since the partitions' own records,
 // each with its tenure's token; a partition's own record names that
-// subject and is rewritten only once a second while the partition is busy
-// (every 5 s when only its consumer moved past other partitions'
+// subject and is rewritten only every 5 s while its floor moves (the
+// partition is busy, or its consumer moved past other partitions'
 // messages), and always, confirmed, at a hand-off. A new owner reads the
 // partition's record, then the progress record it names, and takes the
 // progress floor only if it carries the same token (the same tenure). Once
 // the new owner wrote the partition's record under its own token, nobody
 // reads the old owner's progress for that partition again, so a late write
 // there moves no floor anyone relies on; the old owner's next write of the
-// partition's record fails on the fence (within a second; its lease check
+// partition's record fails on the fence (within 5 s; its lease check
 // stops it sooner). Progress records expire an hour after their last write
 // and are emptied at a graceful leave. A member holding more partitions
 // than one message can list spreads its progress over several records on

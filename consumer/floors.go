@@ -242,7 +242,7 @@ const idleCommit = 5 * time.Second
 // the partitions that processed something since their own records were
 // written (one write for all of them), and rewrites a partition's own
 // record every partitionCommit while it processes, every idleCommit when
-// it only moved with its consumer. With ConfirmEach every message's floor
+// it only moved with its consumer (both 5 s). With ConfirmEach every message's floor
 // is confirmed on its own; the committer only catches up idle ones.
 func (e *engine) committer() {
 	every := e.cfg.CommitInterval

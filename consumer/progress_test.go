@@ -13,7 +13,7 @@ import (
 
 // After a crash, the next owner resumes from the crashed member's progress
 // record (written every CommitInterval), not from the partition's own floor
-// record (rewritten only about once a second): the messages processed
+// record (rewritten only every few seconds): the messages processed
 // before the last progress record are not handled again.
 func TestCrashResumesFromTheProgressRecord(t *testing.T) {
 	v := newEnv(t, 1)
