@@ -136,12 +136,13 @@
 // subjects makes its k-th consumer walk past k × FiltersPerConsumer
 // subjects for every message. Measured raw (acknowledgement-free ordered
 // consumers, 200,000 messages round-robin over the partitions, one server,
-// a loaded 2-core machine, see bench/consumer with ONLY=raw): 1,024
-// partitions, four consumers of 256 contiguous subjects 12 k msg/s, the
-// same subjects dealt round-robin 66 k; sixteen of 64: 8 k cut, 37 k dealt;
-// one consumer of all 1,024: 137 k. 4,096 partitions: four of 1,024 cut
-// 7 k, dealt 299 k; sixteen of 256 cut 8 k, dealt 176 k; one of 4,096
-// 57 k. Memory storage scans linearly and is indifferent to the layout.
+// a quiet 2-core machine, one connection for all, see bench/consumer with
+// ONLY=raw): 1,024 partitions, four consumers of 256 contiguous subjects
+// 40 k msg/s, the same subjects dealt round-robin 496 k; sixteen of 64:
+// 24 k cut, 259 k dealt; one consumer of all 1,024: 400 k. 4,096
+// partitions: four of 1,024 cut 11 k, dealt 352 k; sixteen of 256 cut 9 k,
+// dealt 296 k; one of 4,096 162 k. Memory storage scans linearly and is
+// indifferent to the layout.
 // Hence the helper deals partitions over its consumers and lets one
 // consumer hold up to 1,024.
 //
@@ -165,7 +166,13 @@
 // with 16 members the scan costs about 40 % more CPU per message than with
 // 4. The member's own partitions' position in the subject order also
 // matters: a member whose partitions all sort late walks past everyone
-// else's.
+// else's, and a drain ends with its slowest member. The bench drains the
+// same backlog with bare ordered consumers too (one connection each, the
+// partitions dealt, no helper): 16 of them over 1,024 partitions drained
+// at 0.75–0.76× one, about what 16 members of the helper do (0.78–0.91×
+// one member). That ratio is the server's, and no layout of one or more
+// filtered consumers per member changes it; only fewer readers than
+// members would.
 //
 // On the tail of a live stream (20 k msg/s, 1,024 partitions, 16 members,
 // every member and the server in one process in the bench) latency is
@@ -182,9 +189,12 @@
 // partitions; hand-encoded 0.35 ms, one allocation).
 //
 // The floors cost one progress record per member per CommitInterval, plus
-// one partition record per busy partition per second: on the tail of 20 k
-// msg/s over 1,024 partitions and 16 members, about 0.1 writes per message
-// rather than one. They are most of what the helper still adds to the
+// one partition record per busy partition every 5 s: on the tail of 20 k
+// msg/s over 1,024 partitions and 16 members, about 0.05 writes per
+// message rather than one (0.09 when partition records were rewritten
+// every second). In a drain those rewrites were what 16 members over 4,096
+// partitions lost against one member (0.74× with a second, 0.93–0.96×
+// with 5 s). They are most of what the helper still adds to the
 // tail: with commits turned off (a CommitInterval of an hour) the process
 // used 3.8 s of CPU for the tail's 100,000 messages instead of 5.3–5.6 s,
 // about 165 µs per record written (request, reply, flushes, the server's
