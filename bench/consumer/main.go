@@ -13,7 +13,8 @@
 // 1,000,000), TAIL_RATE (msg/s, default 20,000), TAIL_SECS (default 5),
 // ONLY=drain, tail or catchup for one part (ONLY=raw: the raw layout
 // comparison), PARTS and MEMBERS (comma-separated counts) to narrow the
-// drains, SKIP_PCGROUPS=1, TRACE=1 (where the tail's slow messages
+// drains, SKIP_PCGROUPS=1, SKIP_RAW=1 (no bare consumers; one of tens
+// of thousands of filters takes the server long to create), TRACE=1 (where the tail's slow messages
 // lost their time: publish → stored → handler, stalls over time, by
 // member; and the process's CPU per message, steadier than rates on a
 // shared machine), TAIL_PROFILE=prefix (CPU and mutex profiles of each
@@ -81,6 +82,7 @@ func run(ctx context.Context, stdout, stderr io.Writer) error {
 		runs: envInt("RUNS", 3), msgs: envInt("MSGS", 200_000),
 		tailRate: envInt("TAIL_RATE", 20_000), tailSecs: envInt("TAIL_SECS", 5),
 		pcgroups: os.Getenv("SKIP_PCGROUPS") == "", trace: os.Getenv("TRACE") != "",
+		raw: os.Getenv("SKIP_RAW") == "",
 	}
 	if v := envList("PARTS"); v != nil {
 		partitionCounts = v

@@ -40,6 +40,7 @@ type bench struct {
 	tailRate int
 	tailSecs int
 	pcgroups bool
+	raw      bool // drain with bare ordered consumers too
 	trace    bool // TRACE=1: where the tail's time goes
 	tr       *tailTrace
 	seq      atomic.Int64 // makes group, consumer and stream names unique
@@ -186,6 +187,9 @@ func (b *bench) drains(ctx context.Context) error {
 			// ordered consumers, one connection each, the partitions
 			// dealt over them, no helper.
 			for _, M := range memberCounts {
+				if !b.raw {
+					break
+				}
 				rate, err := rawDrain(ctx, b.js, b.url, stream, dealt(prefix, parts, M), b.msgs)
 				if err != nil {
 					return fmt.Errorf("raw drain, %d consumers over %d partitions: %w", M, P, err)
