@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -30,45 +31,16 @@ func TestCrashResumesFromTheProgressRecord(t *testing.T) {
 	waitUntil(t, 10*time.Second, "every message", func() bool { return got.total() == 10 })
 	// The partition's record names the progress subject; wait until the
 	// progress record there holds the floor past all ten.
-	subj := "parti-floor.PARTI_pr_ORDERS_FLOORS." + base64.RawURLEncoding.EncodeToString([]byte("p000"))
-	fs, err := v.js.Stream(ctx, "PARTI_pr_ORDERS_FLOORS")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rec map[string]any
+	var pr progressRead
 	waitUntil(t, 10*time.Second, "the progress record", func() bool {
-		m, err := fs.GetLastMsgForSubject(ctx, subj)
-		if err != nil {
-			return false
-		}
-		rec = nil
-		if json.Unmarshal(m.Data, &rec) != nil {
-			return false
-		}
-		ps, _ := rec["progress"].(string)
-		if ps == "" {
-			return false
-		}
-		pm, err := fs.GetLastMsgForSubject(ctx, ps)
-		if err != nil {
-			return false
-		}
-		var pr struct {
-			Floors [][]any `json:"floors"`
-		}
-		if json.Unmarshal(pm.Data, &pr) != nil {
-			return false
-		}
-		return slices.ContainsFunc(pr.Floors, func(e []any) bool { return len(e) == 4 && e[0] == "p000" && e[1] == float64(10) })
+		var ok bool
+		pr, ok = readProgress(ctx, v, "pr", "p000")
+		return ok && pr.holds("p000", 10)
 	})
 	a.Stop() // a crash: no final floor
 	<-a.Done()
 	// As if the partition's own record had lagged: floor 5, same tenure.
-	rec["floor"] = 5
-	body, _ := json.Marshal(rec)
-	if _, err := v.js.Publish(ctx, subj, body); err != nil {
-		t.Fatal(err)
-	}
+	pr.lagFloor(ctx, v, 5)
 	var again seen
 	b, err := consumer.Join(ctx, v.js, v.member("pr"), v.config(again.handler()))
 	if err != nil {
@@ -105,47 +77,24 @@ func TestProgressIsSplitOverRecordsThatFit(t *testing.T) {
 		v.publish(p, 0, 10)
 	}
 	waitUntil(t, 10*time.Second, "every message", func() bool { return got.total() == 10*nparts })
-	fs, err := v.js.Stream(ctx, "PARTI_split_ORDERS_FLOORS")
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Partition i's messages are stream sequences 10i+1..10i+10: its floor
 	// is past them (and past the later partitions' too, once its consumer
 	// delivered those).
-	recs := map[string]map[string]any{}
+	prs := map[string]progressRead{}
 	chunks := map[string]bool{}
 	waitUntil(t, 10*time.Second, "every partition's floor in the progress record its own record names", func() bool {
 		clear(chunks)
 		for i, p := range v.parts {
-			m, err := fs.GetLastMsgForSubject(ctx, "parti-floor.PARTI_split_ORDERS_FLOORS."+base64.RawURLEncoding.EncodeToString([]byte(p)))
-			if err != nil {
+			pr, ok := readProgress(ctx, v, "split", p)
+			if !ok {
 				return false
 			}
-			var rec map[string]any
-			if json.Unmarshal(m.Data, &rec) != nil {
-				return false
+			prs[p] = pr
+			if entries := pr.size - len(`{"member":"","floors":[]}`) - len(pr.member); entries > budget {
+				t.Fatalf("progress record %s holds %d bytes of entries, over the budget of %d", pr.subject, entries, budget)
 			}
-			recs[p] = rec
-			ps, _ := rec["progress"].(string)
-			if ps == "" {
-				return false
-			}
-			pm, err := fs.GetLastMsgForSubject(ctx, ps)
-			if err != nil {
-				return false
-			}
-			var pr struct {
-				Member string  `json:"member"`
-				Floors [][]any `json:"floors"`
-			}
-			if json.Unmarshal(pm.Data, &pr) != nil {
-				return false
-			}
-			if entries := len(pm.Data) - len(`{"member":"","floors":[]}`) - len(pr.Member); entries > budget {
-				t.Fatalf("progress record %s holds %d bytes of entries, over the budget of %d", ps, entries, budget)
-			}
-			chunks[ps] = true
-			if !slices.ContainsFunc(pr.Floors, func(e []any) bool { f, _ := e[1].(float64); return len(e) == 4 && e[0] == p && f >= float64(10*i+10) }) {
+			chunks[pr.subject] = true
+			if !pr.holds(p, 10*i+10) {
 				return false
 			}
 		}
@@ -158,11 +107,7 @@ func TestProgressIsSplitOverRecordsThatFit(t *testing.T) {
 	<-a.Done()
 	// As if every partition's own record had lagged by five messages.
 	for i, p := range v.parts {
-		recs[p]["floor"] = 10*i + 5
-		body, _ := json.Marshal(recs[p])
-		if _, err := v.js.Publish(ctx, "parti-floor.PARTI_split_ORDERS_FLOORS."+base64.RawURLEncoding.EncodeToString([]byte(p)), body); err != nil {
-			t.Fatal(err)
-		}
+		prs[p].lagFloor(ctx, v, 10*i+5)
 	}
 	var again seen
 	b, err := consumer.Join(ctx, v.js, v.member("split"), v.config(again.handler()))
@@ -178,5 +123,68 @@ func TestProgressIsSplitOverRecordsThatFit(t *testing.T) {
 		if g, w := again.get(p), bodies(p, 10, 3); !slices.Equal(g, w) {
 			t.Errorf("the next owner handled %v of %s, want only %v", g, p, w)
 		}
+	}
+}
+
+// progressRead is a partition's floor record and the progress record it
+// names, as the floor stream holds them.
+type progressRead struct {
+	floorSubj string         // the partition's floor subject
+	rec       map[string]any // its floor record
+	subject   string         // the progress subject the record names
+	size      int            // the progress record's bytes
+	member    string
+	floors    [][]any // [partition, floor, token seq, token incarnation]
+}
+
+// readProgress reads partition's floor record in group's floor stream and
+// the progress record it names; false until both exist and decode.
+func readProgress(ctx context.Context, v *env, group, partition string) (progressRead, bool) {
+	stream := "PARTI_" + group + "_ORDERS_FLOORS"
+	fs, err := v.js.Stream(ctx, stream)
+	if err != nil {
+		return progressRead{}, false
+	}
+	r := progressRead{floorSubj: "parti-floor." + stream + "." + base64.RawURLEncoding.EncodeToString([]byte(partition))}
+	m, err := fs.GetLastMsgForSubject(ctx, r.floorSubj)
+	if err != nil || json.Unmarshal(m.Data, &r.rec) != nil {
+		return progressRead{}, false
+	}
+	if r.subject, _ = r.rec["progress"].(string); r.subject == "" {
+		return progressRead{}, false
+	}
+	pm, err := fs.GetLastMsgForSubject(ctx, r.subject)
+	if err != nil {
+		return progressRead{}, false
+	}
+	var body struct {
+		Member string  `json:"member"`
+		Floors [][]any `json:"floors"`
+	}
+	if json.Unmarshal(pm.Data, &body) != nil {
+		return progressRead{}, false
+	}
+	r.size, r.member, r.floors = len(pm.Data), body.Member, body.Floors
+	return r, true
+}
+
+// holds reports whether the progress record has partition's floor at or
+// past floor.
+func (r progressRead) holds(partition string, floor int) bool {
+	return slices.ContainsFunc(r.floors, func(e []any) bool {
+		f, _ := e[1].(float64)
+		return len(e) == 4 && e[0] == partition && f >= float64(floor)
+	})
+}
+
+// lagFloor rewrites the partition's floor record with floor, the same
+// tenure otherwise: as if its own record had lagged behind the progress.
+func (r progressRead) lagFloor(ctx context.Context, v *env, floor int) {
+	v.t.Helper()
+	rec := maps.Clone(r.rec)
+	rec["floor"] = floor
+	body, _ := json.Marshal(rec)
+	if _, err := v.js.Publish(ctx, r.floorSubj, body); err != nil {
+		v.t.Fatal(err)
 	}
 }
