@@ -64,6 +64,7 @@ type part struct {
 	floor        uint64 // confirmed floor
 	rev          uint64 // sequence of the floor record last written or read (the fence of the next write)
 	dirty        bool   // processed something since the last floor write
+	listed       bool   // on e.dirtyList
 	noted        uint64 // floor last written in the member's progress record
 	lastWrite    time.Time
 	superseded   bool // a newer owner wrote the floor: stop acting on it
@@ -123,6 +124,7 @@ type engine struct {
 	slotQueue  []*part
 	leaving    []*part   // tenures replaced before they were revoked
 	chunkUse   []int     // per progress chunk, the entry bytes its partitions may need
+	dirtyList  []*part   // the parts marked dirty since the committer dropped them (markDirty)
 	fenced     bool      // drain timed out: act no more
 	closing    bool      // Close/Leave/Stop/fatal: no new partitions
 	leaseAt    time.Time // when Owns last found the lease valid (leaseValid)
@@ -463,7 +465,8 @@ func (e *engine) settle(t *attempt, herr error) error {
 		// The floor follows in the background: one step under the lock.
 		e.mu.Lock()
 		if p.busy == d {
-			d.done, p.dirty = true, true
+			d.done = true
+			e.markDirty(p)
 			delete(p.attempts, d.seq)
 			e.release(p)
 		}
@@ -528,7 +531,7 @@ func (e *engine) processed(d *delivery) error {
 		return ErrSettled
 	}
 	d.done = true
-	p.dirty = true
+	e.markDirty(p)
 	delete(p.attempts, d.seq)
 	e.mu.Unlock()
 	if !e.cfg.ConfirmEach {

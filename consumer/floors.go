@@ -220,7 +220,7 @@ func (e *engine) commit(ctx context.Context, p *part) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if err != nil {
-		p.dirty = true
+		e.markDirty(p)
 		if errors.Is(err, errSuperseded) {
 			e.mu.Unlock()
 			e.supersede(p)
@@ -232,6 +232,21 @@ func (e *engine) commit(ctx context.Context, p *part) error {
 	return nil
 }
 
+// passEvery is how often the committer looks at every partition for the
+// own records that are due.
+const passEvery = time.Second
+
+// markDirty notes that p processed something its own record does not
+// hold: the committer lists it in the progress records until its own
+// record is written. e.mu held.
+func (e *engine) markDirty(p *part) {
+	p.dirty = true
+	if !p.listed {
+		p.listed = true
+		e.dirtyList = append(e.dirtyList, p)
+	}
+}
+
 // idleCommit is how long a partition's floor may lag behind its consumer's
 // progress over other partitions' messages before it is written (a shorter
 // re-read for the next owner after a crash).
@@ -240,9 +255,11 @@ const idleCommit = 5 * time.Second
 // committer writes floors in the background. Unless ConfirmEach, every
 // CommitInterval it writes the member's progress record with the floors of
 // the partitions that processed something since their own records were
-// written (one write for all of them), and rewrites a partition's own
-// record every partitionCommit while it processes, every idleCommit when
-// it only moved with its consumer (both 5 s). With ConfirmEach every message's floor
+// written (one write for all of them; it keeps those on a list, so that a
+// tick costs what moved, not every partition held), and rewrites a
+// partition's own record every partitionCommit while it processes, every
+// idleCommit when it only moved with its consumer (both 5 s; it looks for
+// those due once a second). With ConfirmEach every message's floor
 // is confirmed on its own; the committer only catches up idle ones.
 func (e *engine) committer() {
 	every := e.cfg.CommitInterval
@@ -251,6 +268,7 @@ func (e *engine) committer() {
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
+	lastPass := time.Now() // the last look at every partition
 	for {
 		select {
 		case <-e.done:
@@ -271,19 +289,16 @@ func (e *engine) committer() {
 			e.mu.Unlock()
 			return
 		}
-		for _, p := range e.parts {
-			if p.state != partActive || p.superseded {
+		// The progress records list the partitions that processed
+		// something since their own records: those on the dirty list.
+		kept := e.dirtyList[:0]
+		for _, p := range e.dirtyList {
+			if !p.dirty || p.state != partActive || p.superseded {
+				p.listed = false
 				continue
 			}
-			c := floorCandidate(p)
-			if c <= p.floor {
-				continue
-			}
-			since := now.Sub(p.lastWrite)
-			if since >= idleCommit || (p.dirty && since >= partitionCommit) {
-				todo = append(todo, p)
-			}
-			if !e.cfg.ConfirmEach && p.dirty {
+			kept = append(kept, p)
+			if c := floorCandidate(p); c > p.floor && !e.cfg.ConfirmEach {
 				w := chunks[p.chunk]
 				if w == nil {
 					w = &chunkWrite{}
@@ -294,10 +309,28 @@ func (e *engine) committer() {
 				w.moved = w.moved || c > p.noted
 			}
 		}
+		clear(e.dirtyList[len(kept):])
+		e.dirtyList = kept
+		// Own records are due every few seconds: look at every partition
+		// once a second, not every CommitInterval (a member may hold
+		// tens of thousands).
+		sincePass := now.Sub(lastPass)
+		if sincePass >= passEvery {
+			lastPass = now
+			for _, p := range e.parts {
+				if p.state != partActive || p.superseded || floorCandidate(p) <= p.floor {
+					continue
+				}
+				since := now.Sub(p.lastWrite)
+				if since >= idleCommit || (p.dirty && since >= partitionCommit) {
+					todo = append(todo, p)
+				}
+			}
+		}
 		// Within the write budget, the longest unwritten first: with many
 		// busy partitions each is written less often, rather than the
 		// writes crowding out the deliveries.
-		if budget := max(1, int(float64(e.cfg.MaxFloorWrites)*every.Seconds())); len(todo) > budget {
+		if budget := max(1, int(float64(e.cfg.MaxFloorWrites)*sincePass.Seconds())); len(todo) > budget {
 			slices.SortFunc(todo, func(a, b *part) int {
 				if c := a.lastWrite.Compare(b.lastWrite); c != 0 {
 					return c

@@ -188,3 +188,59 @@ func (r progressRead) lagFloor(ctx context.Context, v *env, floor int) {
 		v.t.Fatal(err)
 	}
 }
+
+// A progress record rewritten because one partition moved still carries
+// the floors of the others that moved before and whose own records were
+// not written since: the committer keeps every such partition listed, not
+// only those that moved in the last interval.
+func TestProgressKeepsEveryUnwrittenFloor(t *testing.T) {
+	v := newEnv(t, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var got seen
+	cfg := v.config(got.handler())
+	cfg.CommitInterval = 20 * time.Millisecond
+	a, err := consumer.Join(ctx, v.js, v.member("keep"), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.publish("p000", 0, 5) // 1..5
+	var first progressRead
+	waitUntil(t, 10*time.Second, "p000's floor in the progress record", func() bool {
+		var ok bool
+		first, ok = readProgress(ctx, v, "keep", "p000")
+		return ok && first.holds("p000", 5)
+	})
+	v.publish("p001", 0, 5) // 6..10: only p001 moves now
+	var second progressRead
+	waitUntil(t, 10*time.Second, "p001's floor in the progress record", func() bool {
+		var ok bool
+		second, ok = readProgress(ctx, v, "keep", "p001")
+		return ok && second.holds("p001", 10)
+	})
+	if second.subject != first.subject {
+		t.Fatalf("one member's two partitions in two progress records (%s, %s)", first.subject, second.subject)
+	}
+	again, _ := readProgress(ctx, v, "keep", "p000")
+	if !again.holds("p000", 5) {
+		t.Fatalf("the progress record written after p001 moved dropped p000's floor: %v", again.floors)
+	}
+	a.Stop() // a crash
+	<-a.Done()
+	first.lagFloor(ctx, v, 0)
+	second.lagFloor(ctx, v, 0)
+	var next seen
+	b, err := consumer.Join(ctx, v.js, v.member("keep"), v.config(next.handler()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Leave(ctx)
+	v.publish("p000", 5, 1)
+	v.publish("p001", 5, 1)
+	waitUntil(t, 20*time.Second, "the new messages", func() bool { return next.total() >= 2 })
+	for _, p := range v.parts {
+		if g, w := next.get(p), bodies(p, 5, 1); !slices.Equal(g, w) {
+			t.Errorf("the next owner handled %v of %s, want only %v", g, p, w)
+		}
+	}
+}
