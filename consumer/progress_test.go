@@ -21,12 +21,7 @@ func TestCrashResumesFromTheProgressRecord(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var got seen
-	cfg := v.config(got.handler())
-	cfg.CommitInterval = 20 * time.Millisecond
-	a, err := consumer.Join(ctx, v.js, v.member("pr"), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := v.joinCommitting(ctx, "pr", got.handler())
 	v.publish("p000", 0, 10) // 1..10
 	waitUntil(t, 10*time.Second, "every message", func() bool { return got.total() == 10 })
 	// The partition's record names the progress subject; wait until the
@@ -67,12 +62,7 @@ func TestProgressIsSplitOverRecordsThatFit(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var got seen
-	cfg := v.config(got.handler())
-	cfg.CommitInterval = 20 * time.Millisecond
-	a, err := consumer.Join(ctx, v.js, v.member("split"), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := v.joinCommitting(ctx, "split", got.handler())
 	for _, p := range v.parts {
 		v.publish(p, 0, 10)
 	}
@@ -198,12 +188,7 @@ func TestProgressKeepsEveryUnwrittenFloor(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var got seen
-	cfg := v.config(got.handler())
-	cfg.CommitInterval = 20 * time.Millisecond
-	a, err := consumer.Join(ctx, v.js, v.member("keep"), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := v.joinCommitting(ctx, "keep", got.handler())
 	v.publish("p000", 0, 5) // 1..5
 	var first progressRead
 	waitUntil(t, 10*time.Second, "p000's floor in the progress record", func() bool {
@@ -243,4 +228,17 @@ func TestProgressKeepsEveryUnwrittenFloor(t *testing.T) {
 			t.Errorf("the next owner handled %v of %s, want only %v", g, p, w)
 		}
 	}
+}
+
+// joinCommitting joins a member of group whose progress records are
+// written every 20 ms.
+func (v *env) joinCommitting(ctx context.Context, group string, h consumer.Handler) *consumer.Consumer {
+	v.t.Helper()
+	cfg := v.config(h)
+	cfg.CommitInterval = 20 * time.Millisecond
+	c, err := consumer.Join(ctx, v.js, v.member(group), cfg)
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	return c
 }
