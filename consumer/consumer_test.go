@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parti-io/parti/internal/waitfor"
+
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -77,15 +79,7 @@ func (v *env) publish(p string, first, n int) {
 
 func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		<-tick.C
-	}
+	waitfor.Until(t, timeout, what, cond)
 }
 
 type seen struct {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parti-io/parti/internal/waitfor"
+
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/parti-io/parti"
 	"github.com/parti-io/parti/internal/clock"
@@ -246,15 +248,7 @@ func (f *fleet) all() []*parti.Member {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		<-tick.C
-	}
+	waitfor.Until(t, timeout, what, cond)
 }
 
 // settled reports whether every member's fold is stable at the same sequence,

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parti-io/parti/internal/waitfor"
+
 	"github.com/parti-io/parti/internal/natstest"
 	"github.com/parti-io/parti/replay"
 )
@@ -121,17 +123,12 @@ func state(t *testing.T, url, group string) *replay.StateReport {
 
 func waitState(t *testing.T, url, group, what string, cond func(*replay.StateReport) bool) {
 	t.Helper()
-	deadline := time.Now().Add(40 * time.Second)
-	for {
-		st := state(t, url, group)
-		if cond(st) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within 40s; phase %s, loads %+v", what, st.Phase, st.Loads)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	var st *replay.StateReport
+	// Each look reads the group's whole history: every 100 ms.
+	waitfor.Poll(t, 40*time.Second, 100*time.Millisecond, func() bool {
+		st = state(t, url, group)
+		return cond(st)
+	}, func() string { return fmt.Sprintf("no %s within 40s; phase %s, loads %+v", what, st.Phase, st.Loads) })
 }
 
 func owned(st *replay.StateReport, id string) int {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parti-io/parti/internal/waitfor"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -77,15 +79,7 @@ func waitOutput(t *testing.T, b *syncBuffer, what string, cond func(string) bool
 // deadline.
 func waitFor(t *testing.T, timeout time.Duration, cond func() bool, why func() string) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal(why())
-		}
-		<-tick.C
-	}
+	waitfor.UntilOr(t, timeout, cond, why)
 }
 
 // TestClusterNodesAndReplicatedWorker runs what README shows: three
