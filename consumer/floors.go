@@ -247,24 +247,18 @@ func (e *engine) markDirty(p *part) {
 	}
 }
 
-// idleCommit is how long a partition's floor may lag behind its consumer's
-// progress over other partitions' messages before it is written (a shorter
-// re-read for the next owner after a crash).
-const idleCommit = 5 * time.Second
-
 // committer writes floors in the background. Unless ConfirmEach, every
 // CommitInterval it writes the member's progress record with the floors of
 // the partitions that processed something since their own records were
 // written (one write for all of them; it keeps those on a list, so that a
 // tick costs what moved, not every partition held), and rewrites a
-// partition's own record every partitionCommit while it processes, every
-// idleCommit when it only moved with its consumer (both 5 s; it looks for
-// those due once a second). With ConfirmEach every message's floor
+// partition's own record every partitionCommit while its floor moves (it
+// looks for those due once a second). With ConfirmEach every message's floor
 // is confirmed on its own; the committer only catches up idle ones.
 func (e *engine) committer() {
 	every := e.cfg.CommitInterval
 	if e.cfg.ConfirmEach {
-		every = idleCommit
+		every = partitionCommit
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -321,8 +315,7 @@ func (e *engine) committer() {
 				if p.state != partActive || p.superseded || floorCandidate(p) <= p.floor {
 					continue
 				}
-				since := now.Sub(p.lastWrite)
-				if since >= idleCommit || (p.dirty && since >= partitionCommit) {
+				if now.Sub(p.lastWrite) >= partitionCommit {
 					todo = append(todo, p)
 				}
 			}

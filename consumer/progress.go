@@ -45,15 +45,17 @@ import (
 // older progress record than the newest is safe: it repeats more, never
 // skips.
 
-// partitionCommit is how often a partition that processed messages gets
-// its own floor record rewritten (its progress record is written every
-// CommitInterval). Each rewrite is a fenced write of its own: in a drain
-// every busy partition is rewritten once per partitionCommit, so at 4,096
-// partitions a period of one second cost about 4,000 writes a second, as
-// much CPU as the drain's deliveries to 16 members (bench/consumer). Five
-// seconds, as for a floor its consumer moved (idleCommit), bounds what a
-// crash whose progress record is lost repeats, and how soon the fence
-// stops a late previous owner when its lease check did not.
+// partitionCommit is how often a partition whose floor moved gets its own
+// floor record rewritten: because it processed messages (its progress
+// record, written every CommitInterval, has the floor meanwhile) or only
+// because its consumer moved past other partitions' messages (a shorter
+// re-read for the next owner after a crash). Each rewrite is a fenced
+// write of its own: in a drain every busy partition is rewritten once per
+// partitionCommit, so at 4,096 partitions a period of one second cost
+// about 4,000 writes a second, as much CPU as the drain's deliveries to 16
+// members (bench/consumer). Five seconds bounds what a crash whose
+// progress record is lost repeats, and how soon the fence stops a late
+// previous owner when its lease check did not.
 const partitionCommit = 5 * time.Second
 
 // progressCacheFor is how long a progress record read for one new
