@@ -242,3 +242,42 @@ func (v *env) joinCommitting(ctx context.Context, group string, h consumer.Handl
 	}
 	return c
 }
+
+// Junk on the progress subject a partition's record names (what a process
+// allowed to write the floor stream could publish) costs repeats, never a
+// skip: the next owner resumes from the partition's own floor.
+func TestJunkProgressRecordFallsBackToTheOwnFloor(t *testing.T) {
+	v := newEnv(t, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var got seen
+	a := v.joinCommitting(ctx, "junk", got.handler())
+	v.publish("p000", 0, 10) // 1..10
+	var pr progressRead
+	waitUntil(t, 10*time.Second, "the progress record", func() bool {
+		var ok bool
+		pr, ok = readProgress(ctx, v, "junk", "p000")
+		return ok && pr.holds("p000", 10)
+	})
+	a.Stop() // a crash
+	<-a.Done()
+	pr.lagFloor(ctx, v, 5)
+	for _, body := range []string{"garbage{", `{"floors":[["p000","x",1,1]]}`, `{"floors":[["p000",99]]}`} {
+		if _, err := v.js.Publish(ctx, pr.subject, []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var next seen
+	b, err := consumer.Join(ctx, v.js, v.member("junk"), v.config(next.handler()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Leave(ctx)
+	v.publish("p000", 10, 2) // 11..12
+	// From the own floor (5): messages 6..10 again, then the new ones.
+	want := bodies("p000", 5, 7)
+	waitUntil(t, 20*time.Second, "the messages after the own floor", func() bool { return len(next.get("p000")) >= len(want) })
+	if g := next.get("p000"); !slices.Equal(g, want) {
+		t.Fatalf("the next owner handled %v, want %v", g, want)
+	}
+}
