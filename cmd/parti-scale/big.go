@@ -744,9 +744,13 @@ func (d *driver) rssOneRun(ctx context.Context, watch bool) error {
 	rss, _ := strconv.ParseFloat(r[0], 64)
 	hwm, _ := strconv.ParseFloat(r[1], 64)
 	heap, _ := strconv.ParseFloat(r[2], 64)
+	made, _ := strconv.ParseFloat(r[3], 64)
+	watched, _ := strconv.ParseFloat(r[4], 64)
 	d.fig(prefix+"_rss_mb", rss/1024, "MB")
 	d.fig(prefix+"_peak_rss_mb", hwm/1024, "MB")
 	d.fig(prefix+"_heap_inuse_mb", heap/(1<<20), "MB")
+	d.fig(prefix+"_contexts_made", made, "contexts")
+	d.fig(prefix+"_contexts_watched", watched, "contexts")
 	d.fig(prefix+"_loadavg", loadAvg(), "load")
 	return nil
 }

@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/parti-io/parti/internal/testhooks"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/parti-io/parti"
@@ -122,6 +124,7 @@ type worker struct {
 	members map[string]*wmember // by GROUP/ID
 	parts   map[int][]string    // partition sets by size, shared by every member
 	watch   bool                // take every assignment's Done channel (watchContextsEnv)
+	watched atomic.Int64        // Done channels taken
 }
 
 func workerMain(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
@@ -258,7 +261,19 @@ func (w *worker) do(ctx context.Context, f []string, out io.Writer) error {
 				return err
 			}
 		}
-		fmt.Fprintf(out, "ok %d %d %d\n", rss, hwm, ms.HeapInuse)
+		// How many of its members' assignment contexts exist now (they
+		// are made when a handler looks), and how many the handler looked
+		// at in all.
+		made := 0
+		w.mu.Lock()
+		for _, m := range w.members {
+			if m.m != nil {
+				_, live := testhooks.LiveContexts(m.m)
+				made += live
+			}
+		}
+		w.mu.Unlock()
+		fmt.Fprintf(out, "ok %d %d %d %d %d\n", rss, hwm, ms.HeapInuse, made, w.watched.Load())
 		return nil
 	}
 	return fmt.Errorf("unknown command %q", f[0])
@@ -376,6 +391,7 @@ func (w *worker) handler(g *wgroup, rec *wmember) parti.Handler {
 		OnAssigned: func(a parti.Assignment) {
 			if w.watch {
 				_ = a.Context.Done()
+				w.watched.Add(1)
 			}
 			now := time.Now().UnixNano()
 			w.mu.Lock()
