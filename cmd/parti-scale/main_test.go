@@ -177,7 +177,7 @@ func runScale(t *testing.T, args ...string) string {
 	var out bytes.Buffer
 	var errw syncBuffer // the worker processes' stderr copiers write at once
 	if err := run(ctx, args, &out, &errw); err != nil {
-		t.Fatalf("run: %v\nstderr: %s", err, errw.String())
+		t.Fatalf("run: %v\nstdout: %s\nstderr: %s", err, out.String(), errw.String())
 	}
 	return out.String()
 }
