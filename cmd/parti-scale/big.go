@@ -385,7 +385,10 @@ func (d *driver) bigGroup(ctx context.Context, profile string, P, M int) (err er
 		cur = name
 		sctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("%w %v", errStep, timeout))
 		defer cancel()
-		return fn(sctx)
+		t0 := time.Now()
+		err := fn(sctx)
+		d.fig(prefix+"_step_"+name+"_ms", ms(time.Since(t0)), "ms")
+		return err
 	}
 	defer func() {
 		if err != nil {

@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 // figure the report promises is printed.
 func TestSmallSizeRunsEveryStep(t *testing.T) {
 	out := runScale(t, "--parts", "big", "--profiles", "fast", "--members", "3", "--partitions", "60",
-		"--procs", "2", "--steady", "1s", "--step-timeout", "60s")
+		"--procs", "2", "--steady", "1s", "--step-timeout", "30s")
 	figs := figures(out)
 	p := "scale_fast_p60_m3_"
 	for _, name := range []string{"cold_start_ms", "crash_reowned_ms", "crash_over_expiry", "leader_crash_reowned_ms",
