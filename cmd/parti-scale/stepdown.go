@@ -34,11 +34,11 @@ func (d *driver) streamLeaderChange(ctx context.Context, prefix string, f *bigFl
 	if err != nil {
 		return err
 	}
-	old := d.cl.streamLeader(projection.StreamName(f.group))
-	if old == "" {
-		return fmt.Errorf("%w: the stream has no leader before it", errStepdown)
-	}
 	name := projection.StreamName(f.group)
+	old, oldSince, err := d.streamLeadership(ctx, name)
+	if err != nil {
+		return fmt.Errorf("%w: before it: %w", errStepdown, err)
+	}
 	t0 := time.Now()
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	msg, err := d.js.Conn().RequestWithContext(rctx, "$JS.API.STREAM.LEADER.STEPDOWN."+name, nil)
@@ -56,13 +56,25 @@ func (d *driver) streamLeaderChange(ctx context.Context, prefix string, f *bigFl
 	if !resp.Success {
 		return fmt.Errorf("%w: refused: %v", errStepdown, resp.Error)
 	}
-	var leader string
+	// A new leadership: another server, or the same one elected again (the
+	// step-down does not forbid that: under load the old leader can win
+	// the election it caused), told apart by when it was elected. Another
+	// server is seen at once (asked of the servers in this process); the
+	// same one again only through the stream's info, asked every quarter
+	// second.
+	var asked time.Time
 	for {
-		if leader = d.cl.streamLeader(projection.StreamName(f.group)); leader != "" && leader != old {
+		if l := d.cl.streamLeader(name); l != "" && l != old {
 			break
 		}
+		if time.Since(asked) >= 250*time.Millisecond {
+			asked = time.Now()
+			if leader, since, err := d.streamLeadership(ctx, name); err == nil && (leader != old || since.After(oldSince)) {
+				break
+			}
+		}
 		if err := pause(ctx, 5*time.Millisecond); err != nil {
-			return fmt.Errorf("%w: no new leader (was %s): %w", errStepdown, old, err)
+			return fmt.Errorf("%w: no new leader (was %s since %s): %w", errStepdown, old, oldSince.Format(time.RFC3339Nano), err)
 		}
 	}
 	d.fig(p+"_new_leader_ms", ms(time.Since(t0)), "ms")
@@ -99,4 +111,20 @@ func (d *driver) streamLeaderChange(ctx context.Context, prefix string, f *bigFl
 	}
 	d.fig(p+"_settled_after", settled, "bool")
 	return serr
+}
+
+// streamLeadership returns the stream's leader and when it was elected, as
+// the stream's info says (an error while it has none, or does not answer).
+func (d *driver) streamLeadership(ctx context.Context, stream string) (string, time.Time, error) {
+	ictx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	st, err := d.js.Stream(ictx, stream)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	info := st.CachedInfo()
+	if info.Cluster == nil || info.Cluster.Leader == "" || info.Cluster.LeaderSince == nil {
+		return "", time.Time{}, errors.New("no leader")
+	}
+	return info.Cluster.Leader, *info.Cluster.LeaderSince, nil
 }
