@@ -112,9 +112,11 @@ func Join(ctx context.Context, js jetstream.JetStream, cfg Config) (*Member, err
 	retry := func(err error) bool {
 		return jsretry.Transient(err) || errors.Is(err, jetstream.ErrStreamNotFound)
 	}
-	err := jsretry.Do(ctx, cfg.Logger, joinRetryFor, retry, func() error {
+	// Each attempt is bounded: an unanswered request (a stream create sent
+	// while a new cluster settles) costs one attempt, not all of ctx.
+	err := jsretry.DoEach(ctx, cfg.Logger, joinRetryFor, 2*cfg.OpTimeout, retry, func(actx context.Context) error {
 		var err error
-		stream, err = projection.Provision(ctx, js, projection.StreamConfig{Group: cfg.Group, Replicas: cfg.Replicas, Storage: cfg.Storage})
+		stream, err = projection.Provision(actx, js, projection.StreamConfig{Group: cfg.Group, Replicas: cfg.Replicas, Storage: cfg.Storage})
 		if err != nil {
 			return err
 		}

@@ -66,9 +66,7 @@ func Join(ctx context.Context, js jetstream.JetStream, member parti.Config, cfg 
 		floors jetstream.Stream
 		origin uint64
 	)
-	err := jsretry.Do(ctx, cfg.Logger, 30*time.Second, transient, func() error {
-		octx, cancel := context.WithTimeout(ctx, 2*cfg.OpTimeout)
-		defer cancel()
+	err := jsretry.DoEach(ctx, cfg.Logger, 30*time.Second, 2*cfg.OpTimeout, transient, func(octx context.Context) error {
 		var err error
 		floors, origin, err = ensureStreams(octx, js, member.Group, &cfg)
 		return err

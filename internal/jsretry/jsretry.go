@@ -55,3 +55,23 @@ func Do(ctx context.Context, log *slog.Logger, within time.Duration, retry func(
 		backoff = min(2*backoff, 2*time.Second)
 	}
 }
+
+// DoEach is Do with each attempt bounded by each: f gets a context that
+// ends after each (or with ctx). A request whose reply is lost (a stream
+// create sent while a freshly formed cluster settles its meta leader can go
+// unanswered) then costs one attempt, not the whole of ctx's deadline:
+// JetStream requests take their time-out from the context's deadline when
+// it has one. An attempt that ran out of time is transient while ctx
+// lives.
+func DoEach(ctx context.Context, log *slog.Logger, within, each time.Duration, retry func(error) bool, f func(ctx context.Context) error) error {
+	if retry == nil {
+		retry = Transient
+	}
+	return Do(ctx, log, within, func(err error) bool {
+		return retry(err) || (errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil)
+	}, func() error {
+		actx, cancel := context.WithTimeout(ctx, each)
+		defer cancel()
+		return f(actx)
+	})
+}

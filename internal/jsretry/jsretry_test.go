@@ -59,3 +59,43 @@ func TestDoRetriesOnlyWhatPasses(t *testing.T) {
 		t.Fatalf("no time to retry: %d calls", n)
 	}
 }
+
+// An attempt that gets no answer ends after each and is tried again, well
+// before the caller's own (long) deadline.
+func TestDoEachBoundsEveryAttempt(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	// Unbounded, the first attempt would last the caller's 30 s and fail.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n := 0
+	err := DoEach(ctx, log, time.Minute, 50*time.Millisecond, nil, func(actx context.Context) error {
+		if n++; n == 1 {
+			<-actx.Done() // the lost reply: wait as a request would
+			return fmt.Errorf("create: %w", actx.Err())
+		}
+		if dl, ok := actx.Deadline(); !ok || time.Until(dl) > 50*time.Millisecond {
+			return fmt.Errorf("attempt %d: deadline %v (set %v), want within 50ms", n, dl, ok)
+		}
+		return nil
+	})
+	if err != nil || n != 2 {
+		t.Fatalf("err %v after %d attempts, want nil after 2", err, n)
+	}
+	// A caller's context that ended is not retried.
+	cctx, ccancel := context.WithCancel(context.Background())
+	ccancel()
+	n = 0
+	err = DoEach(cctx, log, time.Minute, time.Second, func(error) bool { return false }, func(actx context.Context) error {
+		n++
+		return actx.Err()
+	})
+	if n != 1 || !errors.Is(err, context.Canceled) {
+		t.Fatalf("ended caller: %d attempts, err %v; want 1, Canceled", n, err)
+	}
+	// Nor is a permanent error.
+	n = 0
+	permanent := errors.New("permanent")
+	if err := DoEach(ctx, log, time.Minute, time.Second, nil, func(context.Context) error { n++; return permanent }); n != 1 || !errors.Is(err, permanent) {
+		t.Fatalf("permanent: %d attempts, err %v", n, err)
+	}
+}
