@@ -411,7 +411,7 @@ func (d *driver) bigGroup(ctx context.Context, profile string, P, M int) (err er
 	defer stopWatch()
 
 	t0 := time.Now()
-	if _, err := projection.Provision(ctx, d.js, projection.StreamConfig{Group: group, Replicas: 3}); err != nil {
+	if err := d.provision(ctx, group); err != nil {
 		return err
 	}
 	defer func() { _ = d.js.DeleteStream(context.Background(), projection.StreamName(group)) }()
@@ -717,7 +717,7 @@ func (d *driver) rssOneRun(ctx context.Context, watch bool) error {
 		env = append(env, watchContextsEnv+"=1")
 	}
 	group := fmt.Sprintf("rss-%d-%d-%v", P, os.Getpid(), watch)
-	if _, err := projection.Provision(ctx, d.js, projection.StreamConfig{Group: group, Replicas: 3}); err != nil {
+	if err := d.provision(ctx, group); err != nil {
 		return err
 	}
 	defer func() { _ = d.js.DeleteStream(context.Background(), projection.StreamName(group)) }()

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -11,6 +13,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/parti-io/parti/internal/embedded"
+	"github.com/parti-io/parti/internal/jsretry"
+	"github.com/parti-io/parti/projection"
 )
 
 // cluster is three embedded JetStream servers on loopback, routed to each
@@ -158,4 +162,19 @@ func (c *cluster) shutdown() {
 	for _, s := range c.servers {
 		s.WaitForShutdown()
 	}
+}
+
+// provisionAttempt bounds one attempt at a group's stream: a create sent
+// while the fresh cluster settles can go unanswered, and would otherwise
+// wait out the whole step (it once took a smoke run past its test's
+// deadline).
+const provisionAttempt = 10 * time.Second
+
+// provision creates group's R3 stream, retrying what passes on its own
+// (for a minute at most, within ctx).
+func (d *driver) provision(ctx context.Context, group string) error {
+	return jsretry.DoEach(ctx, slog.New(slog.DiscardHandler), time.Minute, provisionAttempt, nil, func(actx context.Context) error {
+		_, err := projection.Provision(actx, d.js, projection.StreamConfig{Group: group, Replicas: 3})
+		return err
+	})
 }

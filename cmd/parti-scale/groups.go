@@ -86,7 +86,7 @@ func (d *driver) manyGroups(ctx context.Context, G int) (err error) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			_, err := projection.Provision(ctx, d.js, projection.StreamConfig{Group: groups[g], Replicas: 3})
+			err := d.provision(ctx, groups[g])
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {

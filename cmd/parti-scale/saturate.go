@@ -103,7 +103,7 @@ func (d *driver) saturateOne(ctx context.Context, prefix, profile string, gc boo
 		prefix, M, min(d.o.procs, M), P, tm.Heartbeat, tm.Expiry, tm.Lease, d.o.satBurners, gc, d.o.satDuration)
 	defer func() { d.fig(prefix+"_loadavg", loadAvg(), "load") }()
 	group := fmt.Sprintf("sat-%s-%d-%v-%d", profile, M, gc, os.Getpid())
-	if _, err := projection.Provision(ctx, d.js, projection.StreamConfig{Group: group, Replicas: 3}); err != nil {
+	if err := d.provision(ctx, group); err != nil {
 		return err
 	}
 	defer func() { _ = d.js.DeleteStream(context.Background(), projection.StreamName(group)) }()
