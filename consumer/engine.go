@@ -65,6 +65,8 @@ type part struct {
 	rev          uint64 // sequence of the floor record last written or read (the fence of the next write)
 	dirty        bool   // processed something since the last floor write
 	listed       bool   // on e.dirtyList
+	touched      bool   // on e.touched
+	counted      bool   // counted in e.nActive
 	noted        uint64 // floor last written in the member's progress record
 	lastWrite    time.Time
 	superseded   bool // a newer owner wrote the floor: stop acting on it
@@ -125,6 +127,9 @@ type engine struct {
 	leaving    []*part   // tenures replaced before they were revoked
 	chunkUse   []int     // per progress chunk, the entry bytes its partitions may need
 	dirtyList  []*part   // the parts marked dirty since the committer dropped them (markDirty)
+	touched    []*part   // the parts whose state changed since the last reconcile (touch)
+	lookBuf    []*part   // reconcile's other list (the control goroutine's own)
+	nActive    int       // the parts in parts being consumed (recount)
 	fenced     bool      // drain timed out: act no more
 	closing    bool      // Close/Leave/Stop/fatal: no new partitions
 	leaseAt    time.Time // when Owns last found the lease valid (leaseValid)
@@ -200,7 +205,8 @@ func (e *engine) assign(a parti.Assignment) {
 		e.mu.Unlock()
 		return
 	}
-	if old := e.parts[a.Partition]; old != nil {
+	old := e.parts[a.Partition]
+	if old != nil {
 		// The member revokes before it assigns again, so an old tenure
 		// still here was never revoked: let it go with the next change.
 		e.log.Error("partition assigned while its previous tenure is not over", "partition", a.Partition)
@@ -212,9 +218,13 @@ func (e *engine) assign(a parti.Assignment) {
 		e: e, id: a.Partition, subject: subject, a: a, ctx: ctx, cancel: cancel,
 		attempts: map[uint64]int{}, released: make(chan struct{}), loaded: make(chan struct{}),
 	}
-	p.unwatch = context.AfterFunc(a.Context, e.kickRun)
+	p.unwatch = context.AfterFunc(a.Context, func() { e.touchKick(p) })
 	p.chunk = e.reserveChunk(p.id)
 	e.parts[a.Partition] = p
+	if old != nil {
+		e.recount(old) // no longer in e.parts
+	}
+	e.touch(p)
 	e.mu.Unlock()
 	e.kickRun()
 }
@@ -239,6 +249,7 @@ func (e *engine) revoke(a parti.Assignment) {
 		}
 	}
 	p.cancel()
+	e.touch(p)
 	e.mu.Unlock()
 	e.kickRun()
 	select {
@@ -434,6 +445,7 @@ func (e *engine) release(p *part) {
 	e.running--
 	e.met.InFlight(e.running)
 	if p.overflow && len(p.queue) <= e.cfg.PartitionBuffer/2 {
+		e.touch(p)
 		e.kickRun() // drained enough: read the rest again
 	}
 	if p.idle != nil {
@@ -656,12 +668,7 @@ func (e *engine) Err() error {
 
 func (e *engine) stats() Stats {
 	e.mu.Lock()
-	inflight, n := e.running, 0
-	for _, p := range e.parts {
-		if p.state == partActive {
-			n++
-		}
-	}
+	inflight, n := e.running, e.nActive
 	e.mu.Unlock()
 	return Stats{
 		Processed: e.cnt.processed.Load(), Failed: e.cnt.failed.Load(), Panics: e.cnt.panics.Load(),

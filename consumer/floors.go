@@ -129,6 +129,7 @@ func (e *engine) load(p *part) {
 		e.mu.Lock()
 		e.loading--
 		e.loadDoneAt = time.Now()
+		e.touch(p)
 		e.mu.Unlock()
 		close(p.loaded)
 		e.kickRun()
@@ -164,6 +165,7 @@ func (e *engine) load(p *part) {
 			p.activeAt = p.lastWrite
 			if p.state == partLoading {
 				p.state = partActive
+				e.recount(p)
 			}
 			e.mu.Unlock()
 			return
@@ -194,6 +196,7 @@ func (e *engine) load(p *part) {
 func (e *engine) supersede(p *part) {
 	e.mu.Lock()
 	p.superseded = true
+	e.touch(p)
 	e.mu.Unlock()
 	p.cancel()
 	e.errorf("floor-fence", errSuperseded, "a newer owner claimed the partition's floor; stopped consuming it", "partition", p.id, "token", p.a.Token)

@@ -121,7 +121,9 @@ func TestFloorsFollowProcessingAndHandOff(t *testing.T) {
 // A partition blocked by a failing message holds at most PartitionBuffer
 // messages; the rest are read again once it drained, and none is lost or
 // reordered, while the other partitions go on.
-func TestOverflowIsReadAgainInOrder(t *testing.T) {
+func TestOverflowIsReadAgainInOrder(t *testing.T) { overflowReadAgain(t) }
+
+func overflowReadAgain(t *testing.T) {
 	v := newEnv(t, 2)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

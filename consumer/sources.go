@@ -39,6 +39,11 @@ type source struct {
 	stopped bool
 }
 
+// tidyForTest, when positive, replaces tidyEvery for engines started after
+// it is set (tests: with the tidy ticks an hour apart, only the kicks keep
+// the consumers in line with the partitions).
+var tidyForTest atomic.Int64
+
 // The control goroutine gathers the assignment changes of one rebalance
 // (the member cancels every revoked assignment in one pass, then assigns in
 // one pass) into one change: it waits for a quiet spell, within a bound.
@@ -94,7 +99,11 @@ func (e *engine) run() {
 		defer t.Stop()
 		audit = t.C
 	}
-	tidy := time.NewTicker(tidyEvery)
+	every := tidyEvery
+	if d := tidyForTest.Load(); d > 0 {
+		every = time.Duration(d)
+	}
+	tidy := time.NewTicker(every)
 	defer tidy.Stop()
 	memberDone := e.member.Done()
 	handoffs := make(chan struct{}, 1)
@@ -103,9 +112,9 @@ func (e *engine) run() {
 		select {
 		case <-e.kick:
 			e.gather()
-			running += e.reconcile(handoffs)
+			running += e.reconcile(handoffs, false)
 		case <-tidy.C:
-			running += e.reconcile(handoffs)
+			running += e.reconcile(handoffs, true)
 		case <-handoffs:
 			running--
 		case <-audit:
@@ -115,7 +124,7 @@ func (e *engine) run() {
 			e.closing = true
 			e.mu.Unlock()
 			memberDone = nil
-			running += e.reconcile(handoffs)
+			running += e.reconcile(handoffs, true)
 			e.waitHandoffs(running, handoffs)
 			e.finalize()
 			return
@@ -123,7 +132,7 @@ func (e *engine) run() {
 			e.mu.Lock()
 			e.closing = true
 			e.mu.Unlock()
-			running += e.reconcile(handoffs)
+			running += e.reconcile(handoffs, true)
 			e.waitHandoffs(running, handoffs)
 			e.finalize()
 			return
@@ -159,20 +168,37 @@ func (e *engine) gather() {
 // partitions, hand-offs for revoked ones, consumers for partitions without
 // one, merges of consumers that reached the end of the stream. It returns
 // the number of hand-off goroutines it started (each signals handoffs).
-func (e *engine) reconcile(handoffs chan struct{}) int {
+func (e *engine) reconcile(handoffs chan struct{}, full bool) int {
 	e.mu.Lock()
 	if e.fenced {
 		e.mu.Unlock()
 		return 0
 	}
+	// What to look at: the partitions touched since the last reconcile, or
+	// (tidy, closing) every one.
+	look := e.touched
+	for _, p := range look {
+		p.touched = false
+	}
+	e.touched, e.lookBuf = e.lookBuf[:0], nil
+	if full {
+		look = look[:0]
+		for _, p := range e.parts {
+			look = append(look, p)
+		}
+	} else {
+		look = slices.DeleteFunc(look, func(p *part) bool { return e.parts[p.id] != p })
+	}
+	defer func() { clear(look); e.lookBuf = look[:0] }()
 	var revoking, loading []*part
-	for _, p := range e.parts {
+	for _, p := range look {
 		if p.state != partRevoking && (p.ctx.Err() != nil || e.closing) {
 			if p.state == partLoading && !p.loadStarted {
 				p.loadStarted = true // never loaded: nothing to wait for
 				close(p.loaded)
 			}
 			p.state = partRevoking
+			e.recount(p)
 			p.cancel()
 			revoking = append(revoking, p)
 		}
@@ -184,6 +210,7 @@ func (e *engine) reconcile(handoffs chan struct{}) int {
 				close(p.loaded)
 			}
 			p.state = partRevoking
+			e.recount(p)
 			revoking = append(revoking, p)
 		}
 	}
@@ -196,7 +223,7 @@ func (e *engine) reconcile(handoffs chan struct{}) int {
 		}
 	}
 	var homeless []*part
-	for _, p := range e.parts {
+	for _, p := range look {
 		switch {
 		case p.state == partLoading && !p.loadStarted:
 			p.loadStarted = true
@@ -217,25 +244,31 @@ func (e *engine) reconcile(handoffs chan struct{}) int {
 	// (briefly): partitions that arrive together then share consumers,
 	// rather than each load's batch getting one.
 	if now := time.Now(); e.loading > 0 && now.Sub(e.loadDoneAt) < holdForLoads {
-		homeless = slices.DeleteFunc(homeless, func(p *part) bool { return now.Sub(p.activeAt) < maxHoldForLoads })
+		homeless = slices.DeleteFunc(homeless, func(p *part) bool {
+			held := now.Sub(p.activeAt) < maxHoldForLoads
+			if held {
+				e.touch(p) // looked at again when the next load ends
+			}
+			return held
+		})
 	}
-	// Merge sources that reached the end of the stream when there are more
-	// than the partitions need, so that hand-offs do not leave the member
-	// with a consumer per rebalance.
-	active := 0
-	for _, p := range e.parts {
-		if p.state == partActive && !p.superseded {
-			active++
-		}
-	}
-	need := (active + e.cfg.FiltersPerConsumer - 1) / e.cfg.FiltersPerConsumer
 	var stop []*source
 	for s := range e.sources {
 		if s.n == 0 {
 			stop = append(stop, s)
 		}
 	}
-	if len(e.sources)-len(stop) > need {
+	// On the tidy ticks (full), merge sources that reached the end of the
+	// stream when there are more than the partitions need, so that
+	// hand-offs do not leave the member with a consumer per rebalance.
+	active := 0
+	for _, p := range look {
+		if p.state == partActive && !p.superseded {
+			active++
+		}
+	}
+	need := (active + e.cfg.FiltersPerConsumer - 1) / e.cfg.FiltersPerConsumer
+	if full && len(e.sources)-len(stop) > need {
 		now := time.Now()
 		var settled, old []*source
 		for s := range e.sources {
@@ -292,7 +325,7 @@ func (e *engine) reconcile(handoffs chan struct{}) int {
 		}()
 	}
 	e.parallel(len(groups), func(i int) { e.startSource(groups[i]) })
-	if len(groups) > 0 || len(stop) > 0 {
+	if full {
 		e.met.Partitions(active)
 	}
 	if len(revoking) > 0 {
@@ -358,6 +391,39 @@ func (e *engine) detach(p *part) {
 	p.overflow = false
 	p.src.n--
 	p.src = nil
+	e.touch(p) // it needs another
+}
+
+// touch puts p on the list of partitions the next reconcile looks at: its
+// tenure, floor load, consumer or overflow changed. Between the full
+// looks of the tidy ticks, a reconcile costs what changed, not every
+// partition held. e.mu held.
+func (e *engine) touch(p *part) {
+	if !p.touched {
+		p.touched = true
+		e.touched = append(e.touched, p)
+	}
+}
+
+// touchKick touches p and kicks the control goroutine.
+func (e *engine) touchKick(p *part) {
+	e.mu.Lock()
+	e.touch(p)
+	e.mu.Unlock()
+	e.kickRun()
+}
+
+// recount keeps e.nActive, the partitions of e.parts being consumed, in
+// step with p's state. e.mu held.
+func (e *engine) recount(p *part) {
+	if c := p.state == partActive && e.parts[p.id] == p; c != p.counted {
+		p.counted = c
+		if c {
+			e.nActive++
+		} else {
+			e.nActive--
+		}
+	}
 }
 
 // startSource creates a consumer for parts, from the first message none of
@@ -598,6 +664,7 @@ func (e *engine) letGo(p *part) {
 	if e.parts[p.id] == p {
 		delete(e.parts, p.id)
 	}
+	e.recount(p)
 	select {
 	case <-p.released:
 	default:

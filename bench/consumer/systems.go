@@ -315,6 +315,7 @@ func (b *bench) oursRun(ctx context.Context, stream, prefix string, parts []stri
 	errs := make(chan error, M)
 	// With TRACE, when each member handled its last message (unix nanos).
 	lastAt := make([]atomic.Int64, M)
+	joinT0 := time.Now()
 	for i := range M {
 		nc, js, err := b.connect()
 		if err != nil {
@@ -379,6 +380,9 @@ func (b *bench) oursRun(ctx context.Context, stream, prefix string, parts []stri
 				total += c.Stats().Partitions
 			}
 			if total == len(parts) {
+				if b.trace {
+					fmt.Fprintf(b.stderr, "joined: every partition consumed %d ms after the Joins began\n", time.Since(joinT0).Milliseconds())
+				}
 				break
 			}
 			if time.Now().After(deadline) {
