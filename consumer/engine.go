@@ -66,6 +66,7 @@ type part struct {
 	dirty        bool   // processed something since the last floor write
 	listed       bool   // on e.dirtyList
 	touched      bool   // on e.touched
+	held         bool   // on e.held: waits for the floor loads to end
 	counted      bool   // counted in e.nActive
 	noted        uint64 // floor last written in the member's progress record
 	lastWrite    time.Time
@@ -129,6 +130,7 @@ type engine struct {
 	dirtyList  []*part   // the parts marked dirty since the committer dropped them (markDirty)
 	touched    []*part   // the parts whose state changed since the last reconcile (touch)
 	lookBuf    []*part   // reconcile's other list (the control goroutine's own)
+	held       []*part   // loaded partitions waiting for the other loads (reconcile)
 	nActive    int       // the parts in parts being consumed (recount)
 	fenced     bool      // drain timed out: act no more
 	closing    bool      // Close/Leave/Stop/fatal: no new partitions

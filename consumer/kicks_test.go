@@ -19,6 +19,26 @@ func TestKicksAloneKeepConsumersInLine(t *testing.T) {
 	consumer.SetTidyEvery(time.Hour)
 	defer consumer.SetTidyEvery(0)
 	t.Run("overflow", overflowReadAgain)
+	// Hundreds of partitions at once: their floor loads end over a while,
+	// and the partitions loaded first are held until the loads stop.
+	t.Run("held", func(t *testing.T) {
+		v := newEnv(t, 400)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var got seen
+		c, err := consumer.Join(ctx, v.js, v.member("held"), v.config(got.handler()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Leave(ctx)
+		for _, p := range v.parts {
+			v.publish(p, 0, 1)
+		}
+		waitUntil(t, 20*time.Second, "every partition's message", func() bool { return got.total() == len(v.parts) })
+		if n := c.Stats().Partitions; n != len(v.parts) {
+			t.Fatalf("consumes %d partitions, want %d", n, len(v.parts))
+		}
+	})
 	t.Run("rebalance", func(t *testing.T) {
 		v := newEnv(t, 8)
 		ctx, cancel := context.WithCancel(context.Background())

@@ -233,6 +233,7 @@ func (e *engine) reconcile(handoffs chan struct{}, full bool) int {
 			e.loading++
 			loading = append(loading, p)
 		case p.state != partActive || p.superseded:
+		case p.held: // on e.held: below
 		case p.overflow && len(p.queue) <= e.cfg.PartitionBuffer/2:
 			e.detach(p) // read the rest again from where it stopped
 			homeless = append(homeless, p)
@@ -242,15 +243,36 @@ func (e *engine) reconcile(handoffs chan struct{}, full bool) int {
 	}
 	// While floors are still loading, hold the partitions that just loaded
 	// (briefly): partitions that arrive together then share consumers,
-	// rather than each load's batch getting one.
-	if now := time.Now(); e.loading > 0 && now.Sub(e.loadDoneAt) < holdForLoads {
+	// rather than each load's batch getting one. The held wait on a list
+	// of their own, let go when the loads stop (or, on a tidy tick, when a
+	// partition waited maxHoldForLoads), so that each load's kick does not
+	// look at them all again.
+	now := time.Now()
+	holding := e.loading > 0 && now.Sub(e.loadDoneAt) < holdForLoads
+	if holding {
 		homeless = slices.DeleteFunc(homeless, func(p *part) bool {
-			held := now.Sub(p.activeAt) < maxHoldForLoads
-			if held {
-				e.touch(p) // looked at again when the next load ends
+			if now.Sub(p.activeAt) >= maxHoldForLoads {
+				return false
 			}
-			return held
+			p.held = true
+			e.held = append(e.held, p)
+			return true
 		})
+	}
+	if len(e.held) > 0 && (!holding || full) {
+		kept := e.held[:0]
+		for _, p := range e.held {
+			if holding && now.Sub(p.activeAt) < maxHoldForLoads {
+				kept = append(kept, p)
+				continue
+			}
+			p.held = false
+			if e.parts[p.id] == p && p.state == partActive && !p.superseded && p.src == nil {
+				homeless = append(homeless, p)
+			}
+		}
+		clear(e.held[len(kept):])
+		e.held = kept
 	}
 	var stop []*source
 	for s := range e.sources {
