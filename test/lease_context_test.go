@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -252,6 +253,12 @@ func TestAssignmentContextEndsAtLeaseDeadlineWhileHandlerBlocks(t *testing.T) {
 	release := func() { released.Do(func() { close(h.release) }) }
 	defer release() // before the natstest cleanups, on any failure
 	r := joinLeaseCtx(t, js, "leasectx", 6000, h, nil, nil)
+	// The leak check at the end must count the member's dispatcher while
+	// it runs this test's handler (it once passed with 441 Revoked calls
+	// still to be made).
+	if !slices.ContainsFunc(partiGoroutines(), func(g string) bool { return strings.Contains(g, "(*blockingHandler).Assigned") }) {
+		t.Error("the dispatcher held in the handler is not counted among parti's goroutines")
+	}
 	defer func() {
 		// Everything shuts down: the handler returns, the member stops,
 		// no goroutine of parti is left, and every Assigned call was
