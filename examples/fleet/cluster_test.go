@@ -182,3 +182,38 @@ func TestRejoinIsAnnounced(t *testing.T) {
 		}
 	}
 }
+
+// A worker started before its server (everything started at once) waits
+// for it and joins once it answers, instead of failing with "no servers
+// available for connection".
+func TestWorkerWaitsForItsServer(t *testing.T) {
+	port := freeRun(t, 1)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var out, errOut syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- worker(ctx, []string{"--id", "worker-1", "--server", fmt.Sprintf("nats://127.0.0.1:%d", port), "--partitions", "4"}, &out, &errOut)
+	}()
+	waitOutput(t, &out, "the wait announced", func(s string) bool { return strings.Contains(s, "waiting up to") })
+	select {
+	case err := <-done:
+		t.Fatalf("the worker ended before its server started: %v\n%s", err, errOut.String())
+	default:
+	}
+	s, err := embedded.Start("127.0.0.1", port, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	waitOutput(t, &out, "every partition", func(s string) bool { return strings.Count(s, "  + tenant-") == 4 })
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("worker: %v\n%s", err, errOut.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the worker did not stop")
+	}
+}

@@ -28,6 +28,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -107,6 +108,9 @@ func server(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return nil
 }
 
+// connectWait is how long a worker waits for its first connection.
+const connectWait = 30 * time.Second
+
 func worker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -120,11 +124,27 @@ func worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := fs.Parse(args); err != nil {
 		return err // flag.ErrHelp for --help
 	}
-	nc, err := nats.Connect(*url, nats.MaxReconnects(-1), nats.ReconnectWait(500*time.Millisecond))
+	// A worker started together with its servers (a compose file, a
+	// supervisor starting everything at once) waits for one to answer,
+	// up to connectWait, instead of failing at once.
+	connected := make(chan struct{})
+	var once sync.Once
+	nc, err := nats.Connect(*url, nats.MaxReconnects(-1), nats.ReconnectWait(500*time.Millisecond),
+		nats.RetryOnFailedConnect(true), nats.ConnectHandler(func(*nats.Conn) { once.Do(func() { close(connected) }) }))
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
+	if !nc.IsConnected() {
+		fmt.Fprintf(stdout, "waiting up to %v for a NATS server at %s\n", connectWait, *url)
+	}
+	select {
+	case <-connected:
+	case <-ctx.Done():
+		return nil // stopped before it ever connected
+	case <-time.After(connectWait):
+		return fmt.Errorf("no NATS server answered at %s within %v", *url, connectWait)
+	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return err
