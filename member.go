@@ -136,7 +136,7 @@ func Join(ctx context.Context, js jetstream.JetStream, cfg Config) (*Member, err
 		lease: newLeaseGuard(mctx, cfg.Clock, cfg.Timings.Heartbeat/4),
 		owned: map[string]*owned{}, granted: make(chan struct{}),
 	}
-	if err := refuseNewerGroup(ctx, proj, m.app, subj); err != nil {
+	if err := refuseNewerGroup(ctx, cfg, proj, m.app, subj); err != nil {
 		cancel()
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/parti-io/parti/events"
+	"github.com/parti-io/parti/internal/jsretry"
 	"github.com/parti-io/parti/projection"
 	"github.com/parti-io/parti/rawmember"
 )
@@ -16,8 +17,18 @@ import (
 // build speaks: a process of an older build joining an upgraded group is
 // refused without a claim, a heartbeat or anything else of its own on the
 // group's subjects.
-func refuseNewerGroup(ctx context.Context, proj *projection.Projection, app *projection.Appender, subj events.Subjects) error {
-	last, found, err := app.LastOnSubject(ctx, subj.Log())
+func refuseNewerGroup(ctx context.Context, cfg Config, proj *projection.Projection, app *projection.Appender, subj events.Subjects) error {
+	// One bounded, retried read (as the stream's provisioning): a request
+	// to a replicated stream just created may time out or go unanswered.
+	var (
+		last  events.Record
+		found bool
+	)
+	err := jsretry.DoEach(ctx, cfg.Logger, joinRetryFor, 2*cfg.OpTimeout, nil, func(actx context.Context) error {
+		var err error
+		last, found, err = app.LastOnSubject(actx, subj.Log())
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("parti: join %s: reading the log's end: %w", subj.Group, err)
 	}
