@@ -200,7 +200,7 @@
 // it on a list that the next kick looks at; partitions loaded while others
 // still load wait on a list of their own; the once-a-second tidy tick
 // still looks at every partition (and merges consumers). The same join
-// takes 5.1–5.3 s, most of it the 60,000 floor reads and claims.
+// takes 5–6 s, most of it the 60,000 floor reads and claims.
 //
 // On the tail of a live stream (20 k msg/s, 1,024 partitions, 16 members,
 // every member and the server in one process in the bench) latency is

@@ -67,7 +67,6 @@ type part struct {
 	listed       bool   // on e.dirtyList
 	touched      bool   // on e.touched
 	held         bool   // on e.held: waits for the floor loads to end
-	counted      bool   // counted in e.nActive
 	noted        uint64 // floor last written in the member's progress record
 	lastWrite    time.Time
 	superseded   bool // a newer owner wrote the floor: stop acting on it
@@ -131,7 +130,6 @@ type engine struct {
 	touched    []*part   // the parts whose state changed since the last reconcile (touch)
 	lookBuf    []*part   // reconcile's other list (the control goroutine's own)
 	held       []*part   // loaded partitions waiting for the other loads (reconcile)
-	nActive    int       // the parts in parts being consumed (recount)
 	fenced     bool      // drain timed out: act no more
 	closing    bool      // Close/Leave/Stop/fatal: no new partitions
 	leaseAt    time.Time // when Owns last found the lease valid (leaseValid)
@@ -207,8 +205,7 @@ func (e *engine) assign(a parti.Assignment) {
 		e.mu.Unlock()
 		return
 	}
-	old := e.parts[a.Partition]
-	if old != nil {
+	if old := e.parts[a.Partition]; old != nil {
 		// The member revokes before it assigns again, so an old tenure
 		// still here was never revoked: let it go with the next change.
 		e.log.Error("partition assigned while its previous tenure is not over", "partition", a.Partition)
@@ -223,9 +220,6 @@ func (e *engine) assign(a parti.Assignment) {
 	p.unwatch = context.AfterFunc(a.Context, func() { e.touchKick(p) })
 	p.chunk = e.reserveChunk(p.id)
 	e.parts[a.Partition] = p
-	if old != nil {
-		e.recount(old) // no longer in e.parts
-	}
 	e.touch(p)
 	e.mu.Unlock()
 	e.kickRun()
@@ -670,7 +664,12 @@ func (e *engine) Err() error {
 
 func (e *engine) stats() Stats {
 	e.mu.Lock()
-	inflight, n := e.running, e.nActive
+	inflight, n := e.running, 0
+	for _, p := range e.parts {
+		if p.state == partActive {
+			n++
+		}
+	}
 	e.mu.Unlock()
 	return Stats{
 		Processed: e.cnt.processed.Load(), Failed: e.cnt.failed.Load(), Panics: e.cnt.panics.Load(),

@@ -165,7 +165,6 @@ func (e *engine) load(p *part) {
 			p.activeAt = p.lastWrite
 			if p.state == partLoading {
 				p.state = partActive
-				e.recount(p)
 			}
 			e.mu.Unlock()
 			return

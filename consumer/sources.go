@@ -198,7 +198,6 @@ func (e *engine) reconcile(handoffs chan struct{}, full bool) int {
 				close(p.loaded)
 			}
 			p.state = partRevoking
-			e.recount(p)
 			p.cancel()
 			revoking = append(revoking, p)
 		}
@@ -210,7 +209,6 @@ func (e *engine) reconcile(handoffs chan struct{}, full bool) int {
 				close(p.loaded)
 			}
 			p.state = partRevoking
-			e.recount(p)
 			revoking = append(revoking, p)
 		}
 	}
@@ -280,17 +278,19 @@ func (e *engine) reconcile(handoffs chan struct{}, full bool) int {
 			stop = append(stop, s)
 		}
 	}
-	// On the tidy ticks (full), merge sources that reached the end of the
-	// stream when there are more than the partitions need, so that
-	// hand-offs do not leave the member with a consumer per rebalance.
+	// On the tidy ticks (full: look holds every partition), merge sources
+	// that reached the end of the stream when there are more than the
+	// partitions need, so that hand-offs do not leave the member with a
+	// consumer per rebalance.
 	active := 0
-	for _, p := range look {
-		if p.state == partActive && !p.superseded {
-			active++
+	if full {
+		for _, p := range look {
+			if p.state == partActive && !p.superseded {
+				active++
+			}
 		}
 	}
-	need := (active + e.cfg.FiltersPerConsumer - 1) / e.cfg.FiltersPerConsumer
-	if full && len(e.sources)-len(stop) > need {
+	if need := (active + e.cfg.FiltersPerConsumer - 1) / e.cfg.FiltersPerConsumer; full && len(e.sources)-len(stop) > need {
 		now := time.Now()
 		var settled, old []*source
 		for s := range e.sources {
@@ -433,19 +433,6 @@ func (e *engine) touchKick(p *part) {
 	e.touch(p)
 	e.mu.Unlock()
 	e.kickRun()
-}
-
-// recount keeps e.nActive, the partitions of e.parts being consumed, in
-// step with p's state. e.mu held.
-func (e *engine) recount(p *part) {
-	if c := p.state == partActive && e.parts[p.id] == p; c != p.counted {
-		p.counted = c
-		if c {
-			e.nActive++
-		} else {
-			e.nActive--
-		}
-	}
 }
 
 // startSource creates a consumer for parts, from the first message none of
@@ -686,7 +673,6 @@ func (e *engine) letGo(p *part) {
 	if e.parts[p.id] == p {
 		delete(e.parts, p.id)
 	}
-	e.recount(p)
 	select {
 	case <-p.released:
 	default:
