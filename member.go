@@ -112,9 +112,7 @@ func Join(ctx context.Context, js jetstream.JetStream, cfg Config) (*Member, err
 	retry := func(err error) bool {
 		return jsretry.Transient(err) || errors.Is(err, jetstream.ErrStreamNotFound)
 	}
-	// Each attempt is bounded: an unanswered request (a stream create sent
-	// while a new cluster settles) costs one attempt, not all of ctx.
-	err := jsretry.DoEach(ctx, cfg.Logger, joinRetryFor, 2*cfg.OpTimeout, retry, func(actx context.Context) error {
+	err := joinAttempts(ctx, cfg, retry, func(actx context.Context) error {
 		var err error
 		stream, err = projection.Provision(actx, js, projection.StreamConfig{Group: cfg.Group, Replicas: cfg.Replicas, Storage: cfg.Storage})
 		if err != nil {
@@ -181,6 +179,14 @@ func Join(ctx context.Context, js jetstream.JetStream, cfg Config) (*Member, err
 // timing out while a freshly created replicated stream elects its leader,
 // no peers placed yet) when the caller's context has no earlier deadline.
 const joinRetryFor = 30 * time.Second
+
+// joinAttempts runs one of Join's requests: each attempt bounded by
+// 2 x OpTimeout (an unanswered request, such as a stream create sent while
+// a new cluster settles, costs one attempt, not all of ctx), transient
+// failures (retry; nil: jsretry.Transient) retried for joinRetryFor.
+func joinAttempts(ctx context.Context, cfg Config, retry func(error) bool, f func(ctx context.Context) error) error {
+	return jsretry.DoEach(ctx, cfg.Logger, joinRetryFor, 2*cfg.OpTimeout, retry, f)
+}
 
 // raw returns the current incarnation's state machine.
 func (m *Member) raw() *rawmember.Member { return m.drv.Member() }

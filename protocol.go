@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/parti-io/parti/events"
-	"github.com/parti-io/parti/internal/jsretry"
 	"github.com/parti-io/parti/projection"
 	"github.com/parti-io/parti/rawmember"
 )
@@ -18,13 +17,12 @@ import (
 // refused without a claim, a heartbeat or anything else of its own on the
 // group's subjects.
 func refuseNewerGroup(ctx context.Context, cfg Config, proj *projection.Projection, app *projection.Appender, subj events.Subjects) error {
-	// One bounded, retried read (as the stream's provisioning): a request
-	// to a replicated stream just created may time out or go unanswered.
+	// A replicated stream just created may time out or not answer.
 	var (
 		last  events.Record
 		found bool
 	)
-	err := jsretry.DoEach(ctx, cfg.Logger, joinRetryFor, 2*cfg.OpTimeout, nil, func(actx context.Context) error {
+	err := joinAttempts(ctx, cfg, nil, func(actx context.Context) error {
 		var err error
 		last, found, err = app.LastOnSubject(actx, subj.Log())
 		return err
