@@ -68,6 +68,21 @@ func freeRun(t *testing.T, n int) int {
 	return 0
 }
 
+// stopWorker cancels a worker's context and fails the test unless the
+// worker returns nil within 60 s.
+func stopWorker(t *testing.T, cancel context.CancelFunc, done <-chan error, errOut *syncBuffer) {
+	t.Helper()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("worker: %v\n%s", err, errOut.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the worker did not stop")
+	}
+}
+
 func waitOutput(t *testing.T, b *syncBuffer, what string, cond func(string) bool) {
 	t.Helper()
 	waitFor(t, 60*time.Second, func() bool { return cond(b.String()) }, func() string {
@@ -119,15 +134,7 @@ func TestClusterNodesAndReplicatedWorker(t *testing.T) {
 	if r := st.CachedInfo().Config.Replicas; r != 3 {
 		t.Fatalf("the group's stream has %d replicas, want 3", r)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("worker: %v\n%s", err, errOut.String())
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("the worker did not stop")
-	}
+	stopWorker(t, cancel, done, &errOut)
 }
 
 func TestClusterNodeRange(t *testing.T) {
@@ -207,13 +214,5 @@ func TestWorkerWaitsForItsServer(t *testing.T) {
 	}
 	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
 	waitOutput(t, &out, "every partition", func(s string) bool { return strings.Count(s, "  + tenant-") == 4 })
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("worker: %v\n%s", err, errOut.String())
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("the worker did not stop")
-	}
+	stopWorker(t, cancel, done, &errOut)
 }
