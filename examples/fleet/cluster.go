@@ -115,7 +115,11 @@ func (w *rejoinWatch) why() string {
 	case "expired":
 		return "expired while frozen or cut off"
 	case "removed":
-		return "removed by an operator"
+		// The fold shows the incarnation removed: after an expiry (a
+		// freeze longer than the expiry ends here when the removal is
+		// folded before the verdict is read) or by an operator; the
+		// member is not told which.
+		return "removed from the group: expired while frozen or cut off, or by an operator"
 	case "":
 		return "its incarnation ended"
 	}
